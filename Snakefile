@@ -1,0 +1,23 @@
+# latent-interp: raw frame triplets -> frames store -> latents -> reconstructions -> metrics, embeddings -> report.
+# Rules live in workflow/rules/<stage>.smk, their logic in the latent_interp package; see README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/encode.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "results/report.html",
+    default_target: True

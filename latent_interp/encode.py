@@ -1,0 +1,101 @@
+"""The two GPU stages: encode a frames store into a latents store, and decode a latents store into a recon store.
+
+Both stream one store chunk at a time (memory does not grow with the split) and feed the model micro-batches of
+``batch_size`` frames. On CUDA the VAE runs under bf16 autocast; on the CPU it runs in float32, which keeps two runs
+bit-identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from latent_interp import data, store, vae
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.inference_mode()
+def encode_frames(model, frames_uint8: np.ndarray, device: torch.device, batch_size: int):
+    """uint8 [F, H, W, 3] -> posterior (mean, logvar), each float32 [F, C, h, w]."""
+    means, logvars = [], []
+    for start in range(0, len(frames_uint8), batch_size):
+        x = torch.from_numpy(data.to_model_range(frames_uint8[start:start + batch_size])).to(device)
+        with _autocast(device):
+            posterior = model.encode(x).latent_dist
+        means.append(posterior.mean.float().cpu().numpy())
+        logvars.append(posterior.logvar.float().cpu().numpy())
+    return np.concatenate(means), np.concatenate(logvars)
+
+
+@torch.inference_mode()
+def decode_latents(model, latents: np.ndarray, device: torch.device, batch_size: int) -> np.ndarray:
+    """float32 [F, C, h, w] (unscaled) -> uint8 [F, H, W, 3]."""
+    frames = []
+    for start in range(0, len(latents), batch_size):
+        z = torch.from_numpy(np.ascontiguousarray(latents[start:start + batch_size])).to(device)
+        with _autocast(device):
+            images = model.decode(z).sample
+        frames.append(data.to_uint8(images.float().cpu().numpy()))
+    return np.concatenate(frames)
+
+
+def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int = 16, device: str = "auto",
+                 threads: int = 1) -> None:
+    """frames store -> latents store (schema in latent_interp.store)."""
+    torch.set_num_threads(threads)
+    torch_device = vae.pick_device(device)
+    frames_group = store.open_store(frames_path, "frames")
+    model, vae_record = vae.load_vae(vae_source, torch_device)
+    frames = frames_group[store.FRAMES]
+    count, _, height, width, _ = frames.shape
+    factor = 2 ** (len(model.config.block_out_channels) - 1)
+    latent_shape = (3, model.config.latent_channels, height // factor, width // factor)
+    settings = {"batch_size": batch_size, "device": torch_device.type,
+                "autocast": "bf16" if torch_device.type == "cuda" else "none (float32)",
+                "latents": "posterior mean and logvar, not multiplied by the scaling factor"}
+    group = store.create(out_path, "latents", split, store.names(frames_group), store.origins(frames_group),
+                         {"vae": vae_record, "preprocess": frames_group.attrs["preprocess"],
+                          "provenance": store.provenance("encode", settings)})
+    mean = store.add_array(group, store.MEAN, latent_shape, np.float32)
+    logvar = store.add_array(group, store.LOGVAR, latent_shape, np.float32)
+    with tqdm(total=count, desc=f"encode {split}", unit="triplet") as progress:
+        for start, stop in store.chunk_ranges(mean):
+            batch = frames[start:stop].reshape(-1, height, width, 3)
+            batch_mean, batch_logvar = encode_frames(model, batch, torch_device, batch_size)
+            mean[start:stop] = batch_mean.reshape(stop - start, *latent_shape)
+            logvar[start:stop] = batch_logvar.reshape(stop - start, *latent_shape)
+            progress.update(stop - start)
+
+
+def reconstruct_split(latents_path, vae_source, out_path, split: str, batch_size: int = 16, device: str = "auto",
+                      threads: int = 1) -> None:
+    """latents store -> recon store: decode the posterior mean (deterministic, unlike the seed's sample())."""
+    torch.set_num_threads(threads)
+    torch_device = vae.pick_device(device)
+    latents_group = store.open_store(latents_path, "latents")
+    model, vae_record = vae.load_vae(vae_source, torch_device)
+    if vae_record["sha256"] != latents_group.attrs["vae"]["sha256"]:
+        raise ValueError(f"{latents_path} was encoded by {latents_group.attrs['vae']['source']} "
+                         f"(sha256 {latents_group.attrs['vae']['sha256'][:12]}), not by {vae_source}")
+    mean = latents_group[store.MEAN]
+    count = mean.shape[0]
+    size = latents_group.attrs["preprocess"]["size"]
+    settings = {"batch_size": batch_size, "device": torch_device.type, "decoded": "posterior mean"}
+    group = store.create(out_path, "recon", split, store.names(latents_group), store.origins(latents_group),
+                         {"vae": vae_record, "preprocess": latents_group.attrs["preprocess"],
+                          "provenance": store.provenance("reconstruct", settings)})
+    frames = store.add_array(group, store.FRAMES, (3, size, size, 3), np.uint8)
+    with tqdm(total=count, desc=f"reconstruct {split}", unit="triplet") as progress:
+        for start, stop in store.chunk_ranges(frames):
+            latents = mean[start:stop].reshape(-1, *mean.shape[2:])
+            decoded = decode_latents(model, latents, torch_device, batch_size)
+            frames[start:stop] = decoded.reshape(stop - start, 3, size, size, 3)
+            progress.update(stop - start)

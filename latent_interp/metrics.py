@@ -1,0 +1,140 @@
+"""Per-image reconstruction metrics (MSE, PSNR, SSIM) and their summaries with bootstrap confidence intervals.
+
+Table ``results/metrics/{model}/{split}.csv``, one row per triplet and frame:
+    ``model``, ``split``, ``triplet``, ``origin``, ``frame`` (1..3), ``mse``, ``psnr`` (dB), ``ssim``
+Both stores are uint8 and are scaled to [0, 1] before comparison. The settings are the seed's (REFERENCE.md) and are
+written next to each table as ``{split}.spec.json``.
+
+Table ``results/metrics/summary.csv``, one row per model and group (a split and origin, a whole split, or ``all``):
+    ``model``, ``split``, ``origin``, ``n_triplets``, ``n_images``, ``mse``, ``mse_std``,
+    ``psnr``, ``psnr_std``, ``psnr_ci_low``, ``psnr_ci_high`` (mean of per-image PSNR, the seed's figure),
+    ``psnr_pooled``, ``psnr_pooled_ci_low``, ``psnr_pooled_ci_high`` (PSNR of the pooled MSE),
+    ``ssim``, ``ssim_std``, ``ssim_ci_low``, ``ssim_ci_high``
+Confidence intervals are 95% percentile intervals of a bootstrap that resamples triplets (the three frames of a
+triplet are not independent), with a fixed seed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from tqdm import tqdm
+
+from latent_interp import store
+
+SSIM_SETTINGS = {"win_size": 7, "channel_axis": -1, "data_range": 1.0}
+TABLE_COLUMNS = ["model", "split", "triplet", "origin", "frame", "mse", "psnr", "ssim"]
+
+
+def image_metrics(truth_uint8: np.ndarray, reconstruction_uint8: np.ndarray) -> tuple[float, float, float]:
+    """(MSE, PSNR, SSIM) of two uint8 [H, W, 3] images scaled to [0, 1], with the seed's skimage settings."""
+    truth = truth_uint8.astype(np.float64) / 255.0
+    reconstruction = reconstruction_uint8.astype(np.float64) / 255.0
+    mse = float(np.mean((truth - reconstruction) ** 2))
+    with np.errstate(divide="ignore"):  # identical images: skimage returns inf, which we keep
+        psnr = float(peak_signal_noise_ratio(truth, reconstruction, data_range=1.0))
+    ssim = float(structural_similarity(truth, reconstruction, **SSIM_SETTINGS))
+    return mse, psnr, ssim
+
+
+def metric_spec() -> dict:
+    """How the numbers in a metrics table were computed (the sidecar JSON, shown in the report)."""
+    return {
+        "inputs": "uint8 frames store vs uint8 recon store, both scaled to [0, 1] (x / 255), RGB",
+        "pairing": "by triplet name; stores with different names are refused",
+        "mse": "mean over H*W*C per image",
+        "psnr": "skimage.metrics.peak_signal_noise_ratio(gt, rec, data_range=1.0) per image",
+        "ssim": "skimage.metrics.structural_similarity(gt, rec, win_size=7, channel_axis=-1, data_range=1.0): "
+                "uniform 7x7 window, sample covariance (skimage default), mean over channels",
+        "colour_space": "RGB",
+        "averaging": "per image; summaries give the mean of per-image values and the PSNR of the pooled MSE, with "
+                     "a 95% bootstrap CI over triplets",
+        "versions": store.versions(),
+    }
+
+
+def compute_split_metrics(frames_path, recon_path, table_path, spec_path, model: str, split: str) -> pd.DataFrame:
+    """One metrics table for one model and split, streamed chunk by chunk over the two stores."""
+    frames_group = store.open_store(frames_path, "frames")
+    recon_group = store.open_store(recon_path, "recon")
+    names = store.require_same_triplets(frames_group, recon_group, frames_path, recon_path)
+    origins = store.origins(frames_group)
+    truth, reconstruction = frames_group[store.FRAMES], recon_group[store.FRAMES]
+    if truth.shape != reconstruction.shape:
+        raise ValueError(f"{frames_path} has frames {truth.shape} but {recon_path} has {reconstruction.shape}")
+    rows = []
+    with tqdm(total=len(names), desc=f"metrics {model}/{split}", unit="triplet") as progress:
+        for start, stop in store.chunk_ranges(truth):
+            truth_chunk, recon_chunk = truth[start:stop], reconstruction[start:stop]
+            for offset in range(stop - start):
+                for frame in range(3):
+                    mse, psnr, ssim = image_metrics(truth_chunk[offset, frame], recon_chunk[offset, frame])
+                    index = start + offset
+                    rows.append((model, split, names[index], origins[index], frame + 1, mse, psnr, ssim))
+                progress.update(1)
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    table.to_csv(table_path, index=False, float_format="%.8g")
+    Path(spec_path).write_text(json.dumps(metric_spec(), indent=2) + "\n")
+    return table
+
+
+def pooled_psnr(mse: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / max(float(np.mean(mse)), 1e-20)))
+
+
+def _bootstrap_ci(numerator: np.ndarray, denominator: np.ndarray, picks: np.ndarray, transform=None):
+    """95% percentile interval of sum(numerator) / sum(denominator) over resampled triplets (rows of ``picks``)."""
+    if picks.size == 0:
+        return float("nan"), float("nan")
+    ratios = numerator[picks].sum(axis=1) / denominator[picks].sum(axis=1)
+    values = transform(ratios) if transform else ratios
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def summarize_group(group: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> dict:
+    """Means, standard deviations and bootstrap CIs of one group of per-image rows."""
+    finite_psnr = group["psnr"].replace(np.inf, np.nan)  # an exact reconstruction has no finite PSNR
+    # Per-triplet sums make each bootstrap resample a vectorised sum instead of a table rebuild.
+    per_triplet = group.assign(psnr=finite_psnr, finite=finite_psnr.notna()).groupby("triplet").agg(
+        psnr=("psnr", "sum"), finite=("finite", "sum"), mse=("mse", "sum"), ssim=("ssim", "sum"), n=("mse", "size"))
+    n_triplets = len(per_triplet)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(n_triplets, size=(resamples, n_triplets)) if n_triplets > 1 else np.empty((0, 0), int)
+    images = per_triplet["n"].to_numpy(float)
+    row = {"n_triplets": n_triplets, "n_images": len(group),
+           "mse": group["mse"].mean(), "mse_std": group["mse"].std(ddof=1),
+           "psnr": finite_psnr.mean(), "psnr_std": finite_psnr.std(ddof=1)}
+    row["psnr_ci_low"], row["psnr_ci_high"] = _bootstrap_ci(
+        per_triplet["psnr"].to_numpy(), per_triplet["finite"].to_numpy(float), picks)
+    row["psnr_pooled"] = pooled_psnr(group["mse"].to_numpy())
+    # PSNR falls as MSE rises, so the MSE interval's ends swap; percentiles of the transform handle that.
+    row["psnr_pooled_ci_low"], row["psnr_pooled_ci_high"] = _bootstrap_ci(
+        per_triplet["mse"].to_numpy(), images, picks, lambda mse: 10 * np.log10(1.0 / np.maximum(mse, 1e-20)))
+    row["ssim"], row["ssim_std"] = group["ssim"].mean(), group["ssim"].std(ddof=1)
+    row["ssim_ci_low"], row["ssim_ci_high"] = _bootstrap_ci(per_triplet["ssim"].to_numpy(), images, picks)
+    return row
+
+
+def summarize(tables: list[pd.DataFrame], resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Summary rows per model: each split and origin, each split, and ``all`` splits together."""
+    metrics = pd.concat(tables, ignore_index=True)
+    rows = []
+    for model, by_model in metrics.groupby("model", sort=False):
+        groups = [((split, origin), g) for (split, origin), g in by_model.groupby(["split", "origin"], sort=False)]
+        groups += [((split, "all"), g) for split, g in by_model.groupby("split", sort=False)]
+        groups += [(("all", "all"), by_model)]
+        for (split, origin), group in groups:
+            rows.append({"model": model, "split": split, "origin": origin,
+                         **summarize_group(group, resamples, seed)})
+    return pd.DataFrame(rows)
+
+
+def summarize_tables(table_paths: list[str], out_path, resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    summary = summarize([pd.read_csv(path) for path in table_paths], resamples, seed)
+    summary.to_csv(out_path, index=False, float_format="%.6g")
+    return summary

@@ -1,0 +1,148 @@
+"""``results/report.html``: one self-contained page (images embedded) with the run's config, provenance, metric
+summaries, original-vs-reconstruction grids and embedding plots."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+from latent_interp import store  # noqa: E402
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0 1.5rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }
+th { background: #f0f0f0; } td.text { text-align: left; }
+pre { background: #f7f7f7; padding: 0.75rem; overflow-x: auto; font-size: 0.8rem; }
+img { max-width: 100%; } figure { margin: 1rem 0; } figcaption { font-size: 0.85rem; color: #555; }
+"""
+
+
+def _png_data_uri(figure_or_path) -> str:
+    if isinstance(figure_or_path, (str, Path)):
+        payload = Path(figure_or_path).read_bytes()
+    else:
+        buffer = io.BytesIO()
+        figure_or_path.savefig(buffer, format="png", dpi=100)
+        plt.close(figure_or_path)
+        payload = buffer.getvalue()
+    return "data:image/png;base64," + base64.b64encode(payload).decode()
+
+
+def pick_grid_triplets(names: list[str], origins: list[str], per_origin: int) -> list[int]:
+    """Indices of the first ``per_origin`` triplets of each origin, by name: the same picks every run."""
+    picked = []
+    for origin in sorted(set(origins)):
+        indices = sorted((i for i, o in enumerate(origins) if o == origin), key=lambda i: names[i])
+        picked += indices[:per_origin]
+    return picked
+
+
+def recon_grid(frames_path, recon_paths: dict[str, str], metric_tables: dict[str, pd.DataFrame], split: str,
+               per_origin: int):
+    """A figure: per picked triplet, a row of originals and a row of reconstructions per model."""
+    frames_group = store.open_store(frames_path, "frames")
+    names, origins = store.names(frames_group), store.origins(frames_group)
+    picks = pick_grid_triplets(names, origins, per_origin)
+    rows = []  # (triplet index, "original" or model name, uint8 [3, H, W, 3]): one strip of three frames each
+    for index in picks:
+        rows.append((index, "original", frames_group[store.FRAMES][index]))
+        for model, path in recon_paths.items():
+            rows.append((index, model, store.open_store(path, "recon")[store.FRAMES][index]))
+    figure, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.6 * len(rows)), squeeze=False)
+    for row, (index, label, images) in enumerate(rows):
+        for frame in range(3):
+            axis = axes[row, frame]
+            axis.imshow(images[frame])
+            axis.set_xticks([])
+            axis.set_yticks([])
+            title = f"{label} frame{frame + 1}"
+            if label != "original":
+                scores = metric_tables[label].query("triplet == @names[@index] and frame == @frame + 1").iloc[0]
+                title += f"\n{scores.psnr:.1f} dB, SSIM {scores.ssim:.3f}"
+            axis.set_title(title, fontsize=8)
+        axes[row, 0].set_ylabel(f"{names[index]}\n({origins[index]})", fontsize=7)
+    figure.suptitle(f"{split}: originals and reconstructions", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def _fmt(value, digits: int) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def summary_table_html(summary: pd.DataFrame) -> str:
+    """The metric summary as an HTML table: mean ± std [95% CI] per model, split and origin."""
+    header = ("<tr><th>model</th><th>split</th><th>origin</th><th>triplets</th><th>images</th><th>MSE</th>"
+              "<th>PSNR dB (mean of images)</th><th>PSNR dB (pooled MSE)</th><th>SSIM</th></tr>")
+    body = []
+    for row in summary.itertuples():
+        body.append(
+            f"<tr><td class=text>{html.escape(row.model)}</td><td class=text>{html.escape(row.split)}</td>"
+            f"<td class=text>{html.escape(row.origin)}</td><td>{row.n_triplets}</td><td>{row.n_images}</td>"
+            f"<td>{_fmt(row.mse, 5)} ± {_fmt(row.mse_std, 5)}</td>"
+            f"<td>{_fmt(row.psnr, 2)} ± {_fmt(row.psnr_std, 2)} [{_fmt(row.psnr_ci_low, 2)}, "
+            f"{_fmt(row.psnr_ci_high, 2)}]</td>"
+            f"<td>{_fmt(row.psnr_pooled, 2)} [{_fmt(row.psnr_pooled_ci_low, 2)}, {_fmt(row.psnr_pooled_ci_high, 2)}]</td>"
+            f"<td>{_fmt(row.ssim, 4)} ± {_fmt(row.ssim_std, 4)} [{_fmt(row.ssim_ci_low, 4)}, "
+            f"{_fmt(row.ssim_ci_high, 4)}]</td></tr>")
+    return f"<table>{header}{''.join(body)}</table>"
+
+
+def build_report(out_path, config: dict, summary_path, metric_tables: dict[tuple[str, str], str],
+                 spec_path, frames_paths: dict[str, str], recon_paths: dict[tuple[str, str], str],
+                 latents_paths: dict[tuple[str, str], str], embedding_plots: list[tuple[str, str, str, str]],
+                 per_origin: int = 2) -> None:
+    """Write the report. Keys of the path dicts are split or (model, split); embedding_plots holds
+    (model, method, png path, settings json path)."""
+    summary = pd.read_csv(summary_path, keep_default_na=False, na_values=[""])
+    tables = {key: pd.read_csv(path) for key, path in metric_tables.items()}
+    models = sorted({model for model, _ in recon_paths})
+    sections = [f"<h1>latent-interp report</h1><p>Models: {', '.join(html.escape(m) for m in models)}; splits: "
+                f"{', '.join(html.escape(s) for s in frames_paths)}.</p>"]
+
+    sections.append("<h2>Reconstruction metrics</h2>" + summary_table_html(summary) +
+                    "<p>Mean ± standard deviation over images, with a 95% bootstrap confidence interval over "
+                    "triplets in brackets. 'Pooled MSE' is the PSNR of the mean MSE of the group.</p>")
+    sections.append("<h3>How the metrics were computed</h3><pre>" +
+                    html.escape(json.dumps(json.loads(Path(spec_path).read_text()), indent=2)) + "</pre>")
+
+    sections.append("<h2>Originals and reconstructions</h2>")
+    for split, frames_path in frames_paths.items():
+        split_recon = {model: recon_paths[(model, split)] for model in models}
+        split_tables = {model: tables[(model, split)] for model in models}
+        figure = recon_grid(frames_path, split_recon, split_tables, split, per_origin)
+        sections.append(f"<figure><img src='{_png_data_uri(figure)}' alt='{html.escape(split)} reconstructions'>"
+                        f"<figcaption>{html.escape(split)}: the first {per_origin} triplets of each origin, "
+                        "by name; reconstructions decode the posterior mean.</figcaption></figure>")
+
+    sections.append("<h2>Latent embeddings</h2>")
+    for model, method, png_path, json_path in embedding_plots:
+        settings = json.loads(Path(json_path).read_text())
+        caption = (f"{method.upper()} of {model} latents: {settings['points_embedded']} of "
+                   f"{settings['points_total']} frames; settings {json.dumps(settings['settings'])}")
+        sections.append(f"<figure><img src='{_png_data_uri(png_path)}' alt='{html.escape(method)}'>"
+                        f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+    sections.append("<h2>Provenance</h2>")
+    for (model, split), path in sorted(latents_paths.items()):
+        attrs = store.open_store(path, "latents").attrs
+        record = {"vae": {k: v for k, v in attrs["vae"].items() if k != "config"},
+                  "preprocess": attrs["preprocess"], "provenance": attrs["provenance"]}
+        sections.append(f"<h3>{html.escape(model)} / {html.escape(split)} latents</h3><pre>"
+                        f"{html.escape(json.dumps(record, indent=2))}</pre>")
+    sections.append("<h2>Run configuration</h2><pre>" + html.escape(yaml.safe_dump(config, sort_keys=False)) + "</pre>")
+
+    page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>latent-interp report</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>\n")
+    Path(out_path).write_text(page)

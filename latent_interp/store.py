@@ -1,0 +1,122 @@
+"""The zarr v3 stores every stage reads and writes: their schema, chunking, names and provenance.
+
+Schema (README "Stores and tables" repeats it):
+
+``results/frames/{split}.zarr`` (ingest) and ``results/recon/{model}/{split}.zarr`` (reconstruct)
+    ``frames``    uint8   [N, 3, H, W, 3]   triplet, frame (1..3), height, width, RGB
+    ``triplets``  str     [N]               triplet names, the order of axis 0
+    ``origins``   str     [N]               ``Disney`` / ``Japan`` / ``unknown``, same order
+    attrs: ``kind`` ("frames" or "recon"), ``split``, ``provenance`` (stage settings, package versions), and for recon
+    the VAE record ``vae``.
+
+``results/latents/{model}/{split}.zarr`` (encode)
+    ``mean``      float32 [N, 3, C, h, w]   posterior mean, NOT multiplied by the scaling factor (the seed's latents)
+    ``logvar``    float32 [N, 3, C, h, w]   posterior log-variance
+    ``triplets``, ``origins`` as above
+    attrs: ``kind`` ("latents"), ``split``, ``vae`` (source, format, sha256, scaling_factor, config),
+    ``preprocess`` (copied from the frames store), ``provenance``.
+
+Stores are written whole by one job into a fresh folder (``mode="w"``) and never changed in place afterwards. Rows
+are chunked many triplets together (about 4 MiB a chunk): one latent triplet alone is only 48 KiB.
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+TRIPLETS = "triplets"
+ORIGINS = "origins"
+FRAMES = "frames"
+MEAN = "mean"
+LOGVAR = "logvar"
+CHUNK_BYTES = 4 * 2**20
+VERSIONED_PACKAGES = ("latent-interp", "torch", "diffusers", "zarr", "numpy", "pillow", "scikit-image", "scikit-learn",
+                      "umap-learn", "pandas")
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages that shape the results."""
+    found = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def provenance(stage: str, settings: dict) -> dict:
+    """The record stored with an artifact. No timestamps or host names: two runs must give identical stores."""
+    return {"stage": stage, "settings": settings, "versions": versions()}
+
+
+def triplets_per_chunk(triplet_shape: tuple[int, ...], dtype, total: int) -> int:
+    """How many triplets make a chunk of about CHUNK_BYTES (at least 1, at most the whole split)."""
+    triplet_bytes = int(np.prod(triplet_shape)) * np.dtype(dtype).itemsize
+    return max(1, min(max(total, 1), CHUNK_BYTES // triplet_bytes))
+
+
+def create(path: str | Path, kind: str, split: str, triplets: list[str], origins: list[str], attrs: dict) -> zarr.Group:
+    """A fresh store holding the triplet names and origins; arrays are added with ``add_array``."""
+    if len(triplets) != len(origins):
+        raise ValueError(f"{path}: {len(triplets)} triplet names but {len(origins)} origins")
+    if len(set(triplets)) != len(triplets):
+        raise ValueError(f"{path}: triplet names are not unique")
+    group = zarr.open_group(str(path), mode="w")
+    group.attrs.update({"kind": kind, "split": split, **attrs})
+    # Variable-length str arrays: fixed-width numpy unicode has no zarr v3 spec (REFERENCE.md).
+    for name, values in ((TRIPLETS, triplets), (ORIGINS, origins)):
+        array = group.create_array(name, shape=(len(values),), dtype=str, chunks=(max(len(values), 1),))
+        if values:
+            array[:] = np.asarray(values, dtype=object)
+    return group
+
+
+def add_array(group: zarr.Group, name: str, triplet_shape: tuple[int, ...], dtype) -> zarr.Array:
+    count = group[TRIPLETS].shape[0]
+    chunk = triplets_per_chunk(triplet_shape, dtype, count)
+    return group.create_array(name, shape=(count, *triplet_shape), dtype=dtype, chunks=(chunk, *triplet_shape))
+
+
+def open_store(path: str | Path, kind: str | None = None) -> zarr.Group:
+    """Open a store read-only, checking it is of the expected kind."""
+    if not Path(path, "zarr.json").is_file():
+        raise FileNotFoundError(f"{path}: not a zarr store (no zarr.json)")
+    group = zarr.open_group(str(path), mode="r")
+    if kind is not None and group.attrs.get("kind") != kind:
+        raise ValueError(f"{path}: expected a {kind!r} store, found kind={group.attrs.get('kind')!r}")
+    return group
+
+
+def names(group: zarr.Group) -> list[str]:
+    values = group[TRIPLETS][:] if group[TRIPLETS].shape[0] else []
+    return [str(v) for v in values]
+
+
+def origins(group: zarr.Group) -> list[str]:
+    values = group[ORIGINS][:] if group[ORIGINS].shape[0] else []
+    return [str(v) for v in values]
+
+
+def require_same_triplets(first: zarr.Group, second: zarr.Group, first_path, second_path) -> list[str]:
+    """Stages pair stores by triplet name, never by position: refuse stores whose names differ."""
+    first_names, second_names = names(first), names(second)
+    if first_names != second_names:
+        only_first = sorted(set(first_names) - set(second_names))[:5]
+        only_second = sorted(set(second_names) - set(first_names))[:5]
+        detail = (f"only in the first: {only_first}, only in the second: {only_second}" if only_first or only_second
+                  else "same names in a different order")
+        raise ValueError(f"{first_path} and {second_path} hold different triplets ({detail})")
+    return first_names
+
+
+def chunk_ranges(array: zarr.Array):
+    """(start, stop) along axis 0, one chunk at a time: stream a store with memory bounded by one chunk."""
+    step = array.chunks[0]
+    for start in range(0, array.shape[0], step):
+        yield start, min(start + step, array.shape[0])

@@ -1,0 +1,165 @@
+"""A synthetic, ATD-12K-shaped data set of cartoon frame triplets.
+
+The demo must run on a fresh machine with no downloads, so the workflow draws its own frames: flat-colour shapes with
+dark outlines that move between frame 1 and frame 3 by a known translation, rotation or scaling, so frame 2 is the
+exact in-between (t = 0.5). Two visibly different styles stand in for ATD-12K's two origins:
+
+- ``Disney``: a plain pastel background, saturated flat shapes, thick black outlines;
+- ``Japan``: a vertical two-colour gradient background, cel-shaded shapes (a darker shadow crescent), thin outlines.
+
+Every triplet is drawn from its own random generator seeded by ``(seed, split, index)``, so growing a split never
+changes the triplets it already had, and two runs give identical files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageChops, ImageDraw
+
+ORIGINS = ("Disney", "Japan")
+MOTION_TYPES = ("translation", "rotation", "scaling")
+SHAPE_KINDS = ("ellipse", "rectangle", "triangle", "star")
+FRAME_TIMES = (0.0, 0.5, 1.0)
+SUPERSAMPLE = 2  # shapes are drawn at twice the size and reduced, which anti-aliases their edges
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass(frozen=True)
+class TripletSpec:
+    """Everything needed to draw one triplet: its name, origin, motion type and random stream."""
+
+    name: str
+    origin: str
+    motion: str
+    seed: tuple[int, ...]
+
+
+def _split_code(split: str) -> int:
+    # Splits other than the usual three still get a stable code, derived from the name's bytes.
+    return SPLIT_CODES.get(split, 3 + sum(split.encode()) % 997)
+
+
+def triplet_specs(seed: int, split: str, count: int) -> list[TripletSpec]:
+    """The ``count`` triplets of ``split``: names in ATD-12K style (``Disney_v4_0_000024_s2``), origins alternating."""
+    specs = []
+    for index in range(count):
+        stream = (int(seed), _split_code(split), index)
+        rng = np.random.default_rng(stream)
+        origin = ORIGINS[index % 2]  # alternate so even a 2-triplet split holds both origins
+        motion = MOTION_TYPES[int(rng.integers(len(MOTION_TYPES)))]
+        name = f"{origin}_v{int(rng.integers(1, 6))}_{_split_code(split)}_{index:06d}_s{int(rng.integers(1, 4))}"
+        specs.append(TripletSpec(name=name, origin=origin, motion=motion, seed=stream))
+    return specs
+
+
+def _shape_outline(kind: str, size: float) -> np.ndarray:
+    """Vertices (K, 2) of a shape centred on the origin, radius about ``size``."""
+    if kind == "ellipse":
+        angles = np.linspace(0, 2 * math.pi, 48, endpoint=False)
+        return np.stack([np.cos(angles) * size, np.sin(angles) * size * 0.7], axis=1)
+    if kind == "rectangle":
+        return np.array([[-1, -0.6], [1, -0.6], [1, 0.6], [-1, 0.6]]) * size
+    if kind == "triangle":
+        angles = np.array([-90, 30, 150]) * math.pi / 180
+        return np.stack([np.cos(angles), np.sin(angles)], axis=1) * size
+    angles = np.arange(10) * math.pi / 5 - math.pi / 2  # a five-pointed star
+    radii = np.where(np.arange(10) % 2 == 0, 1.0, 0.45) * size
+    return np.stack([np.cos(angles) * radii, np.sin(angles) * radii], axis=1)
+
+
+def _place(vertices: np.ndarray, centre: np.ndarray, angle: float, scale: float) -> list[tuple[float, float]]:
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    placed = vertices @ rotation.T * scale + centre
+    return [tuple(point) for point in placed]
+
+
+def _saturated_colour(rng: np.random.Generator) -> tuple[int, int, int]:
+    colour = rng.integers(40, 256, size=3)
+    colour[rng.integers(3)] = rng.integers(0, 60)  # one weak channel keeps colours saturated, not grey
+    return tuple(int(c) for c in colour)
+
+
+def _background(rng: np.random.Generator, origin: str, width: int, height: int) -> Image.Image:
+    if origin == "Disney":
+        colour = tuple(int(c) for c in rng.integers(170, 256, size=3))
+        return Image.new("RGB", (width, height), colour)
+    top, bottom = rng.integers(60, 256, size=(2, 3))
+    ramp = np.linspace(0.0, 1.0, height)[:, None, None]
+    gradient = top[None, None, :] * (1 - ramp) + bottom[None, None, :] * ramp
+    return Image.fromarray(np.broadcast_to(gradient, (height, width, 3)).round().astype(np.uint8))
+
+
+def render_triplet(spec: TripletSpec, width: int, height: int) -> list[np.ndarray]:
+    """Draw the three frames of ``spec`` as uint8 arrays (height, width, 3)."""
+    rng = np.random.default_rng(spec.seed)
+    rng.integers(1, 6, size=3)  # consume the draws that made the name, so shape draws do not repeat them
+    big_w, big_h = width * SUPERSAMPLE, height * SUPERSAMPLE
+    unit = min(big_w, big_h)
+    background = _background(rng, spec.origin, big_w, big_h)
+    outline_width = max(1, round(unit * (0.035 if spec.origin == "Disney" else 0.014)))
+    shapes = []
+    for _ in range(int(rng.integers(2, 5))):
+        kind = SHAPE_KINDS[int(rng.integers(len(SHAPE_KINDS)))]
+        size = unit * rng.uniform(0.12, 0.28)
+        centre = rng.uniform([0.2 * big_w, 0.2 * big_h], [0.8 * big_w, 0.8 * big_h])
+        # Every shape moves by the triplet's motion type; the amounts are drawn per shape.
+        shift = rng.uniform(-0.18, 0.18, size=2) * unit if spec.motion == "translation" else np.zeros(2)
+        turn = rng.uniform(-0.9, 0.9) if spec.motion == "rotation" else 0.0
+        grow = rng.uniform(-0.35, 0.45) if spec.motion == "scaling" else 0.0
+        shapes.append(
+            dict(
+                vertices=_shape_outline(kind, size),
+                centre=centre,
+                angle=rng.uniform(0, 2 * math.pi),
+                colour=_saturated_colour(rng),
+                shift=shift,
+                turn=turn,
+                grow=grow,
+            )
+        )
+    frames = []
+    for t in FRAME_TIMES:
+        canvas = background.copy()
+        for shape in shapes:
+            polygon = _place(shape["vertices"], shape["centre"] + t * shape["shift"], shape["angle"] + t * shape["turn"],
+                             1.0 + t * shape["grow"])
+            _draw_shape(canvas, polygon, shape["colour"], spec.origin, outline_width, unit)
+        frames.append(np.asarray(canvas.reduce(SUPERSAMPLE)))
+    return frames
+
+
+def _draw_shape(canvas: Image.Image, polygon, colour, origin: str, outline_width: int, unit: int) -> None:
+    draw = ImageDraw.Draw(canvas)
+    draw.polygon(polygon, fill=colour)
+    if origin == "Japan":
+        # Cel shading: the part of the shape not covered by a copy of itself moved up-left is its shadow side.
+        mask = Image.new("L", canvas.size, 0)
+        ImageDraw.Draw(mask).polygon(polygon, fill=255)
+        offset = unit * 0.04
+        lit = Image.new("L", canvas.size, 0)
+        ImageDraw.Draw(lit).polygon([(x - offset, y - offset) for x, y in polygon], fill=255)
+        shadow = ImageChops.subtract(mask, lit)
+        canvas.paste(tuple(int(c * 0.6) for c in colour), mask=shadow)
+    draw.polygon(polygon, outline=(20, 16, 24), width=outline_width)
+
+
+def frame_relpaths(specs: list[TripletSpec], ext: str = "jpg") -> list[str]:
+    """``<triplet>/frame{1,2,3}.<ext>`` for every triplet, the order the frames are written in."""
+    return [f"{spec.name}/frame{k}.{ext}" for spec in specs for k in (1, 2, 3)]
+
+
+def write_split(out_dir: str | Path, seed: int, split: str, count: int, width: int, height: int,
+                quality: int = 95) -> list[TripletSpec]:
+    """Write ``count`` triplets of ``split`` as ``out_dir/<triplet>/frame{1,2,3}.jpg`` (ATD-12K's train layout)."""
+    out_dir = Path(out_dir)
+    specs = triplet_specs(seed, split, count)
+    for spec in specs:
+        triplet_dir = out_dir / spec.name
+        triplet_dir.mkdir(parents=True, exist_ok=True)
+        for k, frame in enumerate(render_triplet(spec, width, height), start=1):
+            Image.fromarray(frame).save(triplet_dir / f"frame{k}.jpg", quality=quality, subsampling=0)
+    return specs

@@ -1,0 +1,164 @@
+"""Training the tiny demo VAE from scratch on synthetic frames (``python tools/train_tiny_vae.py``).
+
+The demo ships the result under ``models/tiny-vae``; the workflow never trains it. The loop is short on purpose
+(nanoGPT style): one checkpoint file holds model, EMA weights, optimizer, step and config, so a killed run resumes.
+
+Why these choices: random 64x64 crops of the full-size frames (the model is fully convolutional) make a step cheap
+enough for 2 CPU cores; L1 reconstruction converges to sharper outlines than MSE; the KL term is scaled as latent
+diffusion scales it (weight 1e-6 against a reconstruction summed over the image), so it regularises without
+erasing the latent (the seed's collapse, ../shared/REFERENCE.md); the EMA of the weights is what gets saved.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from latent_interp import data, synthetic, vae
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 12000
+    batch_size: int = 16
+    crop: int = 64
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 200
+    kl_weight: float = 1e-6
+    ema_decay: float = 0.999
+    seed: int = 1234  # not the demo's seed 0: the shipped model never sees the demo's own frames
+    train_triplets: int = 1500
+    val_triplets: int = 32
+    size: int = 256
+    raw_width: int = 256
+    raw_height: int = 144
+    resample: str = "bilinear"
+    jpeg_quality: int = 95
+    eval_every: int = 500
+    checkpoint_every: int = 250
+    threads: int = 2
+
+
+def render_frames(seed: int, split: str, count: int, cfg: TrainConfig) -> np.ndarray:
+    """``count`` synthetic triplets as uint8 [count * 3, size, size, 3], through the same JPEG + resize as the demo."""
+    frames = []
+    for spec in synthetic.triplet_specs(seed, split, count):
+        for frame in synthetic.render_triplet(spec, cfg.raw_width, cfg.raw_height):
+            buffer = io.BytesIO()
+            Image.fromarray(frame).save(buffer, format="JPEG", quality=cfg.jpeg_quality, subsampling=0)
+            frames.append(data.preprocess_frame(Image.open(buffer), cfg.size, cfg.resample))
+    return np.stack(frames)
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio * lr``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def random_crops(frames: np.ndarray, batch_size: int, crop: int, rng: np.random.Generator) -> torch.Tensor:
+    index = rng.integers(len(frames), size=batch_size)
+    tops = rng.integers(frames.shape[1] - crop + 1, size=batch_size)
+    lefts = rng.integers(frames.shape[2] - crop + 1, size=batch_size)
+    batch = np.stack([frames[i, t:t + crop, l:l + crop] for i, t, l in zip(index, tops, lefts)])
+    flip = rng.random(batch_size) < 0.5
+    batch[flip] = batch[flip, :, ::-1]
+    return torch.from_numpy(data.to_model_range(batch))
+
+
+@torch.no_grad()
+def mean_psnr(model, frames: np.ndarray, batch_size: int = 16) -> float:
+    """Mean per-image PSNR (uint8 round trip, data range 1) of decoding the posterior mean."""
+    psnrs = []
+    for start in range(0, len(frames), batch_size):
+        batch = frames[start:start + batch_size]
+        x = torch.from_numpy(data.to_model_range(batch))
+        rec = data.to_uint8(model.decode(model.encode(x).latent_dist.mean).sample.numpy())
+        mse = ((rec.astype(np.float64) - batch) / 255.0) ** 2
+        psnrs.extend(10 * np.log10(1.0 / np.maximum(mse.mean(axis=(1, 2, 3)), 1e-12)))
+    return float(np.mean(psnrs))
+
+
+def train(out_dir: str | Path, checkpoint_path: str | Path, cfg: TrainConfig) -> None:
+    torch.set_num_threads(cfg.threads)
+    out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
+    torch.manual_seed(cfg.seed)
+    model = vae.build_vae()
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    step = 0
+    if checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, weights_only=False)
+        model.load_state_dict(checkpoint["model"])
+        ema.load_state_dict(checkpoint["ema"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        rng.bit_generator.state = checkpoint["numpy_rng"]
+        torch.set_rng_state(checkpoint["torch_rng"])
+        step = checkpoint["step"]
+        print(f"resumed from {checkpoint_path} at step {step}", flush=True)
+
+    print("rendering training frames ...", flush=True)
+    train_frames = render_frames(cfg.seed, "train", cfg.train_triplets, cfg)
+    val_frames = render_frames(cfg.seed, "val", cfg.val_triplets, cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "training_log.csv"  # the curve ships with the model
+    fresh_log = step == 0
+    with open(log_path, "w" if fresh_log else "a", newline="") as log_file:
+        writer = csv.writer(log_file)
+        if fresh_log:
+            writer.writerow(["step", "lr", "loss", "l1", "kl", "val_psnr_ema", "seconds"])
+        started, running = time.time(), []
+        while step < cfg.steps:
+            lr = learning_rate(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = random_crops(train_frames, cfg.batch_size, cfg.crop, rng)
+            posterior = model.encode(x).latent_dist
+            reconstruction = model.decode(posterior.sample()).sample
+            l1 = (reconstruction - x).abs().mean()
+            # KL summed per image, divided by the pixel count: the same ratio as latent diffusion's summed losses.
+            kl = posterior.kl().mean() / x[0].numel()
+            loss = l1 + cfg.kl_weight * kl
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            with torch.no_grad():
+                for ema_param, param in zip(ema.parameters(), model.parameters()):
+                    ema_param.lerp_(param, 1 - cfg.ema_decay)
+            step += 1
+            running.append((loss.item(), l1.item(), kl.item()))
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                val_psnr = mean_psnr(ema.eval(), val_frames)
+                means = np.mean(running, axis=0)
+                writer.writerow([step, f"{lr:.6g}", *(f"{m:.6g}" for m in means), f"{val_psnr:.3f}",
+                                 f"{time.time() - started:.0f}"])
+                log_file.flush()
+                print(f"step {step}: loss {means[0]:.4f} val PSNR (EMA) {val_psnr:.2f} dB", flush=True)
+                running = []
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                torch.save(
+                    dict(model=model.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(),
+                         step=step, numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
+                         config=asdict(cfg)),
+                    checkpoint_path.with_suffix(".tmp"),
+                )
+                checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)  # never a half-written checkpoint
+    ema.save_pretrained(out_dir, safe_serialization=True)
+    (out_dir / "training.json").write_text(json.dumps(
+        {"trained_by": "tools/train_tiny_vae.py", "config": asdict(cfg), "val_psnr_ema": mean_psnr(ema, val_frames)},
+        indent=2) + "\n")

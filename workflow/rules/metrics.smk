@@ -1,0 +1,35 @@
+rule metrics:
+    input:
+        frames="results/frames/{split}.zarr",
+        recon="results/recon/{model}/{split}.zarr",
+    output:
+        table="results/metrics/{model}/{split}.csv",
+        spec="results/metrics/{model}/{split}.spec.json",
+    log:
+        "results/logs/metrics/{model}/{split}.log",
+    benchmark:
+        "results/benchmarks/metrics/{model}/{split}.tsv"
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/metrics.py"
+
+
+rule metrics_summary:
+    input:
+        all_of("results/metrics/{model}/{split}.csv"),
+    output:
+        "results/metrics/summary.csv",
+    params:
+        resamples=config["metrics"].get("bootstrap_resamples", 1000),
+        seed=config["metrics"].get("seed", 0),
+    log:
+        "results/logs/metrics_summary.log",
+    benchmark:
+        "results/benchmarks/metrics_summary.tsv"
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/metrics_summary.py"

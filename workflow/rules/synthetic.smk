@@ -1,0 +1,24 @@
+# The embedded demo draws its own ATD-12K-shaped frames: one rule per split, so a split's size change or a
+# hand-edited frame touches that split alone. Their output files are known from the config before any job runs.
+for _split in SPLITS if SYNTHETIC else []:
+
+    rule:
+        name:
+            f"synthesize_{_split}"
+        output:
+            synthetic_frame_files(_split),
+        params:
+            out_dir=f"{config['data']['root']}/{_split}",
+            split=_split,
+            seed=SYNTHETIC["seed"] if SYNTHETIC else None,
+            triplets=SYNTHETIC["triplets"][_split] if SYNTHETIC else None,
+            raw_size=SYNTHETIC["raw_size"] if SYNTHETIC else None,
+        log:
+            f"results/logs/synthesize/{_split}.log",
+        benchmark:
+            f"results/benchmarks/synthesize/{_split}.tsv"
+        threads: 1
+        conda:
+            ENV
+        script:
+            "../scripts/synthesize.py"
