@@ -9,6 +9,14 @@ configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    split="|".join(SPLITS),
+    model="|".join(MODELS),
+    method="|".join(EMBED_METHODS) or "none",
+
+
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/encode.smk"

@@ -65,7 +65,7 @@ def embed_points(points: np.ndarray, method: str, seed: int = 0, pca_components:
 
         neighbours = min(15, count - 1)
         # A fixed random_state makes UMAP deterministic (and single-threaded).
-        model = umap.UMAP(n_components=2, n_neighbors=neighbours, min_dist=0.1, random_state=seed)
+        model = umap.UMAP(n_components=2, n_neighbors=neighbours, min_dist=0.1, random_state=seed, n_jobs=1)
         return model.fit_transform(reduced), {"pca_components": components, "n_neighbors": neighbours,
                                               "min_dist": 0.1}
     if method == "tsne":

@@ -59,7 +59,7 @@ def recon_grid(frames_path, recon_paths: dict[str, str], metric_tables: dict[str
         rows.append((index, "original", frames_group[store.FRAMES][index]))
         for model, path in recon_paths.items():
             rows.append((index, model, store.open_store(path, "recon")[store.FRAMES][index]))
-    figure, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.6 * len(rows)), squeeze=False)
+    figure, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.6 * len(rows)), squeeze=False, layout="constrained")
     for row, (index, label, images) in enumerate(rows):
         for frame in range(3):
             axis = axes[row, frame]
@@ -73,7 +73,6 @@ def recon_grid(frames_path, recon_paths: dict[str, str], metric_tables: dict[str
             axis.set_title(title, fontsize=8)
         axes[row, 0].set_ylabel(f"{names[index]}\n({origins[index]})", fontsize=7)
     figure.suptitle(f"{split}: originals and reconstructions", fontsize=10)
-    figure.tight_layout()
     return figure
 
 

@@ -20,14 +20,8 @@ if SYNTHETIC:
         raise ValueError(f"config key data.synthetic.triplets has no count for split(s) {_missing}")
 
 
-wildcard_constraints:
-    split="|".join(SPLITS),
-    model="|".join(MODELS),
-    method="|".join(EMBED_METHODS) or "none",
-
-
 def synthetic_frame_files(split):
-    """The files rule synthesize_<split> writes: known from the config alone, before any job runs."""
+    """The files that synthesize_<split> writes, known from the config alone before any job runs."""
     specs = synthetic.triplet_specs(SYNTHETIC["seed"], split, SYNTHETIC["triplets"][split])
     return [f"{config['data']['root']}/{split}/{path}" for path in synthetic.frame_relpaths(specs)]
 

@@ -8,11 +8,10 @@ for _split in SPLITS if SYNTHETIC else []:
         output:
             synthetic_frame_files(_split),
         params:
-            out_dir=f"{config['data']['root']}/{_split}",
             split=_split,
-            seed=SYNTHETIC["seed"] if SYNTHETIC else None,
-            triplets=SYNTHETIC["triplets"][_split] if SYNTHETIC else None,
-            raw_size=SYNTHETIC["raw_size"] if SYNTHETIC else None,
+            seed=SYNTHETIC["seed"],
+            triplets=SYNTHETIC["triplets"][_split],
+            raw_size=SYNTHETIC["raw_size"],
         log:
             f"results/logs/synthesize/{_split}.log",
         benchmark:

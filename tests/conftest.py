@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny models built from a config and tiny data drawn by the package's own generator."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from latent_interp import synthetic, vae
+
+REPO = Path(__file__).resolve().parents[1]
+# Narrower than the shipped tiny VAE, same geometry (8x, 4 latent channels): fast enough for unit tests.
+MICRO_VAE = dict(block_out_channels=(8, 16, 16, 16), norm_num_groups=4, sample_size=32)
+
+
+@pytest.fixture(scope="session")
+def micro_vae_dir(tmp_path_factory) -> Path:
+    """A randomly initialised kl-f8-shaped AutoencoderKL saved as a diffusers folder."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("micro-vae")
+    vae.build_vae(**MICRO_VAE).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def frame_tree(tmp_path_factory) -> Path:
+    """An ATD-12K-shaped tree ``<root>/<split>/<triplet>/frame{1,2,3}.jpg`` of synthetic triplets."""
+    root = tmp_path_factory.mktemp("frames")
+    for split, count in (("train", 4), ("val", 3)):
+        synthetic.write_split(root / split, seed=7, split=split, count=count, width=64, height=36)
+    return root
+
+
+def random_images(count: int, size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(count, size, size, 3), dtype=np.uint8)

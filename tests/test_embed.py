@@ -1,0 +1,70 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from latent_interp import embed, store
+
+
+def _latents_store(path, split, count, seed):
+    rng = np.random.default_rng(seed)
+    names = [f"{'Disney' if i % 2 == 0 else 'Japan'}_v1_0_{seed:03d}{i:03d}_s1" for i in range(count)]
+    group = store.create(path, "latents", split, names, [n.split("_")[0] for n in names], {})
+    # Two clusters by origin, so an embedding has structure to find.
+    values = rng.normal(size=(count, 3, 4, 4, 4)).astype(np.float32)
+    values[::2] += 4.0
+    store.add_array(group, store.MEAN, (3, 4, 4, 4), np.float32)[:] = values
+    return path
+
+
+@pytest.fixture
+def latent_paths(tmp_path):
+    return [str(_latents_store(tmp_path / f"{s}.zarr", s, n, i)) for i, (s, n) in enumerate([("train", 8),
+                                                                                                 ("val", 4)])]
+
+
+def test_points_carry_their_labels(latent_paths):
+    points, table = embed.load_latent_points(latent_paths)
+    assert points.shape == (36, 64) and len(table) == 36
+    assert list(table["frame"][:3]) == [1, 2, 3] and set(table["split"]) == {"train", "val"}
+    raw = store.open_store(latent_paths[1])[store.MEAN][2, 1].ravel()
+    np.testing.assert_array_equal(points[24 + 2 * 3 + 1], raw)
+
+
+@pytest.mark.parametrize("method", embed.METHODS)
+def test_each_method_writes_table_settings_and_plot(latent_paths, tmp_path, method):
+    table = embed.embed_model(latent_paths, "pretrained", method, tmp_path / "e.csv", tmp_path / "e.png",
+                              tmp_path / "e.json", seed=0)
+    on_disk = pd.read_csv(tmp_path / "e.csv")
+    assert list(on_disk.columns) == ["model", "split", "triplet", "origin", "frame", "x", "y"]
+    assert len(on_disk) == 36 and np.isfinite(on_disk[["x", "y"]].to_numpy()).all()
+    assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    settings = json.loads((tmp_path / "e.json").read_text())
+    assert settings["points_embedded"] == settings["points_total"] == 36
+    # The origin clusters separate along some direction of the embedding.
+    disney = table[table.origin == "Disney"][["x", "y"]].mean()
+    japan = table[table.origin == "Japan"][["x", "y"]].mean()
+    spread = table[["x", "y"]].std().mean()
+    assert np.linalg.norm(disney - japan) > spread
+
+
+def test_subsample_above_max_points_is_recorded(latent_paths, tmp_path):
+    embed.embed_model(latent_paths, "m", "pca", tmp_path / "e.csv", tmp_path / "e.png", tmp_path / "e.json",
+                      max_points=10)
+    settings = json.loads((tmp_path / "e.json").read_text())
+    assert settings["points_total"] == 36 and settings["points_embedded"] == 10
+    assert len(pd.read_csv(tmp_path / "e.csv")) == 10
+
+
+def test_deterministic_for_a_seed(latent_paths):
+    points, _ = embed.load_latent_points(latent_paths)
+    first, _ = embed.embed_points(points, "tsne", seed=3)
+    second, _ = embed.embed_points(points, "tsne", seed=3)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_unknown_method_names_the_config_key(latent_paths):
+    points, _ = embed.load_latent_points(latent_paths)
+    with pytest.raises(ValueError, match="embed.methods"):
+        embed.embed_points(points, "isomap")

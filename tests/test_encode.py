@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+
+from latent_interp import data, encode, store, vae
+
+
+@pytest.fixture
+def frames_store(frame_tree, tmp_path):
+    path = tmp_path / "frames.zarr"
+    data.ingest_split(data.split_frame_paths(frame_tree / "train"), path, "train", size=32)
+    return path
+
+
+def test_encode_writes_unscaled_posterior_mean_and_logvar(frames_store, micro_vae_dir, tmp_path):
+    out = tmp_path / "latents.zarr"
+    encode.encode_split(frames_store, micro_vae_dir, out, "train", batch_size=5, device="cpu")
+    group = store.open_store(out, "latents")
+    mean, logvar = group[store.MEAN], group[store.LOGVAR]
+    assert mean.shape == logvar.shape == (4, 3, 4, 4, 4) and mean.dtype == np.float32
+    assert store.names(group) == store.names(store.open_store(frames_store))
+    assert group.attrs["vae"]["sha256"] == vae.folder_digest(micro_vae_dir)
+    assert group.attrs["preprocess"]["size"] == 32
+    # The same numbers as calling the model directly, with no scaling factor applied.
+    model, _ = vae.load_vae(micro_vae_dir)
+    frames = store.open_store(frames_store)[store.FRAMES][1]
+    with torch.no_grad():
+        posterior = model.encode(torch.from_numpy(data.to_model_range(frames))).latent_dist
+    np.testing.assert_allclose(mean[1], posterior.mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logvar[1], posterior.logvar.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_encode_is_the_same_streamed_in_small_chunks(frames_store, micro_vae_dir, tmp_path, monkeypatch):
+    encode.encode_split(frames_store, micro_vae_dir, tmp_path / "whole.zarr", "train", batch_size=16)
+    monkeypatch.setattr(store, "CHUNK_BYTES", 3 * 4 * 4 * 4 * 4)  # one triplet a chunk
+    encode.encode_split(frames_store, micro_vae_dir, tmp_path / "chunked.zarr", "train", batch_size=2)
+    whole = store.open_store(tmp_path / "whole.zarr")[store.MEAN][:]
+    np.testing.assert_allclose(store.open_store(tmp_path / "chunked.zarr")[store.MEAN][:], whole, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_reconstruct_decodes_the_mean(frames_store, micro_vae_dir, tmp_path):
+    latents = tmp_path / "latents.zarr"
+    encode.encode_split(frames_store, micro_vae_dir, latents, "train")
+    out = tmp_path / "recon.zarr"
+    encode.reconstruct_split(latents, micro_vae_dir, out, "train", batch_size=4)
+    group = store.open_store(out, "recon")
+    assert group[store.FRAMES].shape == (4, 3, 32, 32, 3) and group[store.FRAMES].dtype == np.uint8
+    assert store.names(group) == store.names(store.open_store(latents))
+    model, _ = vae.load_vae(micro_vae_dir)
+    mean = store.open_store(latents)[store.MEAN][0]
+    with torch.no_grad():
+        expected = data.to_uint8(model.decode(torch.from_numpy(mean)).sample.numpy())
+    assert np.abs(group[store.FRAMES][0].astype(int) - expected).max() <= 1
+
+
+def test_reconstruct_refuses_a_different_vae(frames_store, micro_vae_dir, tmp_path):
+    latents = tmp_path / "latents.zarr"
+    encode.encode_split(frames_store, micro_vae_dir, latents, "train")
+    other = tmp_path / "other-vae"
+    vae.build_vae(block_out_channels=(8, 16, 16, 16), norm_num_groups=4).save_pretrained(other)
+    with pytest.raises(ValueError, match="was encoded by"):
+        encode.reconstruct_split(latents, other, tmp_path / "recon.zarr", "train")

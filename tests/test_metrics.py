@@ -1,0 +1,122 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from latent_interp import metrics, store, synthetic
+from conftest import random_images
+
+
+def _jpeg_degraded(frame: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buffer))
+
+
+def _reference(truth, rec):
+    """The seed's formulas, written out: float images in [0, 1], skimage's own calls."""
+    a, b = truth / 255.0, rec / 255.0
+    return (((a - b) ** 2).mean(), peak_signal_noise_ratio(a, b, data_range=1.0),
+            structural_similarity(a, b, win_size=7, channel_axis=-1, data_range=1.0))
+
+
+def _mse_psnr_by_hand(truth, rec):
+    mse = ((truth.astype(np.float64) - rec) ** 2).mean() / 255.0**2
+    return mse, 10 * np.log10(1.0 / mse)
+
+
+@pytest.mark.parametrize("kind", ["random", "cartoon"])
+def test_image_metrics_match_the_seed_settings(kind):
+    if kind == "random":
+        truth, rec = random_images(2, 48, seed=3)
+    else:  # real-looking: a synthetic cartoon frame against its JPEG-degraded copy
+        truth = synthetic.render_triplet(synthetic.triplet_specs(0, "val", 1)[0], 64, 64)[0]
+        rec = _jpeg_degraded(truth, 20)
+    mse, psnr, ssim = metrics.image_metrics(truth, rec)
+    ref_mse, ref_psnr, ref_ssim = _reference(truth, rec)
+    assert abs(mse - ref_mse) < 1e-9 and abs(psnr - ref_psnr) < 1e-5 and abs(ssim - ref_ssim) < 1e-5
+    hand_mse, hand_psnr = _mse_psnr_by_hand(truth, rec)
+    assert mse == pytest.approx(hand_mse, rel=1e-12) and psnr == pytest.approx(hand_psnr, rel=1e-9)
+    assert 0 < ssim < 1
+
+
+def test_identical_images_have_infinite_psnr_and_unit_ssim():
+    image = random_images(1, 16)[0]
+    mse, psnr, ssim = metrics.image_metrics(image, image)
+    assert mse == 0 and psnr == np.inf and ssim == pytest.approx(1.0)
+
+
+def _pair_of_stores(tmp_path, names, recon_names=None, seed=0):
+    truth = random_images(len(names) * 3, 16, seed).reshape(len(names), 3, 16, 16, 3)
+    noisy = np.clip(truth.astype(int) + np.random.default_rng(seed + 1).integers(-20, 21, truth.shape), 0, 255)
+    paths = []
+    for kind, values, store_names in (("frames", truth, names), ("recon", noisy.astype(np.uint8),
+                                                                  recon_names or names)):
+        path = tmp_path / f"{kind}.zarr"
+        group = store.create(path, kind, "val", store_names, ["Disney", "Japan"] * (len(names) // 2), {})
+        store.add_array(group, store.FRAMES, (3, 16, 16, 3), np.uint8)[:] = values
+        paths.append(path)
+    return paths, truth, noisy
+
+
+def test_split_table_rows_columns_and_spec(tmp_path):
+    (frames, recon), truth, noisy = _pair_of_stores(tmp_path, ["a", "b", "c", "d"])
+    table = metrics.compute_split_metrics(frames, recon, tmp_path / "t.csv", tmp_path / "t.json", "pretrained", "val")
+    assert list(table.columns) == metrics.TABLE_COLUMNS and len(table) == 12
+    row = table.query("triplet == 'c' and frame == 2").iloc[0]
+    assert row.origin == "Disney"
+    assert row.psnr == pytest.approx(_reference(truth[2, 1], noisy[2, 1])[1], abs=1e-5)
+    assert pd.read_csv(tmp_path / "t.csv").shape == (12, 8)
+    spec = json.loads((tmp_path / "t.json").read_text())
+    assert "win_size=7" in spec["ssim"] and "scikit-image" in spec["versions"]
+
+
+def test_stores_with_different_names_are_refused(tmp_path):
+    (frames, recon), _, _ = _pair_of_stores(tmp_path, ["a", "b"], recon_names=["a", "z"])
+    with pytest.raises(ValueError, match="hold different triplets"):
+        metrics.compute_split_metrics(frames, recon, tmp_path / "t.csv", tmp_path / "t.json", "m", "val")
+
+
+def _table(psnr_values, model="m"):
+    rows = []
+    for i, psnr in enumerate(psnr_values):
+        mse = 10 ** (-psnr / 10)
+        rows.append(dict(model=model, split="val", triplet=f"t{i // 3}", origin=["Disney", "Japan"][(i // 3) % 2],
+                         frame=i % 3 + 1, mse=mse, psnr=psnr, ssim=0.5 + i / 100))
+    return pd.DataFrame(rows)
+
+
+def test_summary_means_pooled_psnr_and_intervals():
+    psnrs = list(np.random.default_rng(0).uniform(20, 35, size=30))
+    table = _table(psnrs)
+    summary = metrics.summarize([table], resamples=500, seed=0)
+    overall = summary.query("split == 'all' and origin == 'all'").iloc[0]
+    assert overall.n_images == 30 and overall.n_triplets == 10
+    assert overall.psnr == pytest.approx(np.mean(psnrs))
+    assert overall.psnr_pooled == pytest.approx(10 * np.log10(1 / table["mse"].mean()))
+    assert overall.psnr_pooled < overall.psnr  # Jensen: the pooled figure is the lower one
+    for name in ("psnr", "psnr_pooled", "ssim"):
+        assert getattr(overall, f"{name}_ci_low") < getattr(overall, name) < getattr(overall, f"{name}_ci_high")
+    assert set(summary["origin"]) == {"Disney", "Japan", "all"}
+    again = metrics.summarize([table], resamples=500, seed=0)
+    pd.testing.assert_frame_equal(summary, again)
+
+
+def test_interval_narrows_with_more_triplets():
+    rng = np.random.default_rng(1)
+    small = metrics.summarize_group(_table(rng.normal(30, 3, 30)), resamples=400)
+    large = metrics.summarize_group(_table(rng.normal(30, 3, 600)), resamples=400)
+    assert large["psnr_ci_high"] - large["psnr_ci_low"] < small["psnr_ci_high"] - small["psnr_ci_low"]
+
+
+def test_infinite_psnr_is_left_out_of_the_mean_not_the_pool():
+    table = _table([30.0, 40.0, 50.0])
+    table.loc[0, ["psnr", "mse"]] = [np.inf, 0.0]
+    row = metrics.summarize_group(table, resamples=10)
+    assert row["psnr"] == pytest.approx(45.0)
+    assert row["psnr_pooled"] == pytest.approx(10 * np.log10(3 / (1e-4 + 1e-5)))

@@ -1,0 +1,47 @@
+import base64
+import re
+
+import numpy as np
+import pandas as pd
+
+from latent_interp import data, embed, encode, metrics, report, store
+
+
+def test_pick_grid_triplets_takes_the_first_of_each_origin_by_name():
+    names = ["Japan_b", "Disney_b", "Japan_a", "Disney_a", "Disney_c"]
+    origins = [n.split("_")[0] for n in names]
+    assert report.pick_grid_triplets(names, origins, 2) == [3, 1, 2, 0]
+
+
+def test_report_is_one_self_contained_page(frame_tree, micro_vae_dir, tmp_path):
+    frames_paths, recon_paths, latents_paths, tables, splits = {}, {}, {}, {}, ("train", "val")
+    for split in splits:
+        frames_paths[split] = tmp_path / f"frames-{split}.zarr"
+        data.ingest_split(data.split_frame_paths(frame_tree / split), frames_paths[split], split, 32)
+        latents_paths[("pretrained", split)] = tmp_path / f"latents-{split}.zarr"
+        encode.encode_split(frames_paths[split], micro_vae_dir, latents_paths[("pretrained", split)], split)
+        recon_paths[("pretrained", split)] = tmp_path / f"recon-{split}.zarr"
+        encode.reconstruct_split(latents_paths[("pretrained", split)], micro_vae_dir,
+                                 recon_paths[("pretrained", split)], split)
+        tables[("pretrained", split)] = tmp_path / f"metrics-{split}.csv"
+        metrics.compute_split_metrics(frames_paths[split], recon_paths[("pretrained", split)],
+                                      tables[("pretrained", split)], tmp_path / "spec.json", "pretrained", split)
+    metrics.summarize_tables(list(tables.values()), tmp_path / "summary.csv", resamples=20)
+    embed.embed_model([str(p) for p in latents_paths.values()], "pretrained", "pca", tmp_path / "pca.csv",
+                      tmp_path / "pca.png", tmp_path / "pca.json")
+    out = tmp_path / "report.html"
+    report.build_report(out, {"vae": {"pretrained": "micro"}}, tmp_path / "summary.csv", tables,
+                        tmp_path / "spec.json", frames_paths, recon_paths, latents_paths,
+                        [("pretrained", "pca", tmp_path / "pca.png", tmp_path / "pca.json")], per_origin=1)
+    page = out.read_text()
+    assert "<table>" in page and "Reconstruction metrics" in page and "PCA of pretrained latents" in page
+    assert not re.search(r"""src=['"](?!data:)""", page)  # every image embedded, nothing linked
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(images) == 3  # two reconstruction grids, one embedding plot
+    assert all(base64.b64decode(image)[:4] == b"\x89PNG" for image in images)
+    # The summary's overall PSNR appears, formatted, in the table.
+    overall = pd.read_csv(tmp_path / "summary.csv").query("split == 'all'").iloc[0]
+    assert f"{overall.psnr:.2f}" in page and np.isfinite(overall.ssim)
+    # Provenance: the VAE's digest and the config.
+    digest = store.open_store(latents_paths[("pretrained", "val")]).attrs["vae"]["sha256"]
+    assert digest in page and "micro" in page

@@ -1,0 +1,57 @@
+import re
+
+import numpy as np
+
+from latent_interp import synthetic
+
+ATD_NAME = re.compile(r"^(Disney|Japan)_v\d_\d+_\d{6}_s\d$")
+
+
+def test_names_are_atd_style_unique_and_alternate_origins():
+    specs = synthetic.triplet_specs(0, "train", 10)
+    assert all(ATD_NAME.match(spec.name) for spec in specs)
+    assert len({spec.name for spec in specs}) == 10
+    assert [spec.origin for spec in specs[:4]] == ["Disney", "Japan", "Disney", "Japan"]
+    other_split = {spec.name for spec in synthetic.triplet_specs(0, "val", 10)}
+    assert not other_split & {spec.name for spec in specs}
+
+
+def test_growing_a_split_keeps_its_triplets():
+    small = synthetic.triplet_specs(3, "val", 4)
+    large = synthetic.triplet_specs(3, "val", 9)
+    assert large[:4] == small
+    for a, b in zip(small, large):
+        np.testing.assert_array_equal(synthetic.render_triplet(a, 48, 27)[1], synthetic.render_triplet(b, 48, 27)[1])
+
+
+def test_render_is_deterministic_and_frames_move():
+    spec = synthetic.triplet_specs(1, "test", 1)[0]
+    first, again = synthetic.render_triplet(spec, 96, 54), synthetic.render_triplet(spec, 96, 54)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert first[0].shape == (54, 96, 3) and first[0].dtype == np.uint8
+    assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[1], first[2])
+
+
+def test_frame2_is_the_in_between():
+    """For every motion type, frame2 is closer to the average of frames 1 and 3 than either end frame is."""
+    for spec in synthetic.triplet_specs(5, "train", 12):
+        f1, f2, f3 = (f.astype(float) for f in synthetic.render_triplet(spec, 128, 72))
+        to_mid = np.abs(f2 - (f1 + f3) / 2).mean()
+        assert to_mid < np.abs(f1 - f3).mean(), spec
+
+
+def test_styles_differ_between_origins():
+    """Disney backgrounds are flat; Japan backgrounds are vertical gradients."""
+    gaps = {"Disney": [], "Japan": []}
+    for spec in synthetic.triplet_specs(2, "train", 12):
+        frame = synthetic.render_triplet(spec, 96, 54)[0].astype(int)
+        gaps[spec.origin].append(np.abs(frame[1, 1] - frame[-2, 1]).sum())  # top-left vs bottom-left pixel
+    assert max(gaps["Disney"]) <= 3
+    assert np.mean(gaps["Japan"]) > 30
+
+
+def test_write_split_writes_atd_layout(tmp_path):
+    specs = synthetic.write_split(tmp_path / "val", seed=0, split="val", count=3, width=40, height=24)
+    written = sorted(str(p.relative_to(tmp_path / "val")) for p in (tmp_path / "val").rglob("*.jpg"))
+    assert written == sorted(synthetic.frame_relpaths(specs))

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from latent_interp import vae
+from conftest import MICRO_VAE, REPO
+
+
+def test_load_vae_reads_a_diffusers_folder(micro_vae_dir):
+    model, record = vae.load_vae(micro_vae_dir)
+    assert not model.training
+    assert record["format"] == "diffusers" and record["source"] == str(micro_vae_dir)
+    assert record["scaling_factor"] == pytest.approx(0.18215)
+    assert record["config"]["block_out_channels"] == list(MICRO_VAE["block_out_channels"])
+    assert len(record["sha256"]) == 64 and record["sha256"] == vae.folder_digest(micro_vae_dir)
+
+
+def test_missing_folder_names_the_config_key(tmp_path):
+    with pytest.raises(FileNotFoundError, match="vae.pretrained"):
+        vae.load_vae(tmp_path / "nothing-here")
+
+
+def test_tiny_config_has_kl_f8_geometry():
+    model = vae.build_vae(**MICRO_VAE)
+    latents = model.encode(torch.zeros(1, 3, 64, 64)).latent_dist.mean
+    assert latents.shape == (1, 4, 8, 8)  # 8x downsampling, 4 latent channels
+
+
+def test_digest_changes_with_the_weights(micro_vae_dir, tmp_path):
+    model, _ = vae.load_vae(micro_vae_dir)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    model.save_pretrained(tmp_path)
+    assert vae.folder_digest(tmp_path) != vae.folder_digest(micro_vae_dir)
+
+
+def test_device_choice():
+    assert vae.pick_device("cpu").type == "cpu"
+    assert vae.pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="vae.device"):
+            vae.pick_device("cuda")
+
+
+def test_shipped_tiny_vae_loads_with_the_same_path():
+    model, record = vae.load_vae(REPO / "models" / "tiny-vae")
+    assert record["config"]["latent_channels"] == 4
+    assert len(record["config"]["block_out_channels"]) == 4  # three 2x downsamplings
+    assert sum(p.numel() for p in model.parameters()) < 2_000_000  # "a few MB at most"

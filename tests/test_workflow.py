@@ -1,0 +1,161 @@
+"""Integration: the real Snakemake workflow on a tiny config in a temporary directory.
+
+One module-scoped run is shared by the checks that only read its outputs; checks that edit inputs work on that
+same directory afterwards, in file order (pytest runs a module's tests in the order they are written).
+"""
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from latent_interp import metrics, store
+from conftest import REPO
+
+SPLITS = ("train", "val", "test")
+TRIPLETS = {"train": 4, "val": 2, "test": 2}
+SIZE = 32
+
+
+def tiny_config() -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["data"]["synthetic"].update(triplets=dict(TRIPLETS), raw_size=[64, 36])
+    config["preprocess"]["size"] = SIZE
+    config["vae"].update(pretrained=str(REPO / "models" / "tiny-vae"), device="cpu")
+    config["metrics"]["bootstrap_resamples"] = 50
+    config["report"]["grid_triplets_per_origin"] = 1
+    return config
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def planned_jobs(workdir: Path) -> dict[str, int]:
+    """Jobs a dry run would run, from its 'Job stats' table."""
+    output = snakemake(workdir, "-n").stdout
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+
+
+def new_workdir(tmp_path_factory, name: str, config: dict) -> Path:
+    workdir = tmp_path_factory.mktemp(name)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    workdir = new_workdir(tmp_path_factory, "run", tiny_config())
+    snakemake(workdir)
+    return workdir
+
+
+def test_outputs_follow_the_schema(run):
+    results = run / "results"
+    for split in SPLITS:
+        frames = store.open_store(results / "frames" / f"{split}.zarr", "frames")
+        latents = store.open_store(results / "latents" / "pretrained" / f"{split}.zarr", "latents")
+        recon = store.open_store(results / "recon" / "pretrained" / f"{split}.zarr", "recon")
+        count = TRIPLETS[split]
+        assert frames[store.FRAMES].shape == (count, 3, SIZE, SIZE, 3) and frames[store.FRAMES].dtype == np.uint8
+        assert recon[store.FRAMES].shape == frames[store.FRAMES].shape and recon[store.FRAMES].dtype == np.uint8
+        for name in (store.MEAN, store.LOGVAR):
+            assert latents[name].shape == (count, 3, 4, SIZE // 8, SIZE // 8) and latents[name].dtype == np.float32
+        assert store.names(frames) == store.names(latents) == store.names(recon)
+        assert set(store.origins(frames)) == {"Disney", "Japan"}
+        assert latents.attrs["vae"]["scaling_factor"] == pytest.approx(0.18215)
+        assert latents.attrs["preprocess"]["size"] == SIZE
+        table = pd.read_csv(results / "metrics" / "pretrained" / f"{split}.csv")
+        assert list(table.columns) == metrics.TABLE_COLUMNS and len(table) == 3 * count
+        assert table["psnr"].between(5, 80).all() and table["ssim"].between(-1, 1).all()
+        assert (results / "metrics" / "pretrained" / f"{split}.spec.json").is_file()
+    summary = pd.read_csv(results / "metrics" / "summary.csv", keep_default_na=False)
+    assert set(summary["split"]) == {*SPLITS, "all"}
+    for method in ("pca", "umap", "tsne"):
+        embedding = pd.read_csv(results / "embeddings" / "pretrained" / f"{method}.csv")
+        assert len(embedding) == 3 * sum(TRIPLETS.values())
+        assert (results / "embeddings" / "pretrained" / f"{method}.png").stat().st_size > 1000
+    page = (results / "report.html").read_text()
+    assert "Reconstruction metrics" in page and page.count("data:image/png;base64,") == 3 + 3
+
+
+def test_every_job_left_a_log_and_a_benchmark(run):
+    logs = {p.relative_to(run / "results" / "logs").as_posix() for p in (run / "results" / "logs").rglob("*.log")}
+    assert {"ingest/val.log", "encode/pretrained/val.log", "reconstruct/pretrained/test.log",
+            "metrics/pretrained/train.log", "embed/pretrained/umap.log", "report.log",
+            "synthesize/val.log", "metrics_summary.log"} <= logs
+    assert "encode val" in (run / "results" / "logs" / "encode" / "pretrained" / "val.log").read_text()  # tqdm
+    assert len(list((run / "results" / "benchmarks").rglob("*.tsv"))) == len(logs)
+
+
+def test_second_run_does_nothing(run):
+    assert planned_jobs(run) == {}
+
+
+def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
+    other = new_workdir(tmp_path_factory, "again", tiny_config())
+    snakemake(other, "results/metrics/summary.csv", "results/embeddings/pretrained/pca.csv")
+
+    def digests(root: Path) -> dict[str, str]:
+        files = [p for sub in ("frames", "latents", "recon", "metrics") for p in (root / sub).rglob("*")
+                 if p.is_file() and p.name != ".snakemake_timestamp"]
+        files.append(root / "embeddings" / "pretrained" / "pca.csv")
+        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+    first, second = digests(run / "results"), digests(other / "results")
+    assert len(first) > 20 and first == second
+
+
+def test_editing_one_val_frame_reruns_only_the_val_chain(run):
+    frame = sorted((run / "results" / "synthetic" / "val").glob("*/frame2.jpg"))[0]
+    train_latents = run / "results" / "latents" / "pretrained" / "train.zarr" / "mean" / "zarr.json"
+    train_mtime = train_latents.stat().st_mtime_ns
+    from PIL import Image
+
+    image = np.asarray(Image.open(frame)).copy()
+    image[:8, :8] = 255 - image[:8, :8]
+    Image.fromarray(image).save(frame, quality=95)
+    assert planned_jobs(run) == {"ingest": 1, "encode": 1, "reconstruct": 1, "metrics": 1, "metrics_summary": 1,
+                                 "embed": 3, "report": 1, "all": 1}
+    stores_to_write = set(re.findall(r"output: (results/\S+\.zarr)", snakemake(run, "-n").stdout))
+    assert stores_to_write == {"results/frames/val.zarr", "results/latents/pretrained/val.zarr",
+                               "results/recon/pretrained/val.zarr"}
+    snakemake(run)
+    assert train_latents.stat().st_mtime_ns == train_mtime
+    assert planned_jobs(run) == {}
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda c: c["vae"].update(batchsize=4), "batchsize"),
+    (lambda c: c["preprocess"].update(size="large"), "size"),
+    (lambda c: c.update(embedding={"methods": ["pca"]}), "embedding"),
+])
+def test_config_mistakes_fail_before_any_job_naming_the_key(tmp_path_factory, edit, key):
+    config = tiny_config()
+    edit(config)
+    workdir = new_workdir(tmp_path_factory, "typo", config)
+    result = snakemake(workdir, "-n", check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert key in message and "Job stats" not in message
+    assert not (workdir / "results").exists()
+
+
+def test_lint_is_clean():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr, result.stdout
