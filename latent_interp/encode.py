@@ -48,12 +48,12 @@ def decode_latents(model, latents: np.ndarray, device: torch.device, batch_size:
 
 
 def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int = 16, device: str = "auto",
-                 threads: int = 1) -> None:
+                 threads: int = 1, single_file_config=None) -> None:
     """frames store -> latents store (schema in latent_interp.store)."""
     torch.set_num_threads(threads)
     torch_device = vae.pick_device(device)
     frames_group = store.open_store(frames_path, "frames")
-    model, vae_record = vae.load_vae(vae_source, torch_device)
+    model, vae_record = vae.load_vae(vae_source, torch_device, single_file_config)
     frames = frames_group[store.FRAMES]
     count, _, height, width, _ = frames.shape
     factor = 2 ** (len(model.config.block_out_channels) - 1)
@@ -76,12 +76,12 @@ def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int 
 
 
 def reconstruct_split(latents_path, vae_source, out_path, split: str, batch_size: int = 16, device: str = "auto",
-                      threads: int = 1) -> None:
+                      threads: int = 1, single_file_config=None) -> None:
     """latents store -> recon store: decode the posterior mean (deterministic, unlike the seed's sample())."""
     torch.set_num_threads(threads)
     torch_device = vae.pick_device(device)
     latents_group = store.open_store(latents_path, "latents")
-    model, vae_record = vae.load_vae(vae_source, torch_device)
+    model, vae_record = vae.load_vae(vae_source, torch_device, single_file_config)
     if vae_record["sha256"] != latents_group.attrs["vae"]["sha256"]:
         raise ValueError(f"{latents_path} was encoded by {latents_group.attrs['vae']['source']} "
                          f"(sha256 {latents_group.attrs['vae']['sha256'][:12]}), not by {vae_source}")

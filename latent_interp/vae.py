@@ -1,13 +1,15 @@
-"""Loading the VAE, choosing its device, and the tiny kl-f8-shaped architecture the demo ships.
+"""Loading the VAE in every form it ships in, choosing its device, and the tiny kl-f8-shaped demo architecture.
 
-Every model the workflow uses is a diffusers ``AutoencoderKL`` loaded with ``from_pretrained(<folder>)``: the tiny demo
-VAE under ``models/tiny-vae`` and a local copy of kl-f8-anime2 take the same path.
+Every model is a diffusers ``AutoencoderKL``. A diffusers folder (the tiny demo VAE in ``models/tiny-vae``, a local
+copy of ``bullhug/kl-f8-anime2``) loads with ``from_pretrained``; a single file in latent diffusion's key layout
+(``kl-f8-anime2.ckpt`` or a ``.safetensors``) loads with ``from_single_file`` and the kl-f8 config shipped here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
+import re
 from pathlib import Path
 
 import torch
@@ -29,6 +31,11 @@ TINY_VAE_CONFIG = dict(
 )
 
 
+KL_F8_CONFIG = Path(__file__).parent / "configs" / "kl-f8"  # kl-f8-anime2's architecture, for single files
+WEIGHT_SUFFIXES = {".safetensors", ".bin"}
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
 def build_vae(**overrides) -> AutoencoderKL:
     """A freshly initialised AutoencoderKL with the tiny config, any key overridden (tests shrink it further)."""
     return AutoencoderKL(**{**TINY_VAE_CONFIG, **overrides})
@@ -44,32 +51,127 @@ def pick_device(requested: str = "auto") -> torch.device:
     return device
 
 
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def folder_digest(folder: str | Path) -> str:
     """sha256 over the folder's config and weight files, so a store records exactly which weights made it."""
     digest = hashlib.sha256()
     for path in sorted(Path(folder).iterdir()):
-        if path.suffix in {".json", ".safetensors", ".bin"}:
+        if path.suffix in WEIGHT_SUFFIXES | {".json"}:
             digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+            digest.update(file_digest(path).encode())
     return digest.hexdigest()
 
 
-def load_vae(source: str | Path, device: torch.device | str = "cpu") -> tuple[AutoencoderKL, dict]:
-    """Load a diffusers ``save_pretrained`` folder; return the model in eval mode and its provenance record."""
-    folder = Path(source)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(
-            f"vae.pretrained = {str(source)!r}: no diffusers folder there (expected {folder / 'config.json'}). "
-            "Point vae.pretrained at a folder written by AutoencoderKL.save_pretrained."
-        )
+def source_format(source: str | Path) -> str:
+    """How ``vae.pretrained`` stores its weights: ``diffusers`` folder, ``safetensors`` or ``ckpt`` single file
+    (latent-diffusion key layout), or a ``hub`` id."""
+    path = Path(source)
+    if path.is_dir():
+        return "diffusers"
+    if path.is_file() and path.suffix == ".safetensors":
+        return "safetensors"
+    if path.is_file() and path.suffix in {".ckpt", ".pt", ".pth"}:
+        return "ckpt"
+    if not path.exists() and HUB_ID.match(str(source)):
+        return "hub"
+    raise FileNotFoundError(
+        f"vae.pretrained = {str(source)!r}: no such folder or file. Give a diffusers folder (config.json + weights), "
+        "a latent-diffusion single file (.safetensors or .ckpt), or a hub id such as bullhug/kl-f8-anime2."
+    )
+
+
+def load_vae(source: str | Path, device: torch.device | str = "cpu",
+             single_file_config: str | Path | None = None) -> tuple[AutoencoderKL, dict]:
+    """Load the VAE from any form ``source_format`` accepts; return it in eval mode with its provenance record.
+
+    Single files are converted with the kl-f8 architecture config shipped in ``latent_interp/configs/kl-f8`` (or
+    ``single_file_config``, a folder holding a diffusers config.json), so they load with no network access.
+    """
+    form = source_format(source)
     # low_cpu_mem_usage=False: the default asks for accelerate, which this project does not need.
-    model = AutoencoderKL.from_pretrained(folder, torch_dtype=torch.float32, low_cpu_mem_usage=False)
+    options = dict(torch_dtype=torch.float32, low_cpu_mem_usage=False)
+    config_dir = str(single_file_config or KL_F8_CONFIG)
+    if form == "diffusers":
+        if not (Path(source) / "config.json").is_file():
+            raise FileNotFoundError(
+                f"vae.pretrained = {str(source)!r}: no diffusers folder there (expected "
+                f"{Path(source) / 'config.json'}). Point vae.pretrained at a folder written by "
+                "AutoencoderKL.save_pretrained, or at a single .safetensors/.ckpt file."
+            )
+        model, digest = AutoencoderKL.from_pretrained(source, **options), folder_digest(source)
+    elif form == "safetensors":
+        model = AutoencoderKL.from_single_file(str(source), config=config_dir, local_files_only=True, **options)
+        digest = file_digest(source)
+    elif form == "ckpt":
+        state_dict = checkpoint_state_dict(source)
+        model = AutoencoderKL.from_single_file(state_dict, config=config_dir, local_files_only=True, **options)
+        digest = file_digest(source)
+    else:
+        model, digest = _load_from_hub(str(source), options), None
     model.to(device).eval()
     provenance = {
         "source": str(source),
-        "format": "diffusers",
-        "sha256": folder_digest(folder),
+        "format": form,
+        "sha256": digest,
         "scaling_factor": float(model.config.scaling_factor),
-        "config": json.loads((folder / "config.json").read_text()),
+        "config": {key: value for key, value in model.config.items() if not key.startswith("_")},
     }
+    if form in {"safetensors", "ckpt"}:
+        provenance["single_file_config"] = config_dir
     return model, provenance
+
+
+def _load_from_hub(hub_id: str, options: dict) -> AutoencoderKL:
+    try:
+        return AutoencoderKL.from_pretrained(hub_id, local_files_only=bool(os.environ.get("HF_HUB_OFFLINE")),
+                                             **options)
+    except Exception as error:  # offline, unknown id, or no access: all end the same way for the user
+        raise RuntimeError(
+            f"vae.pretrained = {hub_id!r} looks like a hub id, and it could not be loaded ({type(error).__name__}: "
+            f"{error}). On a machine without hub access, download the weights elsewhere (a diffusers folder such as "
+            "bullhug/kl-f8-anime2, or the single file vae/kl-f8-anime2.ckpt of hakurei/waifu-diffusion-v1-4), copy "
+            "them here and set vae.pretrained to the local folder or file."
+        ) from error
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A pickled checkpoint asked to call something that is not a tensor or plain-container constructor."""
+
+
+def _stand_in(qualified_name: str) -> type:
+    """A harmless class standing in for an unknown global of a checkpoint.
+
+    Unpickling *rebuilds* an object with ``cls.__new__`` (NEWOBJ) and *calls* a global with ``cls(*args)`` (REDUCE).
+    Rebuilding a stand-in keeps its state inert (how a pytorch_lightning ModelCheckpoint is skipped); being called
+    means the pickle wanted to run that global (``os.system``, ``builtins.exec``, ...), so it is refused unrun.
+    """
+    module, _, name = qualified_name.rpartition(".")
+
+    def refuse(self, *args, **kwargs):
+        raise UnsafeCheckpointError(f"the checkpoint's pickle calls {qualified_name}(...); refusing to load it")
+
+    return type(name, (), {"__module__": module, "__init__": refuse, "__setstate__": lambda self, state: None})
+
+
+def checkpoint_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a pickled ``.ckpt`` without running any of its code.
+
+    ``torch.load(weights_only=True)`` refuses kl-f8-anime2.ckpt because its pickle also holds pytorch_lightning
+    objects. Every global it does not allow gets a stand-in (see ``_stand_in``), and loading stays weights-only.
+    """
+    unknown = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    stand_ins = [(_stand_in(name), name) for name in unknown]
+    with torch.serialization.safe_globals(stand_ins):
+        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    state_dict = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    tensors = {key: value for key, value in (state_dict or {}).items() if isinstance(value, torch.Tensor)}
+    if not tensors:
+        raise ValueError(f"{path}: no tensors found (expected a state_dict of a latent-diffusion autoencoder)")
+    return tensors
