@@ -5,10 +5,14 @@ On-disk layout (ATD-12K's ``train_10k`` and the seed's own folders): ``<root>/<s
 
 from __future__ import annotations
 
+import hashlib
+import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
@@ -16,6 +20,8 @@ from latent_interp import store, synthetic
 
 FRAME_NAMES = ("frame1", "frame2", "frame3")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# ATD-12K as released (REFERENCE.md): layout atd12k reads these folders under data.root.
+ATD_TRAIN, ATD_TEST, ATD_ANNOTATIONS = "train_10k", "test_2k_540p", "test_2k_annotations"
 # torchvision's Resize (the seed's) defaults to bilinear; the others are PIL's names for the config key.
 RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -61,29 +67,100 @@ def frame_index(path: str | Path) -> int:
     return FRAME_NAMES.index(stem) + 1
 
 
-def split_frame_paths(split_dir: str | Path) -> list[str]:
-    """Every ``<triplet>/frame{1,2,3}.<ext>`` under ``split_dir``, sorted: the ingest rule's inputs for real data."""
-    split_dir = Path(split_dir)
-    if not split_dir.is_dir():
-        raise FileNotFoundError(f"split folder {split_dir} does not exist (check config key data.root)")
-    paths = [p for p in split_dir.glob("*/frame[123].*") if p.suffix.lower() in FRAME_EXTENSIONS]
-    return sorted(str(p) for p in paths)
+@dataclass(frozen=True)
+class SplitSource:
+    """Where a split's triplets are: a folder of triplet folders, optionally only the hash-chosen part of it."""
+
+    folder: Path
+    carve: str | None = None  # "train" or "val": keep only that side of the hash split of the folder
+    val_fraction: float = 0.0
+    annotations: Path | None = None  # ATD-12K's test_2k_annotations/<triplet>/<triplet>.json
+
+    def keeps(self, triplet: str) -> bool:
+        if self.carve is None:
+            return True
+        return (hash_fraction(triplet) < self.val_fraction) == (self.carve == "val")
+
+    def triplet_dirs(self) -> list[Path]:
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"split folder {self.folder} does not exist (check config keys data.root, "
+                                    "data.layout and data.split_dirs)")
+        return sorted(p for p in self.folder.iterdir() if p.is_dir() and self.keeps(p.name))
 
 
-def group_triplets(frame_paths: list[str]) -> dict[str, list[str]]:
-    """{triplet name: [frame1, frame2, frame3] paths}, sorted by name; a triplet missing a frame is an error."""
-    triplets: dict[str, dict[int, str]] = {}
-    for path in frame_paths:
-        frames = triplets.setdefault(Path(path).parent.name, {})
-        index = frame_index(path)
-        if index in frames:
-            raise ValueError(f"{Path(path).parent}: two files for frame{index} ({frames[index]}, {path})")
-        frames[index] = str(path)
-    for name, frames in triplets.items():
-        missing = [f"frame{k}" for k in (1, 2, 3) if k not in frames]
-        if missing:
-            raise FileNotFoundError(f"triplet {name}: missing {', '.join(missing)} (have {sorted(frames.values())})")
-    return {name: [frames[k] for k in (1, 2, 3)] for name, frames in sorted(triplets.items())}
+def hash_fraction(triplet: str) -> float:
+    """A triplet's fixed place in [0, 1): val takes the names below data.val_fraction, so adding triplets never moves
+    existing ones between train and val."""
+    return int.from_bytes(hashlib.sha256(triplet.encode()).digest()[:8], "big") / 2**64
+
+
+def split_source(data_config: dict, split: str) -> SplitSource:
+    """The SplitSource of ``split`` under config ``data``: layout ``folders`` (``<root>/<split_dirs[split] or
+    split>``) or ``atd12k`` (train and val carved from train_10k, test from test_2k_540p with its annotations)."""
+    root = Path(data_config["root"])
+    if data_config.get("layout", "folders") == "atd12k":
+        fraction = float(data_config.get("val_fraction", 0.1))
+        if split in ("train", "val"):
+            return SplitSource(root / ATD_TRAIN, carve=split, val_fraction=fraction)
+        if split == "test":
+            return SplitSource(root / ATD_TEST, annotations=root / ATD_ANNOTATIONS)
+        raise ValueError(f"config key data.splits: layout atd12k has splits train, val and test, not {split!r}")
+    folder = root / data_config.get("split_dirs", {}).get(split, split)
+    annotations = data_config.get("annotations", {}).get(split)
+    return SplitSource(folder, annotations=root / annotations if annotations else None)
+
+
+def split_input_files(source: SplitSource) -> list[str]:
+    """The files whose change makes a split stale: its frame files and annotation files (not its folders)."""
+    files = []
+    for folder in source.triplet_dirs():
+        files += [str(p) for p in folder.iterdir() if p.stem in FRAME_NAMES and p.suffix.lower() in FRAME_EXTENSIONS]
+        if source.annotations is not None and annotation_path(source.annotations, folder.name).is_file():
+            files.append(str(annotation_path(source.annotations, folder.name)))
+    return sorted(files)
+
+
+def annotation_path(annotations_dir: Path, triplet: str) -> Path:
+    return Path(annotations_dir) / triplet / f"{triplet}.json"
+
+
+def read_annotation(path: Path) -> dict:
+    """The ATD-12K annotation fields the metric tables use."""
+    record = json.loads(Path(path).read_text())
+    roi = record["motion_RoI"]
+    return {"level": int(record["level"]), "general_motion_type": str(record["general_motion_type"]),
+            "behavior": str(record["behavior"]),
+            "motion_roi": [int(roi["x"]), int(roi["y"]), int(roi["width"]), int(roi["height"])],
+            "image_size": [int(v) for v in record["image_size"]]}
+
+
+class FaultyTriplet(Exception):
+    """A triplet that cannot be ingested; ``path`` is the file or folder at fault."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+def triplet_frame_files(folder: Path) -> tuple[list[str], list[str]]:
+    """([frame1, frame2, frame3] paths, stray file paths) of one triplet folder; FaultyTriplet if frames are
+    missing or doubled."""
+    frames: dict[int, str] = {}
+    stray = []
+    for path in sorted(folder.iterdir()):
+        if path.stem in FRAME_NAMES and path.suffix.lower() in FRAME_EXTENSIONS:
+            index = frame_index(path)
+            if index in frames:
+                raise FaultyTriplet(path, f"two files for frame{index} ({Path(frames[index]).name}, {path.name})")
+            frames[index] = str(path)
+        else:
+            stray.append(str(path))
+    if not frames:
+        raise FaultyTriplet(folder, "empty folder (no frame files)" if not stray else "no frame files")
+    missing = [f"frame{k}" for k in (1, 2, 3) if k not in frames]
+    if missing:
+        raise FaultyTriplet(folder / f"{missing[0]}.*", f"missing {', '.join(missing)}")
+    return [frames[k] for k in (1, 2, 3)], stray
 
 
 def load_triplet(paths: list[str], size: int, resample: str) -> np.ndarray:
@@ -93,27 +170,95 @@ def load_triplet(paths: list[str], size: int, resample: str) -> np.ndarray:
         try:
             with Image.open(path) as image:
                 frames.append(preprocess_frame(image, size, resample))
-        except (OSError, SyntaxError) as error:  # PIL reports truncated or corrupt files as OSError
-            raise OSError(f"cannot read frame {path}: {error}") from error
+        except (OSError, SyntaxError, ValueError) as error:  # PIL reports truncated or corrupt files so
+            raise FaultyTriplet(path, f"unreadable image ({error})") from error
     return np.stack(frames)
 
 
-def ingest_split(frame_paths: list[str], out_path: str | Path, split: str, size: int, resample: str = "bilinear",
-                 threads: int = 1) -> None:
-    """Decode and preprocess a split's frames into ``out_path`` (schema in latent_interp.store), chunk by chunk."""
+SKIPPED_COLUMNS = ["split", "what", "triplet", "path", "reason"]
+
+
+def _prepare(folder: Path, size: int, resample: str, annotations_dir: Path | None):
+    """(frames uint8 [3, size, size, 3], annotation or None, stray files) of one triplet folder, or FaultyTriplet."""
+    paths, stray = triplet_frame_files(folder)
+    annotation = None
+    if annotations_dir is not None:
+        path = annotation_path(annotations_dir, folder.name)
+        if not path.is_file():
+            raise FaultyTriplet(path, "no annotation file")
+        try:
+            annotation = read_annotation(path)
+        except (ValueError, KeyError, TypeError) as error:
+            raise FaultyTriplet(path, f"unreadable annotation ({type(error).__name__}: {error})") from error
+    return load_triplet(paths, size, resample), annotation, stray
+
+
+def ingest_split(source: SplitSource, out_path: str | Path, skipped_path: str | Path, split: str, size: int,
+                 resample: str = "bilinear", threads: int = 1, on_error: str = "skip") -> dict:
+    """Decode and preprocess a split's triplets into ``out_path`` (schema in latent_interp.store), chunk by chunk.
+
+    Faulty triplets (missing or unreadable frames, empty folders, missing annotations) are skipped and listed in
+    ``skipped_path`` with the reason (``on_error="skip"``), or stop the run naming the file (``"fail"``). Stray files
+    are listed too. Returns the counts: found = ingested + skipped.
+    """
     if resample not in RESAMPLE:
         raise ValueError(f"config key preprocess.resample = {resample!r}: choose one of {sorted(RESAMPLE)}")
-    triplets = group_triplets(frame_paths)
-    names = list(triplets)
+    triplet_dirs = source.triplet_dirs()
+    skipped = []
+
+    def fault(what: str, triplet: str, path, reason: str):
+        if on_error == "fail":
+            raise ValueError(f"ingest {split}: {path}: {reason} (config key data.on_error is 'fail'; "
+                             "set it to 'skip' to skip and list such triplets)")
+        skipped.append((split, what, triplet, str(path), reason))
+
+    if source.carve != "val":  # carved splits share one folder: list its stray files once, with train
+        for path in sorted(p for p in source.folder.iterdir() if not p.is_dir()):
+            fault("file", "", path, "stray file, ignored")
     settings = {"size": size, "resample": resample, "convert": "RGB", "crop": "none (squash)",
-                "source_files": len(frame_paths)}
-    group = store.create(out_path, "frames", split, names, [origin_of(n) for n in names],
-                         {"preprocess": settings, "provenance": store.provenance("ingest", settings)})
-    frames = store.add_array(group, store.FRAMES, (3, size, size, 3), np.uint8)
-    # PIL decodes and resizes without holding the GIL, so threads give real parallelism here.
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool, tqdm(total=len(names), desc=f"ingest {split}",
-                                                                         unit="triplet") as progress:
-        for start, stop in store.chunk_ranges(frames):
-            batch = list(pool.map(lambda name: load_triplet(triplets[name], size, resample), names[start:stop]))
-            frames[start:stop] = np.stack(batch)
-            progress.update(stop - start)
+                "source": str(source.folder), "carve": source.carve, "val_fraction": source.val_fraction,
+                "annotations": str(source.annotations) if source.annotations else None}
+    group = store.create(out_path, "frames", split, {"preprocess": settings,
+                                                     "provenance": store.provenance("ingest", settings)})
+    frames = store.add_array(group, store.FRAMES, (3, size, size, 3), np.uint8, count=len(triplet_dirs))
+    chunk = frames.chunks[0]
+    names, annotations, pending, written = [], [], [], 0
+
+    def attempt(folder):
+        try:
+            return _prepare(folder, size, resample, source.annotations)
+        except FaultyTriplet as error:
+            return error
+
+    # PIL decodes and resizes without holding the GIL, so threads give real parallelism here. Triplets are written
+    # a whole chunk at a time, so skipped ones never leave a chunk half-written.
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool, tqdm(total=len(triplet_dirs), unit="triplet",
+                                                                         desc=f"ingest {split}") as progress:
+        for start in range(0, len(triplet_dirs), chunk):
+            batch_dirs = triplet_dirs[start:start + chunk]
+            for folder, result in zip(batch_dirs, pool.map(attempt, batch_dirs)):
+                if isinstance(result, FaultyTriplet):
+                    fault("triplet", folder.name, result.path, result.reason)
+                    continue
+                triplet_frames, annotation, stray = result
+                names.append(folder.name)
+                annotations.append(annotation)
+                pending.append(triplet_frames)
+                for path in stray:
+                    fault("file", folder.name, path, "stray file, ignored")
+            while len(pending) >= chunk or (pending and start + chunk >= len(triplet_dirs)):
+                batch, pending = pending[:chunk], pending[chunk:]
+                frames[written:written + len(batch)] = np.stack(batch)
+                written += len(batch)
+            progress.update(len(batch_dirs))
+    frames.resize((written, *frames.shape[1:]))
+    store.write_names(group, names, [origin_of(name) for name in names])
+    if source.annotations is not None:
+        store.write_annotations(group, annotations)
+    counts = {"found": len(triplet_dirs), "ingested": written,
+              "skipped": sum(1 for row in skipped if row[1] == "triplet"),
+              "stray_files": sum(1 for row in skipped if row[1] == "file")}
+    group.attrs["counts"] = counts
+    pd.DataFrame(skipped, columns=SKIPPED_COLUMNS).to_csv(skipped_path, index=False)
+    print(f"ingest {split}: {counts}")
+    return counts

@@ -61,9 +61,9 @@ def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int 
     settings = {"batch_size": batch_size, "device": torch_device.type,
                 "autocast": "bf16" if torch_device.type == "cuda" else "none (float32)",
                 "latents": "posterior mean and logvar, not multiplied by the scaling factor"}
-    group = store.create(out_path, "latents", split, store.names(frames_group), store.origins(frames_group),
-                         {"vae": vae_record, "preprocess": frames_group.attrs["preprocess"],
-                          "provenance": store.provenance("encode", settings)})
+    group = store.create(out_path, "latents", split, {"vae": vae_record, "preprocess": frames_group.attrs["preprocess"],
+                                                      "provenance": store.provenance("encode", settings)},
+                         store.names(frames_group), store.origins(frames_group))
     mean = store.add_array(group, store.MEAN, latent_shape, np.float32)
     logvar = store.add_array(group, store.LOGVAR, latent_shape, np.float32)
     with tqdm(total=count, desc=f"encode {split}", unit="triplet") as progress:
@@ -89,9 +89,9 @@ def reconstruct_split(latents_path, vae_source, out_path, split: str, batch_size
     count = mean.shape[0]
     size = latents_group.attrs["preprocess"]["size"]
     settings = {"batch_size": batch_size, "device": torch_device.type, "decoded": "posterior mean"}
-    group = store.create(out_path, "recon", split, store.names(latents_group), store.origins(latents_group),
-                         {"vae": vae_record, "preprocess": latents_group.attrs["preprocess"],
-                          "provenance": store.provenance("reconstruct", settings)})
+    group = store.create(out_path, "recon", split, {"vae": vae_record, "preprocess": latents_group.attrs["preprocess"],
+                                                    "provenance": store.provenance("reconstruct", settings)},
+                         store.names(latents_group), store.origins(latents_group))
     frames = store.add_array(group, store.FRAMES, (3, size, size, 3), np.uint8)
     with tqdm(total=count, desc=f"reconstruct {split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(frames):

@@ -6,8 +6,12 @@ Schema (README "Stores and tables" repeats it):
     ``frames``    uint8   [N, 3, H, W, 3]   triplet, frame (1..3), height, width, RGB
     ``triplets``  str     [N]               triplet names, the order of axis 0
     ``origins``   str     [N]               ``Disney`` / ``Japan`` / ``unknown``, same order
-    attrs: ``kind`` ("frames" or "recon"), ``split``, ``provenance`` (stage settings, package versions), and for recon
-    the VAE record ``vae``.
+    attrs: ``kind`` ("frames" or "recon"), ``split``, ``preprocess`` (size, resample, source folder), ``provenance``
+    (stage settings, package versions); frames stores add ``counts`` (found, ingested, skipped, stray_files), recon
+    stores the VAE record ``vae``.
+    Annotated splits (ATD-12K test) also hold, in triplet order: ``level`` int8 [N] (0 easy, 1 medium, 2 hard),
+    ``motion_roi`` int32 [N, 4] (x, y, width, height in original pixels), ``image_size`` int32 [N, 2] (original
+    width, height), ``general_motion_type`` str [N], ``behavior`` str [N].
 
 ``results/latents/{model}/{split}.zarr`` (encode)
     ``mean``      float32 [N, 3, C, h, w]   posterior mean, NOT multiplied by the scaling factor (the seed's latents)
@@ -34,6 +38,9 @@ ORIGINS = "origins"
 FRAMES = "frames"
 MEAN = "mean"
 LOGVAR = "logvar"
+# ATD-12K annotations (frames stores of annotated splits only)
+LEVEL, MOTION_ROI, IMAGE_SIZE, MOTION_TYPE, BEHAVIOR = (
+    "level", "motion_roi", "image_size", "general_motion_type", "behavior")
 CHUNK_BYTES = 4 * 2**20
 VERSIONED_PACKAGES = ("latent-interp", "torch", "diffusers", "zarr", "numpy", "pillow", "scikit-image", "scikit-learn",
                       "umap-learn", "pandas")
@@ -61,24 +68,61 @@ def triplets_per_chunk(triplet_shape: tuple[int, ...], dtype, total: int) -> int
     return max(1, min(max(total, 1), CHUNK_BYTES // triplet_bytes))
 
 
-def create(path: str | Path, kind: str, split: str, triplets: list[str], origins: list[str], attrs: dict) -> zarr.Group:
-    """A fresh store holding the triplet names and origins; arrays are added with ``add_array``."""
-    if len(triplets) != len(origins):
-        raise ValueError(f"{path}: {len(triplets)} triplet names but {len(origins)} origins")
-    if len(set(triplets)) != len(triplets):
-        raise ValueError(f"{path}: triplet names are not unique")
+def create(path: str | Path, kind: str, split: str, attrs: dict, triplets: list[str] | None = None,
+           origins: list[str] | None = None) -> zarr.Group:
+    """A fresh store; the triplet names go in now (``triplets``) or, once known, with ``write_names``."""
     group = zarr.open_group(str(path), mode="w")
     group.attrs.update({"kind": kind, "split": split, **attrs})
-    # Variable-length str arrays: fixed-width numpy unicode has no zarr v3 spec (REFERENCE.md).
-    for name, values in ((TRIPLETS, triplets), (ORIGINS, origins)):
-        array = group.create_array(name, shape=(len(values),), dtype=str, chunks=(max(len(values), 1),))
-        if values:
-            array[:] = np.asarray(values, dtype=object)
+    if triplets is not None:
+        write_names(group, triplets, origins)
     return group
 
 
-def add_array(group: zarr.Group, name: str, triplet_shape: tuple[int, ...], dtype) -> zarr.Array:
-    count = group[TRIPLETS].shape[0]
+def _write_strings(group: zarr.Group, name: str, values: list[str]) -> None:
+    # Variable-length str arrays: fixed-width numpy unicode has no zarr v3 spec (REFERENCE.md).
+    array = group.create_array(name, shape=(len(values),), dtype=str, chunks=(max(len(values), 1),))
+    if values:
+        array[:] = np.asarray(values, dtype=object)
+
+
+def write_names(group: zarr.Group, triplets: list[str], origins: list[str]) -> None:
+    if len(triplets) != len(origins):
+        raise ValueError(f"{group.store}: {len(triplets)} triplet names but {len(origins)} origins")
+    if len(set(triplets)) != len(triplets):
+        raise ValueError(f"{group.store}: triplet names are not unique")
+    _write_strings(group, TRIPLETS, triplets)
+    _write_strings(group, ORIGINS, origins)
+
+
+def write_annotations(group: zarr.Group, annotations: list[dict]) -> None:
+    """ATD-12K annotation arrays, in triplet order (schema above)."""
+    count = len(annotations)
+    group.create_array(LEVEL, shape=(count,), dtype=np.int8, chunks=(max(count, 1),))[:] = np.array(
+        [a["level"] for a in annotations], dtype=np.int8)
+    for name, width in ((MOTION_ROI, 4), (IMAGE_SIZE, 2)):
+        group.create_array(name, shape=(count, width), dtype=np.int32, chunks=(max(count, 1), width))[:] = np.array(
+            [a[name] for a in annotations], dtype=np.int32).reshape(count, width)
+    for name in (MOTION_TYPE, BEHAVIOR):
+        _write_strings(group, name, [a[name] for a in annotations])
+
+
+def read_annotations(group: zarr.Group):
+    """The annotation arrays as a table indexed like the triplets, or None when the store has none."""
+    import pandas as pd
+
+    if LEVEL not in group:
+        return None
+    table = pd.DataFrame({"triplet": names(group), LEVEL: group[LEVEL][:] if len(names(group)) else []})
+    for name in (MOTION_TYPE, BEHAVIOR):
+        table[name] = [str(v) for v in group[name][:]] if len(table) else []
+    table[[f"roi_{k}" for k in "xywh"]] = group[MOTION_ROI][:] if len(table) else np.empty((0, 4), int)
+    table[["image_width", "image_height"]] = group[IMAGE_SIZE][:] if len(table) else np.empty((0, 2), int)
+    return table
+
+
+def add_array(group: zarr.Group, name: str, triplet_shape: tuple[int, ...], dtype, count: int | None = None):
+    """An array of ``count`` triplets (default: as many as the store's names), chunked along axis 0."""
+    count = group[TRIPLETS].shape[0] if count is None else count
     chunk = triplets_per_chunk(triplet_shape, dtype, count)
     return group.create_array(name, shape=(count, *triplet_shape), dtype=dtype, chunks=(chunk, *triplet_shape))
 

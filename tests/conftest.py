@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from latent_interp import synthetic, vae
+from latent_interp import data, synthetic, vae
 
 REPO = Path(__file__).resolve().parents[1]
 # Narrower than the shipped tiny VAE, same geometry (8x, 4 latent channels): fast enough for unit tests.
@@ -33,3 +33,9 @@ def frame_tree(tmp_path_factory) -> Path:
 
 def random_images(count: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(count, size, size, 3), dtype=np.uint8)
+
+
+def ingest_folder(folder: Path, out: Path, split: str, size: int, **options) -> dict:
+    """Ingest every triplet folder under ``folder`` (the ``folders`` layout), skipped list next to the store."""
+    return data.ingest_split(data.SplitSource(Path(folder)), out, Path(out).with_suffix(".skipped.csv"), split, size,
+                             **options)

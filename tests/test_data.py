@@ -1,8 +1,10 @@
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from latent_interp import data, store
+from conftest import ingest_folder
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P"])
@@ -31,31 +33,19 @@ def test_origin_of():
     assert data.origin_of("my_clip") == "unknown"
 
 
-def test_group_triplets_orders_frames_and_names_a_missing_frame(tmp_path):
-    paths = [str(tmp_path / "b" / f"frame{k}.jpg") for k in (3, 1, 2)] + [str(tmp_path / "a" / "frame1.png")]
-    with pytest.raises(FileNotFoundError, match="triplet a: missing frame2, frame3"):
-        data.group_triplets(paths)
-    grouped = data.group_triplets(paths[:3])
-    assert grouped == {"b": [str(tmp_path / "b" / f"frame{k}.jpg") for k in (1, 2, 3)]}
-
-
-def test_split_frame_paths_names_a_missing_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="data.root"):
-        data.split_frame_paths(tmp_path / "nope")
-
-
 def test_unreadable_frame_is_named(tmp_path):
     bad = tmp_path / "t" / "frame1.jpg"
     bad.parent.mkdir()
     bad.write_bytes(b"not a jpeg")
-    with pytest.raises(OSError, match=str(bad)):
+    with pytest.raises(data.FaultyTriplet, match="unreadable image") as error:
         data.load_triplet([str(bad)] * 3, 16, "bilinear")
+    assert error.value.path == str(bad)
 
 
 def test_ingest_writes_the_frames_schema(frame_tree, tmp_path):
-    paths = data.split_frame_paths(frame_tree / "train")
     out = tmp_path / "train.zarr"
-    data.ingest_split(paths, out, "train", size=32, threads=2)
+    counts = ingest_folder(frame_tree / "train", out, "train", size=32, threads=2)
+    assert counts == {"found": 4, "ingested": 4, "skipped": 0, "stray_files": 0}
     group = store.open_store(out, "frames")
     frames = group[store.FRAMES]
     names = store.names(group)
@@ -63,18 +53,17 @@ def test_ingest_writes_the_frames_schema(frame_tree, tmp_path):
     assert names == sorted(names) and len(names) == 4
     assert store.origins(group) == [data.origin_of(n) for n in names]
     assert group.attrs["split"] == "train" and group.attrs["preprocess"]["size"] == 32
-    assert "torch" in group.attrs["provenance"]["versions"]
+    assert group.attrs["counts"]["ingested"] == 4 and "torch" in group.attrs["provenance"]["versions"]
     # Pixel-exact against loading the files by hand.
-    triplets = data.group_triplets(paths)
-    expected = data.load_triplet(triplets[names[2]], 32, "bilinear")
-    np.testing.assert_array_equal(frames[2], expected)
+    paths, _ = data.triplet_frame_files(frame_tree / "train" / names[2])
+    np.testing.assert_array_equal(frames[2], data.load_triplet(paths, 32, "bilinear"))
+    assert pd.read_csv(out.with_suffix(".skipped.csv")).empty
 
 
 def test_ingest_streams_across_chunks(frame_tree, tmp_path, monkeypatch):
-    paths = data.split_frame_paths(frame_tree / "train")
-    data.ingest_split(paths, tmp_path / "whole.zarr", "train", size=16)
+    ingest_folder(frame_tree / "train", tmp_path / "whole.zarr", "train", size=16)
     monkeypatch.setattr(store, "CHUNK_BYTES", 3 * 16 * 16 * 3)  # one triplet a chunk
-    data.ingest_split(paths, tmp_path / "chunked.zarr", "train", size=16)
+    ingest_folder(frame_tree / "train", tmp_path / "chunked.zarr", "train", size=16)
     chunked = store.open_store(tmp_path / "chunked.zarr")[store.FRAMES]
     assert chunked.chunks[0] == 1
     np.testing.assert_array_equal(chunked[:], store.open_store(tmp_path / "whole.zarr")[store.FRAMES][:])
@@ -82,4 +71,26 @@ def test_ingest_streams_across_chunks(frame_tree, tmp_path, monkeypatch):
 
 def test_ingest_rejects_unknown_resample(frame_tree, tmp_path):
     with pytest.raises(ValueError, match="preprocess.resample"):
-        data.ingest_split(data.split_frame_paths(frame_tree / "val"), tmp_path / "v.zarr", "val", 16, "cubic")
+        ingest_folder(frame_tree / "val", tmp_path / "v.zarr", "val", 16, resample="cubic")
+
+
+def test_hash_split_is_stable_and_near_the_fraction():
+    names = [f"Disney_v1_0_{i:06d}_s1" for i in range(4000)]
+    val = [n for n in names if data.hash_fraction(n) < 0.1]
+    assert 330 < len(val) < 470
+    grown = names + [f"Japan_v2_0_{i:06d}_s2" for i in range(500)]
+    assert [n for n in grown if data.hash_fraction(n) < 0.1][:len(val)] == val  # adding never moves old ones
+
+
+def test_split_sources_for_both_layouts(tmp_path):
+    atd = {"root": str(tmp_path), "splits": ["train", "val", "test"], "layout": "atd12k", "val_fraction": 0.2}
+    train, val, test = (data.split_source(atd, s) for s in ("train", "val", "test"))
+    assert train.folder == val.folder == tmp_path / "train_10k" and test.folder == tmp_path / "test_2k_540p"
+    assert test.annotations == tmp_path / "test_2k_annotations"
+    name = next(f"t{i}" for i in range(100) if data.hash_fraction(f"t{i}") < 0.2)
+    assert val.keeps(name) and not train.keeps(name)
+    folders = {"root": str(tmp_path), "splits": ["train"], "split_dirs": {"train": "my_train"}}
+    assert data.split_source(folders, "train").folder == tmp_path / "my_train"
+    assert data.split_source(folders, "val").folder == tmp_path / "val"
+    with pytest.raises(FileNotFoundError, match="data.root"):
+        data.split_source(folders, "val").triplet_dirs()

@@ -10,7 +10,7 @@ from latent_interp import embed, store
 def _latents_store(path, split, count, seed):
     rng = np.random.default_rng(seed)
     names = [f"{'Disney' if i % 2 == 0 else 'Japan'}_v1_0_{seed:03d}{i:03d}_s1" for i in range(count)]
-    group = store.create(path, "latents", split, names, [n.split("_")[0] for n in names], {})
+    group = store.create(path, "latents", split, {}, names, [n.split("_")[0] for n in names])
     # Two clusters by origin, so an embedding has structure to find.
     values = rng.normal(size=(count, 3, 4, 4, 4)).astype(np.float32)
     values[::2] += 4.0

@@ -3,12 +3,13 @@ import pytest
 import torch
 
 from latent_interp import data, encode, store, vae
+from conftest import ingest_folder
 
 
 @pytest.fixture
 def frames_store(frame_tree, tmp_path):
     path = tmp_path / "frames.zarr"
-    data.ingest_split(data.split_frame_paths(frame_tree / "train"), path, "train", size=32)
+    ingest_folder(frame_tree / "train", path, "train", size=32)
     return path
 
 

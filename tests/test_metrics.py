@@ -58,7 +58,7 @@ def _pair_of_stores(tmp_path, names, recon_names=None, seed=0):
     for kind, values, store_names in (("frames", truth, names), ("recon", noisy.astype(np.uint8),
                                                                   recon_names or names)):
         path = tmp_path / f"{kind}.zarr"
-        group = store.create(path, kind, "val", store_names, ["Disney", "Japan"] * (len(names) // 2), {})
+        group = store.create(path, kind, "val", {}, store_names, ["Disney", "Japan"] * (len(names) // 2))
         store.add_array(group, store.FRAMES, (3, 16, 16, 3), np.uint8)[:] = values
         paths.append(path)
     return paths, truth, noisy

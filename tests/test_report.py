@@ -4,7 +4,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from latent_interp import data, embed, encode, metrics, report, store
+from latent_interp import embed, encode, metrics, report, store
+from conftest import ingest_folder
 
 
 def test_pick_grid_triplets_takes_the_first_of_each_origin_by_name():
@@ -17,7 +18,7 @@ def test_report_is_one_self_contained_page(frame_tree, micro_vae_dir, tmp_path):
     frames_paths, recon_paths, latents_paths, tables, splits = {}, {}, {}, {}, ("train", "val")
     for split in splits:
         frames_paths[split] = tmp_path / f"frames-{split}.zarr"
-        data.ingest_split(data.split_frame_paths(frame_tree / split), frames_paths[split], split, 32)
+        ingest_folder(frame_tree / split, frames_paths[split], split, 32)
         latents_paths[("pretrained", split)] = tmp_path / f"latents-{split}.zarr"
         encode.encode_split(frames_paths[split], micro_vae_dir, latents_paths[("pretrained", split)], split)
         recon_paths[("pretrained", split)] = tmp_path / f"recon-{split}.zarr"

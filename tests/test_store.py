@@ -7,7 +7,7 @@ from latent_interp import store
 
 
 def _store(path, names, kind="frames"):
-    group = store.create(path, kind, "val", names, ["Disney"] * len(names), {"note": 1})
+    group = store.create(path, kind, "val", {"note": 1}, names, ["Disney"] * len(names))
     store.add_array(group, store.FRAMES, (3, 4, 4, 3), np.uint8)
     return group
 
@@ -33,7 +33,7 @@ def test_duplicate_or_mismatched_names_are_refused(tmp_path):
     with pytest.raises(ValueError, match="not unique"):
         _store(tmp_path / "d.zarr", ["x", "x"])
     with pytest.raises(ValueError, match="2 triplet names but 1 origins"):
-        store.create(tmp_path / "e.zarr", "frames", "val", ["x", "y"], ["Disney"], {})
+        store.create(tmp_path / "e.zarr", "frames", "val", {}, ["x", "y"], ["Disney"])
 
 
 def test_pairing_is_by_name(tmp_path):

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from latent_interp import data, encode, store, vae
-from conftest import MICRO_VAE
+from latent_interp import encode, store, vae
+from conftest import MICRO_VAE, ingest_folder
 from ldm_layout import to_ldm_layout
 
 # kl-f8 has a mid-block attention; the micro model keeps it so the attention keys' conversion is exercised.
@@ -110,7 +110,7 @@ def test_single_file_default_config_is_kl_f8():
 
 def test_latents_store_records_the_source(forms, frame_tree, tmp_path):
     frames_path = tmp_path / "frames.zarr"
-    data.ingest_split(data.split_frame_paths(frame_tree / "val"), frames_path, "val", size=32)
+    ingest_folder(frame_tree / "val", frames_path, "val", size=32)
     out = tmp_path / "latents.zarr"
     encode.encode_split(frames_path, forms / "vae.ckpt", out, "val", single_file_config=forms / "diffusers")
     record = store.open_store(out, "latents").attrs["vae"]

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from latent_interp import data, synthetic
+from latent_interp import data, synthetic, vae
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -14,6 +14,8 @@ MODELS = {"pretrained": config["vae"]["pretrained"]}
 EMBED_METHODS = config["embed"]["methods"]
 ENV = "../../envs/latent-interp.yaml"
 
+if SYNTHETIC and config["data"].get("layout", "folders") != "folders":
+    raise ValueError("config key data.synthetic draws a 'folders' layout; remove it or set data.layout: folders")
 if SYNTHETIC:
     _missing = [split for split in SPLITS if split not in SYNTHETIC["triplets"]]
     if _missing:
@@ -26,20 +28,28 @@ def synthetic_frame_files(split):
     return [f"{config['data']['root']}/{split}/{path}" for path in synthetic.frame_relpaths(specs)]
 
 
+def split_source(wildcards):
+    """Where the split's triplets are (data.layout, data.split_dirs, data.val_fraction)."""
+    return data.split_source(config["data"], wildcards.split)
+
+
 def split_frame_files(wildcards):
-    """Every frame file of a split (not its folder: editing one frame must make only that split stale)."""
+    """Every frame (and annotation) file of a split, not its folder: editing one frame makes only that split stale."""
     if SYNTHETIC:
         return synthetic_frame_files(wildcards.split)
-    return data.split_frame_paths(Path(config["data"]["root"]) / wildcards.split)
+    return data.split_input_files(split_source(wildcards))
 
 
 def vae_files(wildcards):
-    """The config and weight files of the model's diffusers folder, so new weights make its stores stale."""
-    folder = Path(MODELS[wildcards.model])
-    files = sorted(str(p) for p in folder.glob("*") if p.suffix in {".json", ".safetensors", ".bin"})
-    if not (folder / "config.json").is_file():
-        raise ValueError(f"config key vae.pretrained = {str(folder)!r}: no diffusers folder (config.json) there")
-    return files
+    """The model's weight files (a diffusers folder's config and weights, or the single file), so new weights make
+    its stores stale. A hub id has no local files."""
+    source = MODELS[wildcards.model]
+    form = vae.source_format(source)  # raises, naming vae.pretrained, if it is neither a path nor a hub id
+    if form == "diffusers":
+        if not Path(source, "config.json").is_file():
+            raise ValueError(f"config key vae.pretrained = {source!r}: no diffusers folder (config.json) there")
+        return sorted(str(p) for p in Path(source).iterdir() if p.suffix in vae.WEIGHT_SUFFIXES | {".json"})
+    return [source] if form != "hub" else []
 
 
 def all_of(pattern, **wildcards):

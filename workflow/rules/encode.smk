@@ -9,6 +9,7 @@ rule encode:
         vae=lambda wildcards: MODELS[wildcards.model],
         batch_size=config["vae"].get("batch_size", 16),
         device=config["vae"].get("device", "auto"),
+        single_file_config=config["vae"].get("single_file_config"),
     log:
         "results/logs/encode/{model}/{split}.log",
     benchmark:
@@ -32,6 +33,7 @@ rule reconstruct:
         vae=lambda wildcards: MODELS[wildcards.model],
         batch_size=config["vae"].get("batch_size", 16),
         device=config["vae"].get("device", "auto"),
+        single_file_config=config["vae"].get("single_file_config"),
     log:
         "results/logs/reconstruct/{model}/{split}.log",
     benchmark:

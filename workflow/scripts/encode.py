@@ -6,4 +6,4 @@ from latent_interp.encode import encode_split  # noqa: E402
 
 sm = snakemake  # noqa: F821
 encode_split(sm.input.frames, sm.params.vae, sm.output[0], sm.wildcards.split, sm.params.batch_size,
-             sm.params.device, sm.threads)
+             sm.params.device, sm.threads, sm.params.single_file_config)

@@ -6,4 +6,4 @@ from latent_interp.encode import reconstruct_split  # noqa: E402
 
 sm = snakemake  # noqa: F821
 reconstruct_split(sm.input.latents, sm.params.vae, sm.output[0], sm.wildcards.split, sm.params.batch_size,
-                  sm.params.device, sm.threads)
+                  sm.params.device, sm.threads, sm.params.single_file_config)
