@@ -1,15 +1,19 @@
 """Per-image reconstruction metrics (MSE, PSNR, SSIM) and their summaries with bootstrap confidence intervals.
 
 Table ``results/metrics/{model}/{split}.csv``, one row per triplet and frame:
-    ``model``, ``split``, ``triplet``, ``origin``, ``frame`` (1..3), ``mse``, ``psnr`` (dB), ``ssim``
+    ``model``, ``split``, ``triplet``, ``origin``, ``frame`` (1..3), ``mse``, ``psnr`` (dB), ``ssim``; splits with
+    ATD-12K annotations add ``roi_mse``, ``roi_psnr``, ``roi_ssim`` (inside the motion RoI rescaled to the stored
+    frame, at least 7x7), ``level`` (0 easy, 1 medium, 2 hard), ``general_motion_type``, ``behavior``.
 Both stores are uint8 and are scaled to [0, 1] before comparison. The settings are the seed's (REFERENCE.md) and are
 written next to each table as ``{split}.spec.json``.
 
-Table ``results/metrics/summary.csv``, one row per model and group (a split and origin, a whole split, or ``all``):
-    ``model``, ``split``, ``origin``, ``n_triplets``, ``n_images``, ``mse``, ``mse_std``,
+Table ``results/metrics/summary.csv``, one row per model and group (a split and origin, a whole split, a difficulty
+level of an annotated split, or ``all``):
+    ``model``, ``split``, ``origin``, ``level`` (``all`` or 0/1/2), ``n_triplets``, ``n_images``, ``mse``, ``mse_std``,
     ``psnr``, ``psnr_std``, ``psnr_ci_low``, ``psnr_ci_high`` (mean of per-image PSNR, the seed's figure),
     ``psnr_pooled``, ``psnr_pooled_ci_low``, ``psnr_pooled_ci_high`` (PSNR of the pooled MSE),
-    ``ssim``, ``ssim_std``, ``ssim_ci_low``, ``ssim_ci_high``
+    ``ssim``, ``ssim_std``, ``ssim_ci_low``, ``ssim_ci_high``,
+    ``roi_psnr``, ``roi_psnr_pooled``, ``roi_ssim`` (inside the motion RoI; empty where the split has no annotations)
 Confidence intervals are 95% percentile intervals of a bootstrap that resamples triplets (the three frames of a
 triplet are not independent), with a fixed seed.
 """
@@ -28,6 +32,9 @@ from latent_interp import store
 
 SSIM_SETTINGS = {"win_size": 7, "channel_axis": -1, "data_range": 1.0}
 TABLE_COLUMNS = ["model", "split", "triplet", "origin", "frame", "mse", "psnr", "ssim"]
+# Annotated splits (ATD-12K test) add the metrics inside the motion RoI and the annotation fields.
+ROI_COLUMNS = ["roi_mse", "roi_psnr", "roi_ssim"]
+ANNOTATION_COLUMNS = ["level", "general_motion_type", "behavior"]
 
 
 def image_metrics(truth_uint8: np.ndarray, reconstruction_uint8: np.ndarray) -> tuple[float, float, float]:
@@ -66,20 +73,45 @@ def compute_split_metrics(frames_path, recon_path, table_path, spec_path, model:
     truth, reconstruction = frames_group[store.FRAMES], recon_group[store.FRAMES]
     if truth.shape != reconstruction.shape:
         raise ValueError(f"{frames_path} has frames {truth.shape} but {recon_path} has {reconstruction.shape}")
+    annotations = store.read_annotations(frames_group)
+    size = truth.shape[2:4]
     rows = []
     with tqdm(total=len(names), desc=f"metrics {model}/{split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(truth):
             truth_chunk, recon_chunk = truth[start:stop], reconstruction[start:stop]
             for offset in range(stop - start):
+                index = start + offset
+                box = None if annotations is None else roi_box(annotations.iloc[index], size)
                 for frame in range(3):
-                    mse, psnr, ssim = image_metrics(truth_chunk[offset, frame], recon_chunk[offset, frame])
-                    index = start + offset
-                    rows.append((model, split, names[index], origins[index], frame + 1, mse, psnr, ssim))
+                    pair = truth_chunk[offset, frame], recon_chunk[offset, frame]
+                    row = [model, split, names[index], origins[index], frame + 1, *image_metrics(*pair)]
+                    if box is not None:
+                        (top, bottom), (left, right) = box
+                        row += image_metrics(pair[0][top:bottom, left:right], pair[1][top:bottom, left:right])
+                    rows.append(row)
                 progress.update(1)
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS + (ROI_COLUMNS if annotations is not None else []))
+    if annotations is not None:
+        table = table.merge(annotations[["triplet", *ANNOTATION_COLUMNS]], on="triplet", how="left")
     table.to_csv(table_path, index=False, float_format="%.8g")
     Path(spec_path).write_text(json.dumps(metric_spec(), indent=2) + "\n")
     return table
+
+
+def roi_box(annotation, size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, bottom), (left, right)) of the motion RoI in the stored frame, rescaled from the original image size and
+    grown to SSIM's 7x7 window where it is smaller."""
+    height, width = size
+    scale_y, scale_x = height / annotation.image_height, width / annotation.image_width
+    spans = []
+    for start, length, scale, limit in ((annotation.roi_y, annotation.roi_h, scale_y, height),
+                                        (annotation.roi_x, annotation.roi_w, scale_x, width)):
+        low, high = int(np.floor(start * scale)), int(np.ceil((start + length) * scale))
+        low, high = max(0, min(low, limit - 1)), max(1, min(high, limit))
+        while high - low < min(7, limit):  # grow symmetrically, within the frame
+            low, high = max(0, low - 1), min(limit, high + 1)
+        spans.append((low, high))
+    return spans[0], spans[1]
 
 
 def pooled_psnr(mse: np.ndarray) -> float:
@@ -121,16 +153,26 @@ def summarize_group(group: pd.DataFrame, resamples: int = 1000, seed: int = 0) -
 
 
 def summarize(tables: list[pd.DataFrame], resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Summary rows per model: each split and origin, each split, and ``all`` splits together."""
+    """Summary rows per model: each split and origin, each split, each difficulty level of an annotated split, and
+    ``all`` splits together. RoI columns are the means inside the motion RoI, where the split has one."""
     metrics = pd.concat(tables, ignore_index=True)
     rows = []
     for model, by_model in metrics.groupby("model", sort=False):
-        groups = [((split, origin), g) for (split, origin), g in by_model.groupby(["split", "origin"], sort=False)]
-        groups += [((split, "all"), g) for split, g in by_model.groupby("split", sort=False)]
-        groups += [(("all", "all"), by_model)]
-        for (split, origin), group in groups:
-            rows.append({"model": model, "split": split, "origin": origin,
-                         **summarize_group(group, resamples, seed)})
+        groups = [((split, origin, "all"), g)
+                  for (split, origin), g in by_model.groupby(["split", "origin"], sort=False)]
+        groups += [((split, "all", "all"), g) for split, g in by_model.groupby("split", sort=False)]
+        if "level" in by_model:
+            groups += [((split, "all", str(int(level))), g)
+                       for (split, level), g in by_model.dropna(subset=["level"]).groupby(["split", "level"])]
+        groups += [(("all", "all", "all"), by_model)]
+        for (split, origin, level), group in groups:
+            row = {"model": model, "split": split, "origin": origin, "level": level,
+                   **summarize_group(group, resamples, seed)}
+            has_roi = "roi_psnr" in group and group["roi_psnr"].notna().any()
+            row["roi_psnr"] = group["roi_psnr"].replace(np.inf, np.nan).mean() if has_roi else np.nan
+            row["roi_psnr_pooled"] = pooled_psnr(group["roi_mse"].dropna().to_numpy()) if has_roi else np.nan
+            row["roi_ssim"] = group["roi_ssim"].mean() if has_roi else np.nan
+            rows.append(row)
     return pd.DataFrame(rows)
 
 

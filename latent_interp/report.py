@@ -82,26 +82,49 @@ def _fmt(value, digits: int) -> str:
 
 def summary_table_html(summary: pd.DataFrame) -> str:
     """The metric summary as an HTML table: mean ± std [95% CI] per model, split and origin."""
-    header = ("<tr><th>model</th><th>split</th><th>origin</th><th>triplets</th><th>images</th><th>MSE</th>"
-              "<th>PSNR dB (mean of images)</th><th>PSNR dB (pooled MSE)</th><th>SSIM</th></tr>")
+    with_roi = summary["roi_psnr"].notna().any()
+    header = ("<tr><th>model</th><th>split</th><th>origin</th><th>level</th><th>triplets</th><th>images</th>"
+              "<th>MSE</th><th>PSNR dB (mean of images)</th><th>PSNR dB (pooled MSE)</th><th>SSIM</th>"
+              + ("<th>RoI PSNR dB</th><th>RoI SSIM</th>" if with_roi else "") + "</tr>")
     body = []
     for row in summary.itertuples():
+        roi = f"<td>{_fmt(row.roi_psnr, 2)}</td><td>{_fmt(row.roi_ssim, 4)}</td>" if with_roi else ""
         body.append(
             f"<tr><td class=text>{html.escape(row.model)}</td><td class=text>{html.escape(row.split)}</td>"
-            f"<td class=text>{html.escape(row.origin)}</td><td>{row.n_triplets}</td><td>{row.n_images}</td>"
+            f"<td class=text>{html.escape(row.origin)}</td><td class=text>{html.escape(str(row.level))}</td>"
+            f"<td>{row.n_triplets}</td><td>{row.n_images}</td>"
             f"<td>{_fmt(row.mse, 5)} ± {_fmt(row.mse_std, 5)}</td>"
             f"<td>{_fmt(row.psnr, 2)} ± {_fmt(row.psnr_std, 2)} [{_fmt(row.psnr_ci_low, 2)}, "
             f"{_fmt(row.psnr_ci_high, 2)}]</td>"
             f"<td>{_fmt(row.psnr_pooled, 2)} [{_fmt(row.psnr_pooled_ci_low, 2)}, {_fmt(row.psnr_pooled_ci_high, 2)}]</td>"
             f"<td>{_fmt(row.ssim, 4)} ± {_fmt(row.ssim_std, 4)} [{_fmt(row.ssim_ci_low, 4)}, "
-            f"{_fmt(row.ssim_ci_high, 4)}]</td></tr>")
+            f"{_fmt(row.ssim_ci_high, 4)}]</td>{roi}</tr>")
     return f"<table>{header}{''.join(body)}</table>"
+
+
+def data_section(frames_paths: dict[str, str], skipped_paths: dict[str, str]) -> str:
+    """Counts per split (found = ingested + skipped) and every skipped triplet or stray file, with its reason."""
+    rows, listed = [], []
+    for split, path in frames_paths.items():
+        counts = store.open_store(path, "frames").attrs.get("counts", {})
+        rows.append(f"<tr><td class=text>{html.escape(split)}</td><td>{counts.get('found', 'n/a')}</td>"
+                    f"<td>{counts.get('ingested', 'n/a')}</td><td>{counts.get('skipped', 'n/a')}</td>"
+                    f"<td>{counts.get('stray_files', 'n/a')}</td></tr>")
+        skipped = pd.read_csv(skipped_paths[split], keep_default_na=False)
+        for row in skipped.itertuples(index=False):  # columns: split, what, triplet, path, reason
+            listed.append("<tr>" + "".join(f"<td class=text>{html.escape(str(v))}</td>" for v in row) + "</tr>")
+    section = ("<h2>Data</h2><table><tr><th>split</th><th>triplets found</th><th>ingested</th><th>skipped</th>"
+               f"<th>stray files</th></tr>{''.join(rows)}</table>")
+    if listed:
+        section += ("<h3>Skipped triplets and stray files</h3><table><tr><th>split</th><th>what</th><th>triplet</th>"
+                    f"<th>path</th><th>reason</th></tr>{''.join(listed)}</table>")
+    return section
 
 
 def build_report(out_path, config: dict, summary_path, metric_tables: dict[tuple[str, str], str],
                  spec_path, frames_paths: dict[str, str], recon_paths: dict[tuple[str, str], str],
                  latents_paths: dict[tuple[str, str], str], embedding_plots: list[tuple[str, str, str, str]],
-                 per_origin: int = 2) -> None:
+                 skipped_paths: dict[str, str], per_origin: int = 2) -> None:
     """Write the report. Keys of the path dicts are split or (model, split); embedding_plots holds
     (model, method, png path, settings json path)."""
     summary = pd.read_csv(summary_path, keep_default_na=False, na_values=[""])
@@ -110,6 +133,7 @@ def build_report(out_path, config: dict, summary_path, metric_tables: dict[tuple
     sections = [f"<h1>latent-interp report</h1><p>Models: {', '.join(html.escape(m) for m in models)}; splits: "
                 f"{', '.join(html.escape(s) for s in frames_paths)}.</p>"]
 
+    sections.append(data_section(frames_paths, skipped_paths))
     sections.append("<h2>Reconstruction metrics</h2>" + summary_table_html(summary) +
                     "<p>Mean ± standard deviation over images, with a 95% bootstrap confidence interval over "
                     "triplets in brackets. 'Pooled MSE' is the PSNR of the mean MSE of the group.</p>")

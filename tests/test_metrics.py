@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import zarr
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -120,3 +121,35 @@ def test_infinite_psnr_is_left_out_of_the_mean_not_the_pool():
     row = metrics.summarize_group(table, resamples=10)
     assert row["psnr"] == pytest.approx(45.0)
     assert row["psnr_pooled"] == pytest.approx(10 * np.log10(3 / (1e-4 + 1e-5)))
+
+
+def test_roi_box_rescales_and_grows_to_the_ssim_window():
+    annotation = pd.Series({"roi_x": 480, "roi_y": 270, "roi_w": 240, "roi_h": 135, "image_width": 960,
+                            "image_height": 540})
+    assert metrics.roi_box(annotation, (32, 32)) == ((16, 24), (16, 24))
+    tiny = annotation.copy()
+    tiny[["roi_x", "roi_y", "roi_w", "roi_h"]] = [950, 530, 5, 5]  # a corner speck
+    (top, bottom), (left, right) = metrics.roi_box(tiny, (32, 32))
+    assert bottom - top == 7 and right - left == 7 and bottom == 32 and right == 32
+
+
+def test_annotated_split_gets_roi_metrics_and_levels(tmp_path):
+    (frames, recon), truth, noisy = _pair_of_stores(tmp_path, ["a", "b", "c", "d"])
+    group = zarr.open_group(str(frames), mode="r+")
+    store.write_annotations(group, [{"level": level, "general_motion_type": "rotation", "behavior": "walking",
+                                     "motion_roi": [8, 4, 24, 12], "image_size": [64, 32]}
+                                    for level in (0, 1, 2, 2)])
+    table = metrics.compute_split_metrics(frames, recon, tmp_path / "t.csv", tmp_path / "t.json", "m", "test")
+    assert list(table.columns) == metrics.TABLE_COLUMNS + metrics.ROI_COLUMNS + metrics.ANNOTATION_COLUMNS
+    row = table.query("triplet == 'b' and frame == 3").iloc[0]
+    assert row.level == 1 and row.behavior == "walking"
+    # RoI x 8..32, y 4..16 of a 64x32 original is columns 2..8 and rows 2..8 of the 16x16 frame.
+    (top, bottom), (left, right) = metrics.roi_box(store.read_annotations(store.open_store(frames)).iloc[1], (16, 16))
+    assert (top, bottom, left, right) == (1, 9, 1, 9)  # 6 px, grown a pixel each side to reach SSIM's 7
+    expected = metrics.image_metrics(truth[1, 2, top:bottom, left:right],
+                                     noisy[1, 2, top:bottom, left:right].astype(np.uint8))
+    assert (row.roi_mse, row.roi_psnr, row.roi_ssim) == pytest.approx(expected)
+    summary = metrics.summarize([table], resamples=20)
+    levels = summary[summary.level != "all"]
+    assert sorted(levels.level) == ["0", "1", "2"] and levels.set_index("level").loc["2", "n_triplets"] == 2
+    assert summary.query("split == 'all'").roi_psnr.notna().all()

@@ -30,12 +30,17 @@ def test_report_is_one_self_contained_page(frame_tree, micro_vae_dir, tmp_path):
     metrics.summarize_tables(list(tables.values()), tmp_path / "summary.csv", resamples=20)
     embed.embed_model([str(p) for p in latents_paths.values()], "pretrained", "pca", tmp_path / "pca.csv",
                       tmp_path / "pca.png", tmp_path / "pca.json")
+    with open(frames_paths["val"].with_suffix(".skipped.csv"), "a") as skipped:
+        skipped.write("val,triplet,Japan_broken,/data/val/Japan_broken/frame2.jpg,unreadable image (truncated)\n")
     out = tmp_path / "report.html"
     report.build_report(out, {"vae": {"pretrained": "micro"}}, tmp_path / "summary.csv", tables,
                         tmp_path / "spec.json", frames_paths, recon_paths, latents_paths,
-                        [("pretrained", "pca", tmp_path / "pca.png", tmp_path / "pca.json")], per_origin=1)
+                        [("pretrained", "pca", tmp_path / "pca.png", tmp_path / "pca.json")],
+                        {split: path.with_suffix(".skipped.csv") for split, path in frames_paths.items()},
+                        per_origin=1)
     page = out.read_text()
     assert "<table>" in page and "Reconstruction metrics" in page and "PCA of pretrained latents" in page
+    assert "triplets found" in page and "Japan_broken/frame2.jpg" in page and "unreadable image (truncated)" in page
     assert not re.search(r"""src=['"](?!data:)""", page)  # every image embedded, nothing linked
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
     assert len(images) == 3  # two reconstruction grids, one embedding plot

@@ -4,6 +4,7 @@ rule report:
         tables=all_of("results/metrics/{model}/{split}.csv"),
         spec=all_of("results/metrics/{model}/{split}.spec.json")[0],
         frames=expand("results/frames/{split}.zarr", split=SPLITS),
+        skipped=expand("results/frames/{split}.skipped.csv", split=SPLITS),
         recon=all_of("results/recon/{model}/{split}.zarr"),
         latents=all_of("results/latents/{model}/{split}.zarr"),
         plots=all_of("results/embeddings/{model}/{method}.png", method=EMBED_METHODS),
