@@ -1,5 +1,6 @@
 """Shared fixtures: tiny models built from a config and tiny data drawn by the package's own generator."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,11 @@ def ingest_folder(folder: Path, out: Path, split: str, size: int, **options) -> 
     """Ingest every triplet folder under ``folder`` (the ``folders`` layout), skipped list next to the store."""
     return data.ingest_split(data.SplitSource(Path(folder)), out, Path(out).with_suffix(".skipped.csv"), split, size,
                              **options)
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Jobs a Snakemake dry run would run, from its 'Job stats' table ({} when there is nothing to do)."""
+    if "Nothing to be done" in dry_run_output:
+        return {}
+    table = dry_run_output.split("Job stats:")[1].split("total")[0]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}

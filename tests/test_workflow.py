@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from latent_interp import metrics, store
-from conftest import REPO
+from conftest import REPO, job_counts
 
 SPLITS = ("train", "val", "test")
 TRIPLETS = {"train": 4, "val": 2, "test": 2}
@@ -44,12 +44,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 
 def planned_jobs(workdir: Path) -> dict[str, int]:
-    """Jobs a dry run would run, from its 'Job stats' table."""
-    output = snakemake(workdir, "-n").stdout
-    if "Nothing to be done" in output:
-        return {}
-    table = output.split("Job stats:")[1].split("total")[0]
-    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+    return job_counts(snakemake(workdir, "-n").stdout)
 
 
 def new_workdir(tmp_path_factory, name: str, config: dict) -> Path:

@@ -8,14 +8,15 @@ from latent_interp import data, synthetic, vae
 validate(config, "../schemas/config.schema.yaml")
 
 SPLITS = config["data"]["splits"]
-SYNTHETIC = config["data"].get("synthetic")
+# data.source synthetic: the workflow draws the demo data itself (rule synthesize_<split>).
+SYNTHETIC = config["data"]["synthetic"] if config["data"].get("source") == "synthetic" else None
 # {model} -> the diffusers folder its stores are encoded with.
 MODELS = {"pretrained": config["vae"]["pretrained"]}
 EMBED_METHODS = config["embed"]["methods"]
 ENV = "../../envs/latent-interp.yaml"
 
 if SYNTHETIC and config["data"].get("layout", "folders") != "folders":
-    raise ValueError("config key data.synthetic draws a 'folders' layout; remove it or set data.layout: folders")
+    raise ValueError("config key data.source: synthetic draws a 'folders' layout; set data.layout: folders")
 if SYNTHETIC:
     _missing = [split for split in SPLITS if split not in SYNTHETIC["triplets"]]
     if _missing:

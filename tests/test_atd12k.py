@@ -1,0 +1,86 @@
+"""The real study's config on a small ATD-12K-shaped tree: dry run, then the test split's metrics with annotations."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from latent_interp import data, store, synthetic
+from conftest import REPO, job_counts
+
+TRAIN_TRIPLETS = 12
+
+
+def _write_triplet(folder, spec, ext, size):
+    folder.mkdir(parents=True)
+    for k, frame in enumerate(synthetic.render_triplet(spec, *size), start=1):
+        Image.fromarray(frame).save(folder / f"frame{k}.{ext}")
+
+
+@pytest.fixture(scope="module")
+def atd_tree(tmp_path_factory):
+    """train_10k (jpg), test_2k_540p (png, 960x540 scaled down 10x) with annotations, as released."""
+    root = tmp_path_factory.mktemp("atd12k")
+    for spec in synthetic.triplet_specs(0, "train", TRAIN_TRIPLETS):
+        _write_triplet(root / "train_10k" / spec.name, spec, "jpg", (64, 36))
+    for spec in synthetic.triplet_specs(0, "test", 4):
+        _write_triplet(root / "test_2k_540p" / spec.name, spec, "png", (96, 54))
+        annotation = root / "test_2k_annotations" / spec.name / f"{spec.name}.json"
+        annotation.parent.mkdir(parents=True)
+        annotation.write_text(json.dumps({
+            "level": int(spec.seed[2] % 3), "motion_RoI": {"x": 240, "y": 135, "width": 480, "height": 270},
+            "image_size": [960, 540], "general_motion_type": spec.motion, "behavior": "others"}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def workdir(atd_tree, micro_vae_dir, tmp_path_factory):
+    """A working directory as a user has it: the repository's config.yaml, and config/atd12k.yaml with the two
+    paths set."""
+    workdir = tmp_path_factory.mktemp("study")
+    shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
+    config = yaml.safe_load((REPO / "config" / "atd12k.yaml").read_text())
+    config["data"]["root"] = str(atd_tree)
+    config["data"]["val_fraction"] = 0.25
+    config["vae"].update(pretrained=str(micro_vae_dir), device="cpu")
+    config["preprocess"]["size"] = 32
+    (workdir / "atd12k.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+def snakemake(workdir, *args):
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(workdir), "--configfile", str(workdir / "atd12k.yaml"), "--cores", "2", *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_real_config_dry_runs(workdir):
+    jobs = job_counts(snakemake(workdir, "-n"))
+    assert "synthesize_train" not in jobs and jobs["ingest"] == 3 and jobs["encode"] == 3 and jobs["report"] == 1
+
+
+def test_val_is_carved_from_train_10k_by_name(workdir, atd_tree):
+    snakemake(workdir, "results/frames/train.zarr", "results/frames/val.zarr")
+    train = store.names(store.open_store(workdir / "results" / "frames" / "train.zarr"))
+    val = store.names(store.open_store(workdir / "results" / "frames" / "val.zarr"))
+    assert sorted(train + val) == sorted(p.name for p in (atd_tree / "train_10k").iterdir())
+    assert val and all(data.hash_fraction(name) < 0.25 for name in val)
+    assert all(data.hash_fraction(name) >= 0.25 for name in train)
+
+
+def test_test_split_metrics_carry_annotations_and_roi(workdir):
+    snakemake(workdir, "results/metrics/pretrained/test.csv")
+    frames = store.open_store(workdir / "results" / "frames" / "test.zarr")
+    assert frames[store.FRAMES].shape == (4, 3, 32, 32, 3)  # 96x54 png squashed to 32x32
+    table = pd.read_csv(workdir / "results" / "metrics" / "pretrained" / "test.csv")
+    assert {"roi_psnr", "roi_ssim", "level", "general_motion_type", "behavior"} <= set(table.columns)
+    assert table["roi_psnr"].notna().all() and set(table["behavior"]) == {"others"}
+    assert np.isfinite(table["roi_ssim"]).all()
