@@ -47,23 +47,35 @@ def decode_latents(model, latents: np.ndarray, device: torch.device, batch_size:
     return np.concatenate(frames)
 
 
+def _open_stage(source_path, kind: str, vae_source, device: str, threads: int, single_file_config, settings: dict):
+    """What encode and reconstruct share: threads, device, the source store, the model, and the stage settings."""
+    torch.set_num_threads(threads)
+    torch_device = vae.pick_device(device)
+    source = store.open_store(source_path, kind)
+    model, vae_record = vae.load_vae(vae_source, torch_device, single_file_config)
+    settings = {**settings, "device": torch_device.type,
+                "autocast": "bf16" if torch_device.type == "cuda" else "none (float32)"}
+    return torch_device, source, model, vae_record, settings
+
+
+def _derived_store(out_path, kind: str, split: str, source, vae_record: dict, settings: dict):
+    """A fresh store with the source store's triplets, preprocessing record and the VAE that made it."""
+    attrs = {"vae": vae_record, "preprocess": source.attrs["preprocess"],
+             "provenance": store.provenance("encode" if kind == "latents" else "reconstruct", settings)}
+    return store.create(out_path, kind, split, attrs, store.names(source), store.origins(source))
+
+
 def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int = 16, device: str = "auto",
                  threads: int = 1, single_file_config=None) -> None:
     """frames store -> latents store (schema in latent_interp.store)."""
-    torch.set_num_threads(threads)
-    torch_device = vae.pick_device(device)
-    frames_group = store.open_store(frames_path, "frames")
-    model, vae_record = vae.load_vae(vae_source, torch_device, single_file_config)
+    torch_device, frames_group, model, vae_record, settings = _open_stage(
+        frames_path, "frames", vae_source, device, threads, single_file_config,
+        {"batch_size": batch_size, "latents": "posterior mean and logvar, not multiplied by the scaling factor"})
     frames = frames_group[store.FRAMES]
     count, _, height, width, _ = frames.shape
     factor = 2 ** (len(model.config.block_out_channels) - 1)
     latent_shape = (3, model.config.latent_channels, height // factor, width // factor)
-    settings = {"batch_size": batch_size, "device": torch_device.type,
-                "autocast": "bf16" if torch_device.type == "cuda" else "none (float32)",
-                "latents": "posterior mean and logvar, not multiplied by the scaling factor"}
-    group = store.create(out_path, "latents", split, {"vae": vae_record, "preprocess": frames_group.attrs["preprocess"],
-                                                      "provenance": store.provenance("encode", settings)},
-                         store.names(frames_group), store.origins(frames_group))
+    group = _derived_store(out_path, "latents", split, frames_group, vae_record, settings)
     mean = store.add_array(group, store.MEAN, latent_shape, np.float32)
     logvar = store.add_array(group, store.LOGVAR, latent_shape, np.float32)
     with tqdm(total=count, desc=f"encode {split}", unit="triplet") as progress:
@@ -78,22 +90,17 @@ def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int 
 def reconstruct_split(latents_path, vae_source, out_path, split: str, batch_size: int = 16, device: str = "auto",
                       threads: int = 1, single_file_config=None) -> None:
     """latents store -> recon store: decode the posterior mean (deterministic, unlike the seed's sample())."""
-    torch.set_num_threads(threads)
-    torch_device = vae.pick_device(device)
-    latents_group = store.open_store(latents_path, "latents")
-    model, vae_record = vae.load_vae(vae_source, torch_device, single_file_config)
+    torch_device, latents_group, model, vae_record, settings = _open_stage(
+        latents_path, "latents", vae_source, device, threads, single_file_config,
+        {"batch_size": batch_size, "decoded": "posterior mean"})
     if vae_record["sha256"] != latents_group.attrs["vae"]["sha256"]:
         raise ValueError(f"{latents_path} was encoded by {latents_group.attrs['vae']['source']} "
                          f"(sha256 {latents_group.attrs['vae']['sha256'][:12]}), not by {vae_source}")
     mean = latents_group[store.MEAN]
-    count = mean.shape[0]
     size = latents_group.attrs["preprocess"]["size"]
-    settings = {"batch_size": batch_size, "device": torch_device.type, "decoded": "posterior mean"}
-    group = store.create(out_path, "recon", split, {"vae": vae_record, "preprocess": latents_group.attrs["preprocess"],
-                                                    "provenance": store.provenance("reconstruct", settings)},
-                         store.names(latents_group), store.origins(latents_group))
+    group = _derived_store(out_path, "recon", split, latents_group, vae_record, settings)
     frames = store.add_array(group, store.FRAMES, (3, size, size, 3), np.uint8)
-    with tqdm(total=count, desc=f"reconstruct {split}", unit="triplet") as progress:
+    with tqdm(total=mean.shape[0], desc=f"reconstruct {split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(frames):
             latents = mean[start:stop].reshape(-1, *mean.shape[2:])
             decoded = decode_latents(model, latents, torch_device, batch_size)

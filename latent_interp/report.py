@@ -54,11 +54,11 @@ def recon_grid(frames_path, recon_paths: dict[str, str], metric_tables: dict[str
     frames_group = store.open_store(frames_path, "frames")
     names, origins = store.names(frames_group), store.origins(frames_group)
     picks = pick_grid_triplets(names, origins, per_origin)
+    recon_frames = {model: store.open_store(path, "recon")[store.FRAMES] for model, path in recon_paths.items()}
     rows = []  # (triplet index, "original" or model name, uint8 [3, H, W, 3]): one strip of three frames each
     for index in picks:
         rows.append((index, "original", frames_group[store.FRAMES][index]))
-        for model, path in recon_paths.items():
-            rows.append((index, model, store.open_store(path, "recon")[store.FRAMES][index]))
+        rows += [(index, model, frames[index]) for model, frames in recon_frames.items()]
     figure, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.6 * len(rows)), squeeze=False, layout="constrained")
     for row, (index, label, images) in enumerate(rows):
         for frame in range(3):

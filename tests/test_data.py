@@ -89,8 +89,11 @@ def test_split_sources_for_both_layouts(tmp_path):
     assert test.annotations == tmp_path / "test_2k_annotations"
     name = next(f"t{i}" for i in range(100) if data.hash_fraction(f"t{i}") < 0.2)
     assert val.keeps(name) and not train.keeps(name)
-    folders = {"root": str(tmp_path), "splits": ["train"], "split_dirs": {"train": "my_train"}}
+    folders = {"root": str(tmp_path), "splits": ["train"], "split_dirs": {"train": "my_train"},
+               "annotations": {"train": "my_annotations"}}
     assert data.split_source(folders, "train").folder == tmp_path / "my_train"
+    assert data.split_source(folders, "train").annotations == tmp_path / "my_annotations"
+    assert data.split_source(folders, "val").annotations is None
     assert data.split_source(folders, "val").folder == tmp_path / "val"
     with pytest.raises(FileNotFoundError, match="data.root"):
         data.split_source(folders, "val").triplet_dirs()
