@@ -180,3 +180,58 @@ def summarize_tables(table_paths: list[str], out_path, resamples: int = 1000, se
     summary = summarize([pd.read_csv(path) for path in table_paths], resamples, seed)
     summary.to_csv(out_path, index=False, float_format="%.6g")
     return summary
+
+
+# A model has collapsed when its reconstructions no longer depend on the input (the seed's fine-tune: every output
+# the same average image). Two symptoms, either one flags it:
+COLLAPSE_VARIANCE_RATIO = 0.1  # reconstructions vary across images less than a tenth as much as the inputs do
+COLLAPSE_PSNR_GAIN_DB = 1.0  # or beat "predict the mean image for every frame" by less than 1 dB
+
+
+def collapse_check(frames_path, recon_path, out_path=None) -> dict:
+    """Collapse figures of one model on one split (val in the workflow), written as JSON when ``out_path`` is given.
+
+    ``variance_ratio``: per-pixel variance of the reconstructions across all frames over that of the inputs;
+    ``mean_image_psnr``: PSNR of the split's mean frame used as the prediction of every frame (the baseline a model
+    that learned nothing reaches); ``psnr_gain_db``: the model's PSNR of the pooled MSE minus that baseline.
+    """
+    frames_group = store.open_store(frames_path, "frames")
+    recon_group = store.open_store(recon_path, "recon")
+    store.require_same_triplets(frames_group, recon_group, frames_path, recon_path)
+    truth_array, recon_array = frames_group[store.FRAMES], recon_group[store.FRAMES]
+    # Streamed sums in float64: per-pixel first and second moments of both stores, and the model's squared error.
+    moments = {key: 0.0 for key in ("n", "t1", "t2", "r1", "r2", "err")}
+    for start, stop in store.chunk_ranges(truth_array):
+        truth = truth_array[start:stop].reshape(-1, *truth_array.shape[2:]).astype(np.float64) / 255.0
+        recon = recon_array[start:stop].reshape(-1, *truth_array.shape[2:]).astype(np.float64) / 255.0
+        moments["n"] += len(truth)
+        moments["t1"] = moments["t1"] + truth.sum(axis=0)
+        moments["t2"] = moments["t2"] + (truth ** 2).sum(axis=0)
+        moments["r1"] = moments["r1"] + recon.sum(axis=0)
+        moments["r2"] = moments["r2"] + (recon ** 2).sum(axis=0)
+        moments["err"] += float(((truth - recon) ** 2).sum())
+    n = moments["n"]
+    if n < 2:
+        raise ValueError(f"{frames_path}: the collapse check needs at least 2 frames, found {n}")
+    truth_variance = moments["t2"] / n - (moments["t1"] / n) ** 2  # per pixel, over images
+    recon_variance = moments["r2"] / n - (moments["r1"] / n) ** 2
+    pixels = truth_variance.size
+    baseline_mse = float(truth_variance.mean())  # the mean image's MSE is exactly the inputs' variance
+    model_mse = moments["err"] / (n * pixels)
+    result = {
+        "split": frames_group.attrs["split"],
+        "frames": int(n),
+        "input_variance": float(truth_variance.mean()),
+        "recon_variance": float(recon_variance.mean()),
+        "variance_ratio": float(recon_variance.mean() / max(truth_variance.mean(), 1e-20)),
+        "mean_image_psnr": pooled_psnr(np.array([baseline_mse])),
+        "model_psnr_pooled": pooled_psnr(np.array([model_mse])),
+    }
+    result["psnr_gain_db"] = result["model_psnr_pooled"] - result["mean_image_psnr"]
+    result["collapsed"] = bool(result["variance_ratio"] < COLLAPSE_VARIANCE_RATIO
+                               or result["psnr_gain_db"] < COLLAPSE_PSNR_GAIN_DB)
+    result["rule"] = (f"collapsed when variance_ratio < {COLLAPSE_VARIANCE_RATIO} or psnr_gain_db < "
+                      f"{COLLAPSE_PSNR_GAIN_DB}")
+    if out_path is not None:
+        Path(out_path).write_text(json.dumps(result, indent=2) + "\n")
+    return result

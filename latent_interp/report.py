@@ -121,10 +121,33 @@ def data_section(frames_paths: dict[str, str], skipped_paths: dict[str, str]) ->
     return section
 
 
+def collapse_section(collapse_paths: dict[str, str]) -> str:
+    """Per model: does its reconstruction depend on the input? Said in plain words, figures beside."""
+    rows, verdicts = [], []
+    for model, path in collapse_paths.items():
+        check = json.loads(Path(path).read_text())
+        rows.append(f"<tr><td class=text>{html.escape(model)}</td><td class=text>{html.escape(check['split'])}</td>"
+                    f"<td>{check['variance_ratio']:.3f}</td>"
+                    f"<td>{check['model_psnr_pooled']:.2f}</td><td>{check['mean_image_psnr']:.2f}</td>"
+                    f"<td>{check['psnr_gain_db']:+.2f}</td><td class=text>"
+                    f"{'COLLAPSED' if check['collapsed'] else 'ok'}</td></tr>")
+        if check["collapsed"]:
+            verdicts.append(f"<p style='color:#b00020'><b>The {html.escape(model)} model has collapsed:</b> its "
+                            "reconstructions barely depend on the input (every frame comes out near the same "
+                            "average image). Its metrics and latents below describe a broken model.</p>")
+    any_rule = json.loads(Path(next(iter(collapse_paths.values()))).read_text())["rule"] if collapse_paths else ""
+    return ("<h2>Model health</h2>" + "".join(verdicts) +
+            "<table><tr><th>model</th><th>split</th><th>variance ratio (recon / input)</th><th>PSNR dB (pooled)</th>"
+            "<th>mean-image PSNR dB</th><th>gain dB</th><th>verdict</th></tr>" + "".join(rows) + "</table>"
+            f"<p>A model is flagged {html.escape(any_rule.replace('collapsed when ', 'when '))}. The mean-image PSNR "
+            "is what predicting the split's average frame for every frame scores: a model no better than that has "
+            "learned nothing.</p>")
+
+
 def build_report(out_path, config: dict, summary_path, metric_tables: dict[tuple[str, str], str],
                  spec_path, frames_paths: dict[str, str], recon_paths: dict[tuple[str, str], str],
                  latents_paths: dict[tuple[str, str], str], embedding_plots: list[tuple[str, str, str, str]],
-                 skipped_paths: dict[str, str], per_origin: int = 2) -> None:
+                 skipped_paths: dict[str, str], collapse_paths: dict[str, str], per_origin: int = 2) -> None:
     """Write the report. Keys of the path dicts are split or (model, split); embedding_plots holds
     (model, method, png path, settings json path)."""
     summary = pd.read_csv(summary_path, keep_default_na=False, na_values=[""])
@@ -134,6 +157,7 @@ def build_report(out_path, config: dict, summary_path, metric_tables: dict[tuple
                 f"{', '.join(html.escape(s) for s in frames_paths)}.</p>"]
 
     sections.append(data_section(frames_paths, skipped_paths))
+    sections.append(collapse_section(collapse_paths))
     sections.append("<h2>Reconstruction metrics</h2>" + summary_table_html(summary) +
                     "<p>Mean ± standard deviation over images, with a 95% bootstrap confidence interval over "
                     "triplets in brackets. 'Pooled MSE' is the PSNR of the mean MSE of the group.</p>")

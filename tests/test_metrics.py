@@ -153,3 +153,26 @@ def test_annotated_split_gets_roi_metrics_and_levels(tmp_path):
     levels = summary[summary.level != "all"]
     assert sorted(levels.level) == ["0", "1", "2"] and levels.set_index("level").loc["2", "n_triplets"] == 2
     assert summary.query("split == 'all'").roi_psnr.notna().all()
+
+
+def _recon_store(path, frames_path, values):
+    source = store.open_store(frames_path)
+    group = store.create(path, "recon", "val", {}, store.names(source), store.origins(source))
+    store.add_array(group, store.FRAMES, values.shape[1:], np.uint8)[:] = values
+
+
+def test_collapse_check_flags_a_constant_model_and_passes_a_good_one(tmp_path):
+    (frames, recon), truth, noisy = _pair_of_stores(tmp_path, ["a", "b", "c", "d", "e", "f"])
+    good = metrics.collapse_check(frames, recon, tmp_path / "good.json")
+    assert not good["collapsed"] and good["variance_ratio"] > 0.5 and good["psnr_gain_db"] > 3
+    assert json.loads((tmp_path / "good.json").read_text())["collapsed"] is False
+    # A decoder fed a constant: every reconstruction is the average image.
+    average = np.broadcast_to(np.rint(truth.mean(axis=(0, 1))).astype(np.uint8), truth.shape)
+    _recon_store(tmp_path / "collapsed.zarr", frames, average)
+    collapsed = metrics.collapse_check(frames, tmp_path / "collapsed.zarr")
+    assert collapsed["collapsed"] and collapsed["variance_ratio"] < 1e-6
+    assert abs(collapsed["psnr_gain_db"]) < 0.1  # no better than predicting the mean image
+    # The baseline is exactly the PSNR of the mean image as prediction.
+    flat = truth.reshape(-1, 16, 16, 3) / 255.0
+    expected = 10 * np.log10(1 / ((flat - flat.mean(axis=0)) ** 2).mean())
+    assert good["mean_image_psnr"] == pytest.approx(expected)

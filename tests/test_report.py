@@ -1,4 +1,5 @@
 import base64
+import json
 import re
 
 import numpy as np
@@ -32,14 +33,20 @@ def test_report_is_one_self_contained_page(frame_tree, micro_vae_dir, tmp_path):
                       tmp_path / "pca.png", tmp_path / "pca.json")
     with open(frames_paths["val"].with_suffix(".skipped.csv"), "a") as skipped:
         skipped.write("val,triplet,Japan_broken,/data/val/Japan_broken/frame2.jpg,unreadable image (truncated)\n")
+    collapse = {"pretrained": tmp_path / "collapse.json"}
+    metrics.collapse_check(frames_paths["val"], recon_paths[("pretrained", "val")], collapse["pretrained"])
     out = tmp_path / "report.html"
     report.build_report(out, {"vae": {"pretrained": "micro"}}, tmp_path / "summary.csv", tables,
                         tmp_path / "spec.json", frames_paths, recon_paths, latents_paths,
                         [("pretrained", "pca", tmp_path / "pca.png", tmp_path / "pca.json")],
                         {split: path.with_suffix(".skipped.csv") for split, path in frames_paths.items()},
-                        per_origin=1)
+                        collapse, per_origin=1)
     page = out.read_text()
     assert "<table>" in page and "Reconstruction metrics" in page and "PCA of pretrained latents" in page
+    assert "Model health" in page and "mean-image PSNR" in page
+    # The micro VAE is untrained: whether or not it is flagged, the verdict is stated in words when it is.
+    verdict = json.loads(collapse["pretrained"].read_text())["collapsed"]
+    assert ("The pretrained model has collapsed" in page) == verdict
     assert "triplets found" in page and "Japan_broken/frame2.jpg" in page and "unreadable image (truncated)" in page
     assert not re.search(r"""src=['"](?!data:)""", page)  # every image embedded, nothing linked
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
@@ -51,3 +58,14 @@ def test_report_is_one_self_contained_page(frame_tree, micro_vae_dir, tmp_path):
     # Provenance: the VAE's digest and the config.
     digest = store.open_store(latents_paths[("pretrained", "val")]).attrs["vae"]["sha256"]
     assert digest in page and "micro" in page
+
+
+def test_a_collapsed_model_is_named_in_plain_words(tmp_path):
+    figures = {"split": "val", "variance_ratio": 0.001, "model_psnr_pooled": 14.0, "mean_image_psnr": 14.1,
+               "psnr_gain_db": -0.1, "collapsed": True, "rule": "collapsed when variance_ratio < 0.1"}
+    (tmp_path / "c.json").write_text(json.dumps(figures))
+    (tmp_path / "ok.json").write_text(json.dumps({**figures, "variance_ratio": 0.9, "psnr_gain_db": 9.0,
+                                                  "collapsed": False}))
+    section = report.collapse_section({"finetuned": tmp_path / "c.json", "pretrained": tmp_path / "ok.json"})
+    assert "The finetuned model has collapsed" in section and "The pretrained model" not in section
+    assert section.count("COLLAPSED") == 1 and "-0.10" in section

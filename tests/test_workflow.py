@@ -5,6 +5,7 @@ same directory afterwards, in file order (pytest runs a module's tests in the or
 """
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -93,7 +94,7 @@ def test_every_job_left_a_log_and_a_benchmark(run):
     logs = {p.relative_to(run / "results" / "logs").as_posix() for p in (run / "results" / "logs").rglob("*.log")}
     assert {"ingest/val.log", "encode/pretrained/val.log", "reconstruct/pretrained/test.log",
             "metrics/pretrained/train.log", "embed/pretrained/umap.log", "report.log",
-            "synthesize/val.log", "metrics_summary.log"} <= logs
+            "synthesize/val.log", "metrics_summary.log", "collapse_check/pretrained.log"} <= logs
     assert "encode val" in (run / "results" / "logs" / "encode" / "pretrained" / "val.log").read_text()  # tqdm
     assert len(list((run / "results" / "benchmarks").rglob("*.tsv"))) == len(logs)
 
@@ -126,7 +127,7 @@ def test_editing_one_val_frame_reruns_only_the_val_chain(run):
     image[:8, :8] = 255 - image[:8, :8]
     Image.fromarray(image).save(frame, quality=95)
     assert planned_jobs(run) == {"ingest": 1, "encode": 1, "reconstruct": 1, "metrics": 1, "metrics_summary": 1,
-                                 "embed": 3, "report": 1, "all": 1}
+                                 "collapse_check": 1, "embed": 3, "report": 1, "all": 1}
     stores_to_write = set(re.findall(r"output: (results/\S+\.zarr)", snakemake(run, "-n").stdout))
     assert stores_to_write == {"results/frames/val.zarr", "results/latents/pretrained/val.zarr",
                                "results/recon/pretrained/val.zarr"}

@@ -13,6 +13,8 @@ SYNTHETIC = config["data"]["synthetic"] if config["data"].get("source") == "synt
 # {model} -> the diffusers folder its stores are encoded with.
 MODELS = {"pretrained": config["vae"]["pretrained"]}
 EMBED_METHODS = config["embed"]["methods"]
+# The collapse check runs on val, or on the last split when there is no val.
+COLLAPSE_SPLIT = "val" if "val" in SPLITS else SPLITS[-1]
 ENV = "../../envs/latent-interp.yaml"
 
 if SYNTHETIC and config["data"].get("layout", "folders") != "folders":

@@ -33,3 +33,20 @@ rule metrics_summary:
         ENV
     script:
         "../scripts/metrics_summary.py"
+
+
+rule collapse_check:
+    input:
+        frames=f"results/frames/{COLLAPSE_SPLIT}.zarr",
+        recon=f"results/recon/{{model}}/{COLLAPSE_SPLIT}.zarr",
+    output:
+        "results/metrics/{model}/collapse.json",
+    log:
+        "results/logs/collapse_check/{model}.log",
+    benchmark:
+        "results/benchmarks/collapse_check/{model}.tsv"
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/collapse_check.py"

@@ -7,6 +7,7 @@ rule report:
         skipped=expand("results/frames/{split}.skipped.csv", split=SPLITS),
         recon=all_of("results/recon/{model}/{split}.zarr"),
         latents=all_of("results/latents/{model}/{split}.zarr"),
+        collapse=expand("results/metrics/{model}/collapse.json", model=list(MODELS)),
         plots=all_of("results/embeddings/{model}/{method}.png", method=EMBED_METHODS),
         settings=all_of("results/embeddings/{model}/{method}.json", method=EMBED_METHODS),
     output:

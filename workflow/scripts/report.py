@@ -12,4 +12,5 @@ plots = [(m, method, png, js) for (m, method), png, js in
          zip(itertools.product(params.models, params.methods), sm.input.plots, sm.input.settings)]
 build_report(sm.output[0], dict(params.config), sm.input.summary, dict(zip(keys, sm.input.tables)), sm.input.spec,
              dict(zip(params.splits, sm.input.frames)), dict(zip(keys, sm.input.recon)),
-             dict(zip(keys, sm.input.latents)), plots, dict(zip(params.splits, sm.input.skipped)), params.per_origin)
+             dict(zip(keys, sm.input.latents)), plots, dict(zip(params.splits, sm.input.skipped)),
+             dict(zip(params.models, sm.input.collapse)), params.per_origin)

@@ -1,0 +1,8 @@
+"""Rule collapse_check: does the model's reconstruction still depend on its input? (figures in a JSON)"""
+import sys
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
+from latent_interp.metrics import collapse_check  # noqa: E402
+
+sm = snakemake  # noqa: F821
+print(collapse_check(sm.input.frames, sm.input.recon, sm.output[0]))
