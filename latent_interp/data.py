@@ -59,6 +59,10 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.rint(images).astype(np.uint8), -3, -1)
 
 
+def is_frame_file(path: Path) -> bool:
+    return path.stem in FRAME_NAMES and path.suffix.lower() in FRAME_EXTENSIONS
+
+
 def frame_index(path: str | Path) -> int:
     """1, 2 or 3 for ``frame1.jpg`` .. ``frame3.png``."""
     stem = Path(path).stem
@@ -114,7 +118,7 @@ def split_input_files(source: SplitSource) -> list[str]:
     """The files whose change makes a split stale: its frame files and annotation files (not its folders)."""
     files = []
     for folder in source.triplet_dirs():
-        files += [str(p) for p in folder.iterdir() if p.stem in FRAME_NAMES and p.suffix.lower() in FRAME_EXTENSIONS]
+        files += [str(p) for p in folder.iterdir() if is_frame_file(p)]
         if source.annotations is not None and annotation_path(source.annotations, folder.name).is_file():
             files.append(str(annotation_path(source.annotations, folder.name)))
     return sorted(files)
@@ -148,7 +152,7 @@ def triplet_frame_files(folder: Path) -> tuple[list[str], list[str]]:
     frames: dict[int, str] = {}
     stray = []
     for path in sorted(folder.iterdir()):
-        if path.stem in FRAME_NAMES and path.suffix.lower() in FRAME_EXTENSIONS:
+        if is_frame_file(path):
             index = frame_index(path)
             if index in frames:
                 raise FaultyTriplet(path, f"two files for frame{index} ({Path(frames[index]).name}, {path.name})")
