@@ -168,6 +168,9 @@ def build_report(out_path, config: dict, summary_path, metric_tables: dict[tuple
     for split, frames_path in frames_paths.items():
         split_recon = {model: recon_paths[(model, split)] for model in models}
         split_tables = {model: tables[(model, split)] for model in models}
+        if not store.names(store.open_store(frames_path, "frames")):
+            sections.append(f"<p>{html.escape(split)}: no triplets were ingested (see Data above).</p>")
+            continue
         figure = recon_grid(frames_path, split_recon, split_tables, split, per_origin)
         sections.append(f"<figure><img src='{_png_data_uri(figure)}' alt='{html.escape(split)} reconstructions'>"
                         f"<figcaption>{html.escape(split)}: the first {per_origin} triplets of each origin, "
