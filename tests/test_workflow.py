@@ -105,7 +105,8 @@ def test_second_run_does_nothing(run):
 
 def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
     other = new_workdir(tmp_path_factory, "again", tiny_config())
-    snakemake(other, "results/metrics/summary.csv", "results/embeddings/pretrained/pca.csv")
+    snakemake(other, "results/metrics/summary.csv", "results/metrics/pretrained/collapse.json",
+              "results/embeddings/pretrained/pca.csv")
 
     def digests(root: Path) -> dict[str, str]:
         files = [p for sub in ("frames", "latents", "recon", "metrics") for p in (root / sub).rglob("*")
