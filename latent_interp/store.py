@@ -31,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import zarr
 
 TRIPLETS = "triplets"
@@ -108,8 +109,6 @@ def write_annotations(group: zarr.Group, annotations: list[dict]) -> None:
 
 def read_annotations(group: zarr.Group):
     """The annotation arrays as a table indexed like the triplets, or None when the store has none."""
-    import pandas as pd
-
     if LEVEL not in group:
         return None
     table = pd.DataFrame({"triplet": names(group), LEVEL: group[LEVEL][:] if len(names(group)) else []})
