@@ -123,9 +123,10 @@ def data_section(frames_paths: dict[str, str], skipped_paths: dict[str, str]) ->
 
 def collapse_section(collapse_paths: dict[str, str]) -> str:
     """Per model: does its reconstruction depend on the input? Said in plain words, figures beside."""
-    rows, verdicts = [], []
+    rows, verdicts, rule = [], [], ""
     for model, path in collapse_paths.items():
         check = json.loads(Path(path).read_text())
+        rule = check["rule"]  # the same for every model
         rows.append(f"<tr><td class=text>{html.escape(model)}</td><td class=text>{html.escape(check['split'])}</td>"
                     f"<td>{check['variance_ratio']:.3f}</td>"
                     f"<td>{check['model_psnr_pooled']:.2f}</td><td>{check['mean_image_psnr']:.2f}</td>"
@@ -135,11 +136,10 @@ def collapse_section(collapse_paths: dict[str, str]) -> str:
             verdicts.append(f"<p style='color:#b00020'><b>The {html.escape(model)} model has collapsed:</b> its "
                             "reconstructions barely depend on the input (every frame comes out near the same "
                             "average image). Its metrics and latents below describe a broken model.</p>")
-    any_rule = json.loads(Path(next(iter(collapse_paths.values()))).read_text())["rule"] if collapse_paths else ""
     return ("<h2>Model health</h2>" + "".join(verdicts) +
             "<table><tr><th>model</th><th>split</th><th>variance ratio (recon / input)</th><th>PSNR dB (pooled)</th>"
             "<th>mean-image PSNR dB</th><th>gain dB</th><th>verdict</th></tr>" + "".join(rows) + "</table>"
-            f"<p>A model is flagged {html.escape(any_rule.replace('collapsed when ', 'when '))}. The mean-image PSNR "
+            f"<p>A model is flagged {html.escape(rule.replace('collapsed when ', 'when '))}. The mean-image PSNR "
             "is what predicting the split's average frame for every frame scores: a model no better than that has "
             "learned nothing.</p>")
 

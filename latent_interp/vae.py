@@ -74,6 +74,12 @@ def source_format(source: str | Path) -> str:
     (latent-diffusion key layout), or a ``hub`` id."""
     path = Path(source)
     if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"vae.pretrained = {str(source)!r}: no diffusers folder there (expected {path / 'config.json'}). "
+                "Point vae.pretrained at a folder written by AutoencoderKL.save_pretrained, or at a single "
+                ".safetensors/.ckpt file."
+            )
         return "diffusers"
     if path.is_file() and path.suffix == ".safetensors":
         return "safetensors"
@@ -99,12 +105,6 @@ def load_vae(source: str | Path, device: torch.device | str = "cpu",
     options = dict(torch_dtype=torch.float32, low_cpu_mem_usage=False)
     config_dir = str(single_file_config or KL_F8_CONFIG)
     if form == "diffusers":
-        if not (Path(source) / "config.json").is_file():
-            raise FileNotFoundError(
-                f"vae.pretrained = {str(source)!r}: no diffusers folder there (expected "
-                f"{Path(source) / 'config.json'}). Point vae.pretrained at a folder written by "
-                "AutoencoderKL.save_pretrained, or at a single .safetensors/.ckpt file."
-            )
         model, digest = AutoencoderKL.from_pretrained(source, **options), folder_digest(source)
     elif form == "safetensors":
         model = AutoencoderKL.from_single_file(str(source), config=config_dir, local_files_only=True, **options)

@@ -17,6 +17,9 @@ def test_load_vae_reads_a_diffusers_folder(micro_vae_dir):
 def test_missing_folder_names_the_config_key(tmp_path):
     with pytest.raises(FileNotFoundError, match="vae.pretrained"):
         vae.load_vae(tmp_path / "nothing-here")
+    (tmp_path / "no-config").mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        vae.source_format(tmp_path / "no-config")  # what the workflow checks before any job runs
 
 
 def test_tiny_config_has_kl_f8_geometry():

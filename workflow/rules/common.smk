@@ -10,7 +10,7 @@ validate(config, "../schemas/config.schema.yaml")
 SPLITS = config["data"]["splits"]
 # data.source synthetic: the workflow draws the demo data itself (rule synthesize_<split>).
 SYNTHETIC = config["data"]["synthetic"] if config["data"].get("source") == "synthetic" else None
-# {model} -> the diffusers folder its stores are encoded with.
+# {model} -> the VAE (vae.pretrained: a folder, a single file or a hub id) its stores are encoded with.
 MODELS = {"pretrained": config["vae"]["pretrained"]}
 EMBED_METHODS = config["embed"]["methods"]
 # The collapse check runs on val, or on the last split when there is no val.
@@ -47,10 +47,8 @@ def vae_files(wildcards):
     """The model's weight files (a diffusers folder's config and weights, or the single file), so new weights make
     its stores stale. A hub id has no local files."""
     source = MODELS[wildcards.model]
-    form = vae.source_format(source)  # raises, naming vae.pretrained, if it is neither a path nor a hub id
+    form = vae.source_format(source)  # raises, naming vae.pretrained, before any job runs
     if form == "diffusers":
-        if not Path(source, "config.json").is_file():
-            raise ValueError(f"config key vae.pretrained = {source!r}: no diffusers folder (config.json) there")
         return sorted(str(p) for p in Path(source).iterdir() if p.suffix in vae.WEIGHT_SUFFIXES | {".json"})
     return [source] if form != "hub" else []
 
