@@ -49,7 +49,7 @@ def decode_latents(model, latents: np.ndarray, device: torch.device, batch_size:
 
 def _open_stage(source_path, kind: str, vae_source, device: str, threads: int, single_file_config, settings: dict):
     """What encode and reconstruct share: threads, device, the source store, the model, and the stage settings."""
-    torch.set_num_threads(threads)
+    vae.prepare_torch(threads)
     torch_device = vae.pick_device(device)
     source = store.open_store(source_path, kind)
     model, vae_record = vae.load_vae(vae_source, torch_device, single_file_config)

@@ -14,6 +14,12 @@ level of an annotated split, or ``all``):
     ``psnr_pooled``, ``psnr_pooled_ci_low``, ``psnr_pooled_ci_high`` (PSNR of the pooled MSE),
     ``ssim``, ``ssim_std``, ``ssim_ci_low``, ``ssim_ci_high``,
     ``roi_psnr``, ``roi_psnr_pooled``, ``roi_ssim`` (inside the motion RoI; empty where the split has no annotations)
+Table ``results/metrics/comparison.csv``, one row per model other than ``pretrained`` and split (and ``all``),
+over the images both models reconstructed:
+    ``model``, ``baseline`` (``pretrained``), ``split``, ``n_images``, and for each of ``psnr``, ``ssim``, ``mse``:
+    the model's mean, ``<metric>_baseline``, ``<metric>_diff`` (model - baseline), ``<metric>_diff_ci_low``,
+    ``<metric>_diff_ci_high`` (paired bootstrap over triplets); ``psnr_improved_share`` (fraction of images whose
+    PSNR rose).
 Confidence intervals are 95% percentile intervals of a bootstrap that resamples triplets (the three frames of a
 triplet are not independent), with a fixed seed.
 """
@@ -176,9 +182,49 @@ def summarize(tables: list[pd.DataFrame], resamples: int = 1000, seed: int = 0) 
     return pd.DataFrame(rows)
 
 
-def summarize_tables(table_paths: list[str], out_path, resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
-    summary = summarize([pd.read_csv(path) for path in table_paths], resamples, seed)
-    summary.to_csv(out_path, index=False, float_format="%.6g")
+def compare_models(metrics: pd.DataFrame, baseline: str = "pretrained", resamples: int = 1000,
+                   seed: int = 0) -> pd.DataFrame:
+    """Every other model against ``baseline`` on the same images: per split and ``all``, the means of both, their
+    difference (model - baseline) with a paired 95% bootstrap CI over triplets, and the share of images improved."""
+    keys = ["split", "triplet", "frame"]
+    base = metrics[metrics["model"] == baseline].set_index(keys)[["mse", "psnr", "ssim"]]
+    rows = []
+    for model, by_model in metrics[metrics["model"] != baseline].groupby("model", sort=False):
+        paired = by_model.set_index(keys)[["mse", "psnr", "ssim"]].join(base, rsuffix="_baseline", how="inner")
+        paired = paired.replace(np.inf, np.nan).dropna().reset_index()  # an exact image has no PSNR difference
+        groups = [(split, g) for split, g in paired.groupby("split", sort=False)] + [("all", paired)]
+        for split, group in groups:
+            row = {"model": model, "baseline": baseline, "split": split, "n_images": len(group)}
+            per_triplet = group.groupby(["split", "triplet"]).sum(numeric_only=True)
+            rng = np.random.default_rng(seed)
+            picks = rng.integers(len(per_triplet), size=(resamples, len(per_triplet))) if len(per_triplet) > 1 \
+                else np.empty((0, 0), int)
+            images = group.groupby(["split", "triplet"]).size().to_numpy(float)
+            for metric in ("psnr", "ssim", "mse"):
+                difference = (per_triplet[metric] - per_triplet[f"{metric}_baseline"]).to_numpy()
+                row[metric], row[f"{metric}_baseline"] = group[metric].mean(), group[f"{metric}_baseline"].mean()
+                row[f"{metric}_diff"] = row[metric] - row[f"{metric}_baseline"]
+                row[f"{metric}_diff_ci_low"], row[f"{metric}_diff_ci_high"] = _bootstrap_ci(difference, images, picks)
+            row["psnr_improved_share"] = float((group["psnr"] > group["psnr_baseline"]).mean())
+            rows.append(row)
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+COMPARISON_COLUMNS = ["model", "baseline", "split", "n_images"] + [
+    f"{metric}{suffix}" for metric in ("psnr", "ssim", "mse")
+    for suffix in ("", "_baseline", "_diff", "_diff_ci_low", "_diff_ci_high")] + ["psnr_improved_share"]
+
+
+def summarize_tables(table_paths: list[str], summary_path, comparison_path=None, resamples: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
+    """summary.csv from every metrics table and, when ``comparison_path`` is given, comparison.csv (no rows when
+    there is only the pretrained model)."""
+    tables = [pd.read_csv(path) for path in table_paths]
+    summary = summarize(tables, resamples, seed)
+    summary.to_csv(summary_path, index=False, float_format="%.6g")
+    if comparison_path is not None:
+        compare_models(pd.concat(tables, ignore_index=True), resamples=resamples, seed=seed).to_csv(
+            comparison_path, index=False, float_format="%.6g")
     return summary
 
 
@@ -188,50 +234,67 @@ COLLAPSE_VARIANCE_RATIO = 0.1  # reconstructions vary across images less than a 
 COLLAPSE_PSNR_GAIN_DB = 1.0  # or beat "predict the mean image for every frame" by less than 1 dB
 
 
-def collapse_check(frames_path, recon_path, out_path=None) -> dict:
-    """Collapse figures of one model on one split (val in the workflow), written as JSON when ``out_path`` is given.
+class CollapseMoments:
+    """Streamed per-pixel first and second moments (float64) of inputs and reconstructions, and the squared error:
+    enough for the collapse figures without holding a split in memory."""
 
-    ``variance_ratio``: per-pixel variance of the reconstructions across all frames over that of the inputs;
-    ``mean_image_psnr``: PSNR of the split's mean frame used as the prediction of every frame (the baseline a model
-    that learned nothing reaches); ``psnr_gain_db``: the model's PSNR of the pooled MSE minus that baseline.
-    """
+    def __init__(self):
+        self.count, self.error = 0, 0.0
+        self.truth_sum = self.truth_squares = self.recon_sum = self.recon_squares = 0.0
+
+    def add(self, truth_uint8: np.ndarray, recon_uint8: np.ndarray) -> None:
+        """Add uint8 frames [F, H, W, 3] and their reconstructions."""
+        truth = truth_uint8.astype(np.float64) / 255.0
+        recon = recon_uint8.astype(np.float64) / 255.0
+        self.count += len(truth)
+        self.truth_sum = self.truth_sum + truth.sum(axis=0)
+        self.truth_squares = self.truth_squares + (truth ** 2).sum(axis=0)
+        self.recon_sum = self.recon_sum + recon.sum(axis=0)
+        self.recon_squares = self.recon_squares + (recon ** 2).sum(axis=0)
+        self.error += float(((truth - recon) ** 2).sum())
+
+    def figures(self) -> dict:
+        """``variance_ratio``: per-pixel variance of the reconstructions across frames over that of the inputs;
+        ``mean_image_psnr``: PSNR of the mean frame used as the prediction of every frame (the baseline a model that
+        learned nothing reaches); ``psnr_gain_db``: the model's PSNR of the pooled MSE minus that baseline;
+        ``collapsed``: whether either figure crosses its threshold."""
+        n = self.count
+        if n < 2:
+            raise ValueError(f"the collapse check needs at least 2 frames, found {n}")
+        truth_variance = self.truth_squares / n - (self.truth_sum / n) ** 2  # per pixel, over images
+        recon_variance = self.recon_squares / n - (self.recon_sum / n) ** 2
+        baseline_mse = float(truth_variance.mean())  # the mean image's MSE is exactly the inputs' variance
+        result = {
+            "frames": int(n),
+            "input_variance": baseline_mse,
+            "recon_variance": float(recon_variance.mean()),
+            "variance_ratio": float(recon_variance.mean() / max(baseline_mse, 1e-20)),
+            "mean_image_psnr": pooled_psnr(np.array([baseline_mse])),
+            "model_psnr_pooled": pooled_psnr(np.array([self.error / (n * truth_variance.size)])),
+        }
+        result["psnr_gain_db"] = result["model_psnr_pooled"] - result["mean_image_psnr"]
+        result["collapsed"] = bool(result["variance_ratio"] < COLLAPSE_VARIANCE_RATIO
+                                   or result["psnr_gain_db"] < COLLAPSE_PSNR_GAIN_DB)
+        result["rule"] = (f"collapsed when variance_ratio < {COLLAPSE_VARIANCE_RATIO} or psnr_gain_db < "
+                          f"{COLLAPSE_PSNR_GAIN_DB}")
+        return result
+
+
+def collapse_check(frames_path, recon_path, out_path=None) -> dict:
+    """Collapse figures (``CollapseMoments.figures``) of one model on one split (val in the workflow), written as
+    JSON when ``out_path`` is given."""
     frames_group = store.open_store(frames_path, "frames")
     recon_group = store.open_store(recon_path, "recon")
     store.require_same_triplets(frames_group, recon_group, frames_path, recon_path)
     truth_array, recon_array = frames_group[store.FRAMES], recon_group[store.FRAMES]
-    # Streamed sums in float64: per-pixel first and second moments of both stores, and the model's squared error.
-    moments = {key: 0.0 for key in ("n", "t1", "t2", "r1", "r2", "err")}
+    moments = CollapseMoments()
     for start, stop in store.chunk_ranges(truth_array):
-        truth = truth_array[start:stop].reshape(-1, *truth_array.shape[2:]).astype(np.float64) / 255.0
-        recon = recon_array[start:stop].reshape(-1, *truth_array.shape[2:]).astype(np.float64) / 255.0
-        moments["n"] += len(truth)
-        moments["t1"] = moments["t1"] + truth.sum(axis=0)
-        moments["t2"] = moments["t2"] + (truth ** 2).sum(axis=0)
-        moments["r1"] = moments["r1"] + recon.sum(axis=0)
-        moments["r2"] = moments["r2"] + (recon ** 2).sum(axis=0)
-        moments["err"] += float(((truth - recon) ** 2).sum())
-    n = moments["n"]
-    if n < 2:
-        raise ValueError(f"{frames_path}: the collapse check needs at least 2 frames, found {n}")
-    truth_variance = moments["t2"] / n - (moments["t1"] / n) ** 2  # per pixel, over images
-    recon_variance = moments["r2"] / n - (moments["r1"] / n) ** 2
-    pixels = truth_variance.size
-    baseline_mse = float(truth_variance.mean())  # the mean image's MSE is exactly the inputs' variance
-    model_mse = moments["err"] / (n * pixels)
-    result = {
-        "split": frames_group.attrs["split"],
-        "frames": int(n),
-        "input_variance": float(truth_variance.mean()),
-        "recon_variance": float(recon_variance.mean()),
-        "variance_ratio": float(recon_variance.mean() / max(truth_variance.mean(), 1e-20)),
-        "mean_image_psnr": pooled_psnr(np.array([baseline_mse])),
-        "model_psnr_pooled": pooled_psnr(np.array([model_mse])),
-    }
-    result["psnr_gain_db"] = result["model_psnr_pooled"] - result["mean_image_psnr"]
-    result["collapsed"] = bool(result["variance_ratio"] < COLLAPSE_VARIANCE_RATIO
-                               or result["psnr_gain_db"] < COLLAPSE_PSNR_GAIN_DB)
-    result["rule"] = (f"collapsed when variance_ratio < {COLLAPSE_VARIANCE_RATIO} or psnr_gain_db < "
-                      f"{COLLAPSE_PSNR_GAIN_DB}")
+        moments.add(truth_array[start:stop].reshape(-1, *truth_array.shape[2:]),
+                    recon_array[start:stop].reshape(-1, *truth_array.shape[2:]))
+    try:
+        result = {"split": frames_group.attrs["split"], **moments.figures()}
+    except ValueError as error:
+        raise ValueError(f"{frames_path}: {error}") from None
     if out_path is not None:
         Path(out_path).write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -144,12 +144,64 @@ def collapse_section(collapse_paths: dict[str, str]) -> str:
             "learned nothing.</p>")
 
 
+def _signed(value, digits: int, ci_low, ci_high) -> str:
+    """A difference with its interval, green when the whole interval is above zero, red when below."""
+    colour = "#1b7f3b" if ci_low > 0 else "#b00020" if ci_high < 0 else "#222"
+    return (f"<td style='color:{colour}'>{value:+.{digits}f} [{ci_low:+.{digits}f}, {ci_high:+.{digits}f}]</td>")
+
+
+def comparison_table_html(comparison: pd.DataFrame) -> str:
+    """Each model beside the pretrained one, per split: both means and the paired difference with its 95% CI."""
+    header = ("<tr><th>model</th><th>split</th><th>images</th><th>PSNR dB pretrained</th><th>PSNR dB model</th>"
+              "<th>Δ PSNR dB [95% CI]</th><th>SSIM pretrained</th><th>SSIM model</th><th>Δ SSIM [95% CI]</th>"
+              "<th>images with higher PSNR</th></tr>")
+    body = [f"<tr><td class=text>{html.escape(row.model)}</td><td class=text>{html.escape(row.split)}</td>"
+            f"<td>{row.n_images}</td><td>{row.psnr_baseline:.2f}</td><td>{row.psnr:.2f}</td>"
+            f"{_signed(row.psnr_diff, 2, row.psnr_diff_ci_low, row.psnr_diff_ci_high)}"
+            f"<td>{row.ssim_baseline:.4f}</td><td>{row.ssim:.4f}</td>"
+            f"{_signed(row.ssim_diff, 4, row.ssim_diff_ci_low, row.ssim_diff_ci_high)}"
+            f"<td>{row.psnr_improved_share:.0%}</td></tr>" for row in comparison.itertuples()]
+    return f"<table>{header}{''.join(body)}</table>"
+
+
+def finetune_section(finetune_dir, comparison_path) -> str:
+    """How the fine-tune ran (recipe, overrides, steps, resumes), its curves, and the pretrained-vs-finetuned table."""
+    record = json.loads((Path(finetune_dir) / "finetune.json").read_text())
+    epochs = pd.read_csv(Path(finetune_dir) / "training_epochs.csv")
+    comparison = pd.read_csv(comparison_path)
+    settings = record["provenance"]["settings"]
+    before, after = record["pretrained_val"], record["final_val"]
+    overrides = ", ".join(f"{k}={v}" for k, v in record["overrides"].items()) or "none"
+    section = (f"<h2>Fine-tune</h2><p>Recipe <b>{html.escape(record['recipe'])}</b> (overrides: "
+               f"{html.escape(overrides)}): {record['steps']} steps of batch {settings['batch_size']} on "
+               f"{record['data']['train_frames']} train frames, trainable: {html.escape(settings['trainable'])}, "
+               f"KL weight {settings['kl_weight']:g} ({html.escape(settings['kl_normalization'])}), "
+               f"{html.escape(settings['optimizer'])} lr {settings['lr']:g}, saved weights: "
+               f"{html.escape(record['saved_weights'])}, device {html.escape(settings['device'])}.")
+    if record["resumed_at_steps"]:
+        section += f" Resumed from checkpoints at steps {record['resumed_at_steps']}."
+    section += (f"</p><p>On val ({record['data']['val_frames']} frames) while training: PSNR {before['val_psnr']:.2f} "
+                f"→ {after['val_psnr']:.2f} dB, SSIM {before['val_ssim']:.4f} → {after['val_ssim']:.4f}.</p>")
+    if len(comparison):
+        section += ("<h3>Pretrained and fine-tuned, image by image</h3>" + comparison_table_html(comparison) +
+                    "<p>Δ is fine-tuned minus pretrained on the same images; green or red where the 95% bootstrap "
+                    "interval over triplets lies wholly above or below zero.</p>")
+    section += (f"<figure><img src='{_png_data_uri(Path(finetune_dir) / 'loss_curve.png')}' alt='training curves'>"
+                "<figcaption>Training loss terms per step (log scale) and val PSNR per epoch; the dotted line is "
+                "what the split's mean image scores.</figcaption></figure>")
+    columns = ["epoch", "step", "val_psnr", "val_ssim", "val_variance_ratio", "val_psnr_gain_db", "val_collapsed"]
+    section += "<h3>Validation by epoch</h3>" + epochs[columns].to_html(index=False, float_format="%.4g", border=0)
+    return section
+
+
 def build_report(out_path, config: dict, summary_path, metric_tables: dict[tuple[str, str], str],
                  spec_path, frames_paths: dict[str, str], recon_paths: dict[tuple[str, str], str],
                  latents_paths: dict[tuple[str, str], str], embedding_plots: list[tuple[str, str, str, str]],
-                 skipped_paths: dict[str, str], collapse_paths: dict[str, str], per_origin: int = 2) -> None:
+                 skipped_paths: dict[str, str], collapse_paths: dict[str, str], per_origin: int = 2,
+                 comparison_path=None, finetune_dir=None) -> None:
     """Write the report. Keys of the path dicts are split or (model, split); embedding_plots holds
-    (model, method, png path, settings json path)."""
+    (model, method, png path, settings json path); the fine-tune section needs ``finetune_dir`` and
+    ``comparison_path``."""
     summary = pd.read_csv(summary_path, keep_default_na=False, na_values=[""])
     tables = {key: pd.read_csv(path) for key, path in metric_tables.items()}
     models = sorted({model for model, _ in recon_paths})
@@ -158,6 +210,8 @@ def build_report(out_path, config: dict, summary_path, metric_tables: dict[tuple
 
     sections.append(data_section(frames_paths, skipped_paths))
     sections.append(collapse_section(collapse_paths))
+    if finetune_dir is not None:
+        sections.append(finetune_section(finetune_dir, comparison_path))
     sections.append("<h2>Reconstruction metrics</h2>" + summary_table_html(summary) +
                     "<p>Mean ± standard deviation over images, with a 95% bootstrap confidence interval over "
                     "triplets in brackets. 'Pooled MSE' is the PSNR of the mean MSE of the group.</p>")

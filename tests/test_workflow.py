@@ -8,8 +8,10 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -82,19 +84,43 @@ def test_outputs_follow_the_schema(run):
         assert (results / "metrics" / "pretrained" / f"{split}.spec.json").is_file()
     summary = pd.read_csv(results / "metrics" / "summary.csv", keep_default_na=False)
     assert set(summary["split"]) == {*SPLITS, "all"}
-    for method in ("pca", "umap", "tsne"):
-        embedding = pd.read_csv(results / "embeddings" / "pretrained" / f"{method}.csv")
-        assert len(embedding) == 3 * sum(TRIPLETS.values())
-        assert (results / "embeddings" / "pretrained" / f"{method}.png").stat().st_size > 1000
+    for model in ("pretrained", "finetuned"):
+        for method in ("pca", "umap", "tsne"):
+            embedding = pd.read_csv(results / "embeddings" / model / f"{method}.csv")
+            assert len(embedding) == 3 * sum(TRIPLETS.values())
+            assert (results / "embeddings" / model / f"{method}.png").stat().st_size > 1000
     page = (results / "report.html").read_text()
-    assert "Reconstruction metrics" in page and page.count("data:image/png;base64,") == 3 + 3
+    # 3 reconstruction grids, 3 embeddings per model, the fine-tune curves
+    assert "Reconstruction metrics" in page and page.count("data:image/png;base64,") == 3 + 2 * 3 + 1
+
+
+def test_the_finetuned_model_goes_through_every_stage_and_is_compared(run):
+    results = run / "results"
+    finetuned = results / "models" / "finetuned"
+    record = json.loads((finetuned / "finetune.json").read_text())
+    assert record["recipe"] == "default" and record["steps"] == 10 * 2  # 12 train frames, batch 8: 2 steps an epoch
+    for split in SPLITS:
+        latents = store.open_store(results / "latents" / "finetuned" / f"{split}.zarr", "latents")
+        assert latents.attrs["vae"]["source"] == "results/models/finetuned"
+        assert latents.attrs["vae"]["sha256"] != store.open_store(
+            results / "latents" / "pretrained" / f"{split}.zarr").attrs["vae"]["sha256"]
+        table = pd.read_csv(results / "metrics" / "finetuned" / f"{split}.csv")
+        assert len(table) == 3 * TRIPLETS[split] and set(table["model"]) == {"finetuned"}
+    comparison = pd.read_csv(results / "metrics" / "comparison.csv", keep_default_na=False)
+    assert list(comparison.columns) == metrics.COMPARISON_COLUMNS
+    assert set(comparison["split"]) == {*SPLITS, "all"} and set(comparison["model"]) == {"finetuned"}
+    assert (comparison["psnr_diff"] - (comparison["psnr"] - comparison["psnr_baseline"])).abs().max() < 1e-3  # %.6g
+    assert not json.loads((results / "metrics" / "finetuned" / "collapse.json").read_text())["collapsed"]
+    page = (results / "report.html").read_text()
+    assert "<h2>Fine-tune</h2>" in page and "Pretrained and fine-tuned, image by image" in page
 
 
 def test_every_job_left_a_log_and_a_benchmark(run):
     logs = {p.relative_to(run / "results" / "logs").as_posix() for p in (run / "results" / "logs").rglob("*.log")}
     assert {"ingest/val.log", "encode/pretrained/val.log", "reconstruct/pretrained/test.log",
             "metrics/pretrained/train.log", "embed/pretrained/umap.log", "report.log",
-            "synthesize/val.log", "metrics_summary.log", "collapse_check/pretrained.log"} <= logs
+            "synthesize/val.log", "metrics_summary.log", "collapse_check/pretrained.log", "finetune.log",
+            "encode/finetuned/test.log", "collapse_check/finetuned.log"} <= logs
     assert "encode val" in (run / "results" / "logs" / "encode" / "pretrained" / "val.log").read_text()  # tqdm
     assert len(list((run / "results" / "benchmarks").rglob("*.tsv"))) == len(logs)
 
@@ -106,7 +132,7 @@ def test_second_run_does_nothing(run):
 def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
     other = new_workdir(tmp_path_factory, "again", tiny_config())
     snakemake(other, "results/metrics/summary.csv", "results/metrics/pretrained/collapse.json",
-              "results/embeddings/pretrained/pca.csv")
+              "results/metrics/finetuned/collapse.json", "results/embeddings/pretrained/pca.csv")
 
     def digests(root: Path) -> dict[str, str]:
         files = [p for sub in ("frames", "latents", "recon", "metrics") for p in (root / sub).rglob("*")
@@ -118,23 +144,52 @@ def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
     assert len(first) > 20 and first == second
 
 
-def test_editing_one_val_frame_reruns_only_the_val_chain(run):
-    frame = sorted((run / "results" / "synthetic" / "val").glob("*/frame2.jpg"))[0]
+def test_editing_one_test_frame_reruns_only_the_test_chain(run):
+    """Test frames feed no fine-tune and no collapse check: only the test split's jobs of both models rerun, and
+    the aggregates that read them. (A train or val frame would also rerun the fine-tune, which reads both.)"""
+    frame = sorted((run / "results" / "synthetic" / "test").glob("*/frame2.jpg"))[0]
     train_latents = run / "results" / "latents" / "pretrained" / "train.zarr" / "mean" / "zarr.json"
-    train_mtime = train_latents.stat().st_mtime_ns
+    finetuned_weights = run / "results" / "models" / "finetuned" / "diffusion_pytorch_model.safetensors"
+    train_mtime, finetuned_mtime = train_latents.stat().st_mtime_ns, finetuned_weights.stat().st_mtime_ns
     from PIL import Image
 
     image = np.asarray(Image.open(frame)).copy()
     image[:8, :8] = 255 - image[:8, :8]
     Image.fromarray(image).save(frame, quality=95)
-    assert planned_jobs(run) == {"ingest": 1, "encode": 1, "reconstruct": 1, "metrics": 1, "metrics_summary": 1,
-                                 "collapse_check": 1, "embed": 3, "report": 1, "all": 1}
+    assert planned_jobs(run) == {"ingest": 1, "encode": 2, "reconstruct": 2, "metrics": 2, "metrics_summary": 1,
+                                 "embed": 6, "report": 1, "all": 1}
     stores_to_write = set(re.findall(r"output: (results/\S+\.zarr)", snakemake(run, "-n").stdout))
-    assert stores_to_write == {"results/frames/val.zarr", "results/latents/pretrained/val.zarr",
-                               "results/recon/pretrained/val.zarr"}
+    assert stores_to_write == {"results/frames/test.zarr", *(f"results/{stage}/{model}/test.zarr" for stage in
+                               ("latents", "recon") for model in ("pretrained", "finetuned"))}
     snakemake(run)
     assert train_latents.stat().st_mtime_ns == train_mtime
+    assert finetuned_weights.stat().st_mtime_ns == finetuned_mtime
     assert planned_jobs(run) == {}
+
+
+def test_a_killed_finetune_resumes_from_its_checkpoint(tmp_path_factory):
+    """SIGKILL the whole Snakemake process group once the fine-tune has checkpointed; the rerun resumes there."""
+    config = tiny_config()
+    config["finetune"].update(epochs=20, checkpoint_every=1)
+    workdir = new_workdir(tmp_path_factory, "killed", config)
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2", "results/models/finetuned"]
+    checkpoint = workdir / "results" / "checkpoints" / "finetuned.pt"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert checkpoint.exists(), "the fine-tune wrote no checkpoint"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (workdir / "results" / "models" / "finetuned" / "finetune.json").exists()
+    snakemake(workdir, "--unlock")  # a killed Snakemake leaves its lock behind
+    snakemake(workdir, "--rerun-incomplete", "results/models/finetuned")
+    record = json.loads((workdir / "results" / "models" / "finetuned" / "finetune.json").read_text())
+    assert record["steps"] == 40 and len(record["resumed_at_steps"]) == 1 and 1 <= record["resumed_at_steps"][0] < 40
+    assert "resumed from" in (workdir / "results" / "logs" / "finetune.log").read_text()
 
 
 @pytest.mark.parametrize("edit, key", [

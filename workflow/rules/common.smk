@@ -10,12 +10,20 @@ validate(config, "../schemas/config.schema.yaml")
 SPLITS = config["data"]["splits"]
 # data.source synthetic: the workflow draws the demo data itself (rule synthesize_<split>).
 SYNTHETIC = config["data"]["synthetic"] if config["data"].get("source") == "synthetic" else None
-# {model} -> the VAE (vae.pretrained: a folder, a single file or a hub id) its stores are encoded with.
+# {model} -> the VAE its stores are encoded with: vae.pretrained (a folder, a single file or a hub id) and, with
+# finetune.enabled, the diffusers folder rule finetune writes.
+FINETUNED = "results/models/finetuned"
 MODELS = {"pretrained": config["vae"]["pretrained"]}
+if config["finetune"]["enabled"]:
+    MODELS["finetuned"] = FINETUNED
 EMBED_METHODS = config["embed"]["methods"]
-# The collapse check runs on val, or on the last split when there is no val.
-COLLAPSE_SPLIT = "val" if "val" in SPLITS else SPLITS[-1]
+# Fine-tuning validates on val, and the collapse check runs there; without a val split both use the last split.
+VAL_SPLIT = "val" if "val" in SPLITS else SPLITS[-1]
 ENV = "../../envs/latent-interp.yaml"
+
+if config["finetune"]["enabled"] and "train" not in SPLITS:
+    raise ValueError("config key finetune.enabled: fine-tuning trains on a split named train, and data.splits has "
+                     f"none ({SPLITS}); add it or set finetune.enabled: false")
 
 if SYNTHETIC and config["data"].get("layout", "folders") != "folders":
     raise ValueError("config key data.source: synthetic draws a 'folders' layout; set data.layout: folders")
@@ -45,8 +53,14 @@ def split_frame_files(wildcards):
 
 def vae_files(wildcards):
     """The model's weight files (a diffusers folder's config and weights, or the single file), so new weights make
-    its stores stale. A hub id has no local files."""
-    source = MODELS[wildcards.model]
+    its stores stale. A hub id has no local files; the finetuned model is rule finetune's output folder."""
+    return model_files(wildcards.model)
+
+
+def model_files(model):
+    if model == "finetuned":
+        return [FINETUNED]
+    source = MODELS[model]
     form = vae.source_format(source)  # raises, naming vae.pretrained, before any job runs
     if form == "diffusers":
         return sorted(str(p) for p in Path(source).iterdir() if p.suffix in vae.WEIGHT_SUFFIXES | {".json"})

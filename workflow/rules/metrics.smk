@@ -20,7 +20,8 @@ rule metrics_summary:
     input:
         all_of("results/metrics/{model}/{split}.csv"),
     output:
-        "results/metrics/summary.csv",
+        summary="results/metrics/summary.csv",
+        comparison="results/metrics/comparison.csv",
     params:
         resamples=config["metrics"].get("bootstrap_resamples", 1000),
         seed=config["metrics"].get("seed", 0),
@@ -37,8 +38,8 @@ rule metrics_summary:
 
 rule collapse_check:
     input:
-        frames=f"results/frames/{COLLAPSE_SPLIT}.zarr",
-        recon=f"results/recon/{{model}}/{COLLAPSE_SPLIT}.zarr",
+        frames=f"results/frames/{VAL_SPLIT}.zarr",
+        recon=f"results/recon/{{model}}/{VAL_SPLIT}.zarr",
     output:
         "results/metrics/{model}/collapse.json",
     log:

@@ -1,6 +1,8 @@
 rule report:
     input:
         summary="results/metrics/summary.csv",
+        comparison="results/metrics/comparison.csv",
+        finetuned=[FINETUNED] if "finetuned" in MODELS else [],
         tables=all_of("results/metrics/{model}/{split}.csv"),
         spec=all_of("results/metrics/{model}/{split}.spec.json")[0],
         frames=expand("results/frames/{split}.zarr", split=SPLITS),

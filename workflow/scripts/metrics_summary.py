@@ -1,8 +1,8 @@
-"""Rule metrics_summary: every metrics table -> results/metrics/summary.csv."""
+"""Rule metrics_summary: every metrics table -> results/metrics/summary.csv and comparison.csv."""
 import sys
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 from latent_interp.metrics import summarize_tables  # noqa: E402
 
 sm = snakemake  # noqa: F821
-summarize_tables(list(sm.input), sm.output[0], sm.params.resamples, sm.params.seed)
+summarize_tables(list(sm.input), sm.output.summary, sm.output.comparison, sm.params.resamples, sm.params.seed)

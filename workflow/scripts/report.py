@@ -13,4 +13,5 @@ plots = [(m, method, png, js) for (m, method), png, js in
 build_report(sm.output[0], dict(params.config), sm.input.summary, dict(zip(keys, sm.input.tables)), sm.input.spec,
              dict(zip(params.splits, sm.input.frames)), dict(zip(keys, sm.input.recon)),
              dict(zip(keys, sm.input.latents)), plots, dict(zip(params.splits, sm.input.skipped)),
-             dict(zip(params.models, sm.input.collapse)), params.per_origin)
+             dict(zip(params.models, sm.input.collapse)), params.per_origin, sm.input.comparison,
+             sm.input.finetuned[0] if sm.input.finetuned else None)

@@ -1,0 +1,384 @@
+"""Rule finetune: fine-tune the pretrained VAE on the train split, validate on val, save a diffusers folder.
+
+Two recipes (``RECIPES``):
+
+``default`` works: latent diffusion's loss scale (KL weight 1e-6 against a reconstruction summed per image), the
+    decoder trained alone as in stabilityai/sd-vae-ft-mse (the encoder, and so the latent space under study, stay
+    as they were), AdamW with warm-up, gradient clipping and an EMA of the weights, which is what gets saved.
+``seed`` is the seed study's, exactly: mean MSE + the KL summed over the latent with weight 1, sampled z, Adam 1e-4,
+    batch 8, 10 epochs, the whole VAE. Its KL term is about 1e9 times heavier than latent diffusion's, so training
+    pushes the posterior onto N(0, I), the decoder stops receiving information and every reconstruction becomes the
+    same average image (../shared/REFERENCE.md; the collapse check in ``latent_interp.metrics`` flags it).
+
+Both compute the loss per pixel: ``reconstruction_mse + kl_weight * kl * scale`` where ``kl`` is the KL divergence
+summed over one image's latent (nats) and ``scale`` is 1 / pixels per image for ``kl_normalization: pixels``
+(latent diffusion's loss divided by the constant pixel count, which changes nothing for Adam but keeps the
+numbers and the clipping threshold readable) or 1 for ``none`` (the seed).
+
+Output folder (``results/models/finetuned``):
+    ``config.json``, ``diffusion_pytorch_model.safetensors``   the weights (the EMA when the recipe keeps one),
+                           a diffusers ``save_pretrained`` folder that the encode rule loads like any other VAE
+    ``training_steps.csv``  one row per step: ``step``, ``epoch``, ``lr``, ``loss``, ``reconstruction_mse`` (model
+                           range [-1, 1]), ``kl`` (nats per image), ``kl_term`` (its weighted share of ``loss``),
+                           ``kl_share`` (kl_term / loss), ``grad_norm`` (before clipping), ``seconds`` (since start)
+    ``training_epochs.csv`` one row per epoch, epoch 0 being the pretrained model: ``epoch``, ``step``, ``val_mse``,
+                           ``val_psnr``, ``val_ssim`` (means over val frames, the metrics rule's definitions),
+                           ``val_variance_ratio``, ``val_psnr_gain_db``, ``val_mean_image_psnr``, ``val_collapsed``
+                           (the collapse check's figures and verdict), ``evaluated``
+                           (``ema`` or ``model``: the weights that are saved)
+    ``loss_curve.png``      loss terms per step and val PSNR per epoch
+    ``finetune.json``       provenance: recipe, settings, overrides, the pretrained VAE's record, data, resumes,
+                           package versions
+
+The checkpoint (``results/checkpoints/finetuned.pt``) is not an output: Snakemake deletes a failed job's outputs and
+the checkpoint must outlive a killed job. It holds model, EMA, optimizer, step, RNG state, the tables so far and the
+settings (nanoGPT style); a rerun resumes from it when the settings, the pretrained weights and the data match, and
+starts over (saying why) when they do not. ``epochs`` is not part of that match: raising it continues a finished
+run, which is how a longer schedule is a config change.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from latent_interp import data, encode, metrics, store, vae  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Recipe:
+    trainable: str  # "decoder" (decoder and post_quant_conv; the latent space stays) or "all"
+    kl_weight: float
+    kl_normalization: str  # "pixels": KL per image / pixels per image (latent diffusion's ratio); "none": the seed's
+    optimizer: str  # "adamw" or "adam"
+    lr: float
+    weight_decay: float
+    warmup_steps: int  # linear warm-up from 0, then constant
+    grad_clip: float | None  # max global gradient norm; None: no clipping
+    ema_decay: float | None  # None: no EMA, the trained weights themselves are saved
+    batch_size: int
+    epochs: int
+    crop: int | None  # train on random crops of this size (the VAE is fully convolutional); None: whole frames
+
+
+RECIPES = {
+    # Crops of 128 px: four times the steps per second of whole 256 px frames on the CPU, and random crop positions
+    # augment a small train set. The EMA warms up (see ema_decay_at), so short runs still move it.
+    "default": Recipe(trainable="decoder", kl_weight=1e-6, kl_normalization="pixels", optimizer="adamw", lr=1e-4,
+                      weight_decay=0.01, warmup_steps=20, grad_clip=1.0, ema_decay=0.999, batch_size=8, epochs=10,
+                      crop=128),
+    "seed": Recipe(trainable="all", kl_weight=1.0, kl_normalization="none", optimizer="adam", lr=1e-4,
+                   weight_decay=0.0, warmup_steps=0, grad_clip=None, ema_decay=None, batch_size=8, epochs=10,
+                   crop=None),
+}
+RUN_KEYS = ("recipe", "enabled", "seed", "checkpoint_every")  # finetune.* config keys that are not Recipe fields
+# Settings a checkpoint may differ in and still be resumed.
+RESUMABLE_CHANGES = {"epochs"}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or the gradient became NaN or infinite; training stops and the last good checkpoint stays."""
+
+
+def recipe_from_config(finetune_config: dict) -> tuple[str, Recipe, dict]:
+    """(recipe name, the recipe with the config's overrides applied, the overrides) from the ``finetune`` block."""
+    name = finetune_config.get("recipe", "default")
+    if name not in RECIPES:
+        raise ValueError(f"config key finetune.recipe = {name!r}: choose one of {sorted(RECIPES)}")
+    overrides = {key: value for key, value in finetune_config.items() if key not in RUN_KEYS}
+    unknown = set(overrides) - {field.name for field in dataclasses.fields(Recipe)}
+    if unknown:
+        raise ValueError(f"config keys finetune.{', finetune.'.join(sorted(unknown))} are not recipe settings")
+    return name, dataclasses.replace(RECIPES[name], **overrides), overrides
+
+
+def trainable_parameters(model, recipe: Recipe) -> list[torch.nn.Parameter]:
+    """Freeze what the recipe keeps fixed and return the rest."""
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(recipe.trainable == "all" or name.startswith(("decoder.", "post_quant_conv.")))
+    return [parameter for parameter in model.parameters() if parameter.requires_grad]
+
+
+def make_optimizer(parameters, recipe: Recipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.Adam(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def learning_rate(step: int, recipe: Recipe) -> float:
+    return recipe.lr * min(1.0, (step + 1) / recipe.warmup_steps) if recipe.warmup_steps else recipe.lr
+
+
+def ema_decay_at(step: int, decay: float) -> float:
+    """diffusers' EMA warm-up: early steps average over fewer updates, so a short fine-tune is not all pretrained."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+def loss_terms(model, x: torch.Tensor, recipe: Recipe, generator: torch.Generator | None = None) -> dict:
+    """The recipe's loss on a batch ``x`` (float [B, 3, H, W] in [-1, 1]), with its parts.
+
+    The decoder sees a sample of the posterior (both recipes). ``kl_share`` is the fraction of the loss the KL term
+    makes: tiny for the default recipe, nearly all of it for the seed's.
+    """
+    posterior = model.encode(x).latent_dist
+    reconstruction = model.decode(posterior.sample(generator)).sample.float()
+    reconstruction_mse = (reconstruction - x).square().mean()
+    kl = posterior.kl().float().mean()  # summed over the latent of each image, averaged over the batch
+    scale = 1.0 / x[0].numel() if recipe.kl_normalization == "pixels" else 1.0
+    kl_term = recipe.kl_weight * scale * kl
+    loss = reconstruction_mse + kl_term
+    return {"loss": loss, "reconstruction_mse": reconstruction_mse, "kl": kl, "kl_term": kl_term,
+            "kl_share": kl_term / loss}
+
+
+def epoch_batches(frame_count: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """The frame indices of each batch of an epoch: a permutation drawn from (seed, epoch) alone, so a resumed run
+    knows where it was without storing the order. The last batch may be short (the seed's DataLoader kept it)."""
+    order = np.random.default_rng([seed, epoch]).permutation(frame_count)
+    return [np.sort(order[start:start + batch_size]) for start in range(0, frame_count, batch_size)]
+
+
+def crop_batch(frames: np.ndarray, crop: int | None, seed: int, step: int) -> np.ndarray:
+    """One random crop position per batch (drawn from (seed, step)), or the whole frames."""
+    if crop is None or crop >= min(frames.shape[1:3]):
+        return frames
+    top, left = np.random.default_rng([seed, step, 1]).integers(0, np.array(frames.shape[1:3]) - crop + 1)
+    return frames[:, top:top + crop, left:left + crop]
+
+
+def read_split_frames(path) -> tuple[np.ndarray, str]:
+    """All frames of a split as uint8 [F, H, W, 3] in memory, and a digest of them (what a checkpoint was
+    trained on). ATD-12K's train split at 256 px is about 5.6 GB."""
+    frames_array = store.open_store(path, "frames")[store.FRAMES]
+    frames = frames_array[:].reshape(-1, *frames_array.shape[2:])
+    if len(frames) == 0:
+        raise ValueError(f"{path}: no frames to fine-tune on (the split's triplets were all skipped at ingest)")
+    return frames, hashlib.sha256(np.ascontiguousarray(frames).data).hexdigest()
+
+
+def validate(model, frames: np.ndarray, device: torch.device, batch_size: int) -> dict:
+    """Val figures of decoding the posterior mean: means of the per-image metrics and the collapse check's figures."""
+    means, _ = encode.encode_frames(model, frames, device, batch_size)
+    reconstructions = encode.decode_latents(model, means, device, batch_size)
+    per_image = np.array([metrics.image_metrics(t, r) for t, r in zip(frames, reconstructions)])
+    moments = metrics.CollapseMoments()
+    moments.add(frames, reconstructions)
+    collapse = moments.figures()
+    finite_psnr = per_image[:, 1][np.isfinite(per_image[:, 1])]
+    return {"val_mse": float(per_image[:, 0].mean()), "val_psnr": float(finite_psnr.mean()),
+            "val_ssim": float(per_image[:, 2].mean()), "val_variance_ratio": collapse["variance_ratio"],
+            "val_psnr_gain_db": collapse["psnr_gain_db"], "val_mean_image_psnr": collapse["mean_image_psnr"],
+            "val_collapsed": collapse["collapsed"]}
+
+
+def _autocast(device: torch.device):
+    return encode._autocast(device)  # bf16 on CUDA, float32 on the CPU (bit-identical reruns)
+
+
+def _identity(settings: dict, pretrained_sha256: str | None, train_digest: str, val_digest: str) -> dict:
+    """What a checkpoint must match to be resumed."""
+    kept = {key: value for key, value in settings.items() if key not in RESUMABLE_CHANGES}
+    return {"settings": kept, "pretrained_sha256": pretrained_sha256, "train_frames_sha256": train_digest,
+            "val_frames_sha256": val_digest}
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(old) | set(new))
+    found = []
+    for key in keys:
+        if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
+            found += _differences(old[key], new[key], f"{prefix}{key}.")
+        elif old.get(key) != new.get(key):
+            found.append(f"{prefix}{key}")
+    return found
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    torch.save(state, temporary)
+    temporary.replace(path)  # a kill mid-write leaves the previous checkpoint whole
+
+
+def plot_curves(steps: pd.DataFrame, epochs: pd.DataFrame, title: str, out_path) -> None:
+    figure, (loss_axis, val_axis) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for column, label in [("loss", "loss"), ("reconstruction_mse", "reconstruction MSE"), ("kl_term", "KL term")]:
+        if len(steps) and (steps[column] > 0).any():
+            loss_axis.plot(steps["step"], steps[column], label=label, linewidth=1)
+    loss_axis.set_yscale("log")
+    loss_axis.set_xlabel("step")
+    loss_axis.set_title("training loss (per pixel)")
+    loss_axis.legend(fontsize=8)
+    val_axis.plot(epochs["epoch"], epochs["val_psnr"], marker="o", label="model")
+    val_axis.plot(epochs["epoch"], epochs["val_mean_image_psnr"], linestyle=":", color="grey",
+                  label="mean image (a model that learned nothing)")
+    val_axis.set_xlabel("epoch (0 = pretrained)")
+    val_axis.set_ylabel("val PSNR (dB)")
+    val_axis.set_title("validation")
+    val_axis.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(out_path, dpi=100)
+    plt.close(figure)
+
+
+def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint_path, finetune_config: dict,
+             device: str = "auto", threads: int = 1, batch_size_eval: int = 16, single_file_config=None,
+             on_step=None) -> dict:
+    """Fine-tune ``pretrained`` (any form ``vae.load_vae`` takes) and write ``out_dir`` (see the module docstring).
+
+    ``on_step(step, model)`` runs at the end of each step, after any checkpoint (tests use it to break a run);
+    returns what finetune.json holds.
+    """
+    vae.prepare_torch(threads)
+    out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
+    recipe_name, recipe, overrides = recipe_from_config(finetune_config)
+    seed = int(finetune_config.get("seed", 0))
+    checkpoint_every = int(finetune_config.get("checkpoint_every", 50))
+    torch_device = vae.pick_device(device)
+    model, pretrained_record = vae.load_vae(pretrained, torch_device, single_file_config)
+    train_frames, train_digest = read_split_frames(train_frames_path)
+    val_frames, val_digest = read_split_frames(val_frames_path)
+    settings = {"recipe": recipe_name, **dataclasses.asdict(recipe), "seed": seed}
+    identity = _identity(settings, pretrained_record["sha256"], train_digest, val_digest)
+
+    torch.manual_seed(seed)
+    parameters = trainable_parameters(model, recipe)
+    ema = copy.deepcopy(model).requires_grad_(False) if recipe.ema_decay is not None else None
+    optimizer = make_optimizer(parameters, recipe)
+    generator = torch.Generator(torch_device).manual_seed(seed)  # the posterior samples
+    steps_per_epoch = math.ceil(len(train_frames) / recipe.batch_size)
+    total_steps = recipe.epochs * steps_per_epoch
+    step, step_rows, epoch_rows, resumes, seconds_before = 0, [], [], [], 0.0
+
+    if checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, map_location=torch_device, weights_only=False)
+        changed = _differences(checkpoint["identity"], identity)
+        if changed:
+            print(f"checkpoint {checkpoint_path} not resumed, it differs in {', '.join(changed)}: starting over")
+        elif checkpoint["step"] > total_steps:
+            print(f"checkpoint {checkpoint_path} is at step {checkpoint['step']}, past this run's {total_steps} "
+                  "steps (finetune.epochs was lowered): starting over")
+        else:
+            model.load_state_dict(checkpoint["model"])
+            if ema is not None:
+                ema.load_state_dict(checkpoint["ema"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            generator.set_state(checkpoint["generator"].cpu())  # RNG states are CPU byte tensors on any device
+            torch.set_rng_state(checkpoint["torch_rng"].cpu())
+            step, step_rows, epoch_rows = checkpoint["step"], checkpoint["step_rows"], checkpoint["epoch_rows"]
+            resumes, seconds_before = checkpoint["resumes"] + [step], checkpoint["seconds"]
+            print(f"resumed from {checkpoint_path} at step {step} of {total_steps}")
+
+    evaluated = ema if ema is not None else model
+    if not epoch_rows:  # epoch 0: the pretrained model, the baseline every later epoch is read against
+        epoch_rows.append({"epoch": 0, "step": 0, **validate(evaluated, val_frames, torch_device, batch_size_eval),
+                           "evaluated": "ema" if ema is not None else "model"})
+    started = time.time() - seconds_before
+
+    def checkpoint_state() -> dict:
+        return {"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+                "optimizer": optimizer.state_dict(), "step": step, "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(), "step_rows": step_rows, "epoch_rows": epoch_rows,
+                "resumes": resumes, "seconds": time.time() - started, "identity": identity,
+                "config": {**settings, "finetune_config": finetune_config}}
+
+    last_saved = step if checkpoint_path.exists() and step else None
+    model.train()
+    # A log file is not a terminal: a line every 30 s there, not every 0.1 s.
+    progress = tqdm(total=total_steps, initial=step, desc=f"finetune ({recipe_name})", unit="step",
+                    mininterval=0.1 if sys.stderr.isatty() else 30)
+    while step < total_steps:
+        epoch, batch_index = divmod(step, steps_per_epoch)
+        indices = epoch_batches(len(train_frames), recipe.batch_size, seed, epoch)[batch_index]
+        batch = crop_batch(train_frames[indices], recipe.crop, seed, step)
+        x = torch.from_numpy(data.to_model_range(batch)).to(torch_device)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, recipe)
+        with _autocast(torch_device):
+            terms = loss_terms(model, x, recipe, generator)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, recipe.grad_clip or math.inf)
+        if not (torch.isfinite(terms["loss"]) and torch.isfinite(grad_norm)):
+            kept = (f"the last good checkpoint (step {last_saved}) is kept at {checkpoint_path}" if last_saved
+                    else "no checkpoint had been written yet")
+            raise NonFiniteLossError(
+                f"finetune: non-finite training at step {step + 1} (epoch {epoch + 1}): loss {terms['loss'].item()}, "
+                f"reconstruction MSE {terms['reconstruction_mse'].item()}, KL {terms['kl'].item()}, gradient norm "
+                f"{grad_norm.item()}. No model was written; {kept}. Lower finetune.lr or set finetune.grad_clip "
+                "and rerun (a changed setting starts over).")
+        optimizer.step()
+        if ema is not None:
+            with torch.no_grad():
+                decay = ema_decay_at(step, recipe.ema_decay)
+                for ema_parameter, parameter in zip(ema.parameters(), model.parameters()):
+                    ema_parameter.lerp_(parameter, 1 - decay)
+        step += 1
+        step_rows.append({"step": step, "epoch": epoch + 1, "lr": learning_rate(step - 1, recipe),
+                          **{key: value.item() for key, value in terms.items()}, "grad_norm": float(grad_norm),
+                          "seconds": round(time.time() - started, 3)})
+        progress.update(1)
+        progress.set_postfix(loss=f"{step_rows[-1]['loss']:.4g}", kl=f"{step_rows[-1]['kl']:.4g}")
+        if step % steps_per_epoch == 0 or step == total_steps:
+            model.eval()
+            epoch_rows.append({"epoch": epoch + 1, "step": step,
+                               **validate(evaluated, val_frames, torch_device, batch_size_eval),
+                               "evaluated": "ema" if ema is not None else "model"})
+            model.train()
+            print(f"epoch {epoch + 1}: val PSNR {epoch_rows[-1]['val_psnr']:.2f} dB, SSIM "
+                  f"{epoch_rows[-1]['val_ssim']:.4f}, loss {step_rows[-1]['loss']:.4g}", flush=True)
+        if step % checkpoint_every == 0 or step % steps_per_epoch == 0 or step == total_steps:
+            _save_checkpoint(checkpoint_path, checkpoint_state())
+            last_saved = step
+        if on_step is not None:
+            on_step(step, model)
+    progress.close()
+    return _write_outputs(out_dir, evaluated, recipe_name, settings, overrides, pretrained_record, step_rows,
+                          epoch_rows, resumes, train_frames_path, val_frames_path, len(train_frames), len(val_frames),
+                          torch_device, checkpoint_path)
+
+
+def _write_outputs(out_dir: Path, evaluated, recipe_name, settings, overrides, pretrained_record, step_rows,
+                   epoch_rows, resumes, train_path, val_path, train_count, val_count, torch_device,
+                   checkpoint_path) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    evaluated.save_pretrained(out_dir, safe_serialization=True)
+    steps, epochs = pd.DataFrame(step_rows), pd.DataFrame(epoch_rows)
+    steps.to_csv(out_dir / "training_steps.csv", index=False, float_format="%.6g")
+    epochs.to_csv(out_dir / "training_epochs.csv", index=False, float_format="%.6g")
+    plot_curves(steps, epochs, f"fine-tune, recipe {recipe_name}", out_dir / "loss_curve.png")
+    record = {
+        "recipe": recipe_name,
+        "overrides": overrides,
+        "pretrained": {key: value for key, value in pretrained_record.items() if key != "config"},
+        "data": {"train": str(train_path), "train_frames": train_count, "val": str(val_path),
+                 "val_frames": val_count},
+        "steps": int(steps["step"].iloc[-1]) if len(steps) else 0,
+        "resumed_at_steps": resumes,
+        "checkpoint": str(checkpoint_path),
+        "saved_weights": epoch_rows[-1]["evaluated"],
+        "pretrained_val": epoch_rows[0],
+        "final_val": epoch_rows[-1],
+        "provenance": store.provenance("finetune", {**settings, "device": torch_device.type,
+                                                    "autocast": "bf16" if torch_device.type == "cuda" else
+                                                    "none (float32)"}),
+    }
+    (out_dir / "finetune.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record

@@ -1,0 +1,9 @@
+"""Rule finetune: frames stores (train, val) + pretrained VAE -> results/models/finetuned (diffusers folder)."""
+import sys
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "a", buffering=1)  # noqa: F821 (appended: resumes stay readable)
+from latent_interp.finetune import finetune  # noqa: E402
+
+sm, params = snakemake, snakemake.params  # noqa: F821
+finetune(sm.input.train, sm.input.val, params.pretrained, sm.output[0], params.checkpoint, dict(params.settings),
+         params.device, sm.threads, params.batch_size, params.single_file_config)
