@@ -335,7 +335,7 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
                           **{key: value.item() for key, value in terms.items()}, "grad_norm": float(grad_norm),
                           "seconds": round(time.time() - started, 3)})
         progress.update(1)
-        progress.set_postfix(loss=f"{step_rows[-1]['loss']:.4g}", kl=f"{step_rows[-1]['kl']:.4g}")
+        progress.set_postfix(loss=f"{step_rows[-1]['loss']:.4g}", kl=f"{step_rows[-1]['kl']:.4g}", refresh=False)
         if step % steps_per_epoch == 0 or step == total_steps:
             model.eval()
             epoch_rows.append({"epoch": epoch + 1, "step": step,

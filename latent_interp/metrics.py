@@ -190,7 +190,7 @@ def compare_models(metrics: pd.DataFrame, baseline: str = "pretrained", resample
     base = metrics[metrics["model"] == baseline].set_index(keys)[["mse", "psnr", "ssim"]]
     rows = []
     for model, by_model in metrics[metrics["model"] != baseline].groupby("model", sort=False):
-        paired = by_model.set_index(keys)[["mse", "psnr", "ssim"]].join(base, rsuffix="_baseline", how="inner")
+        paired = by_model.set_index(keys)[["mse", "psnr", "ssim"]].join(base.add_suffix("_baseline"), how="inner")
         paired = paired.replace(np.inf, np.nan).dropna().reset_index()  # an exact image has no PSNR difference
         groups = [(split, g) for split, g in paired.groupby("split", sort=False)] + [("all", paired)]
         for split, group in groups:

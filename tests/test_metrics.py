@@ -176,3 +176,20 @@ def test_collapse_check_flags_a_constant_model_and_passes_a_good_one(tmp_path):
     flat = truth.reshape(-1, 16, 16, 3) / 255.0
     expected = 10 * np.log10(1 / ((flat - flat.mean(axis=0)) ** 2).mean())
     assert good["mean_image_psnr"] == pytest.approx(expected)
+
+
+def test_comparison_pairs_images_and_bounds_the_difference():
+    rng = np.random.default_rng(2)
+    base_psnr = rng.uniform(20, 35, size=60)
+    gain = rng.normal(0.5, 0.2, size=60)  # most images a little better
+    tables = pd.concat([_table(base_psnr, "pretrained"), _table(base_psnr + gain, "finetuned")])
+    comparison = metrics.compare_models(tables, resamples=500)
+    assert list(comparison.columns) == metrics.COMPARISON_COLUMNS
+    row = comparison.query("split == 'all'").iloc[0]
+    assert (row.model, row.baseline, row.n_images) == ("finetuned", "pretrained", 60)
+    assert row.psnr_diff == pytest.approx(gain.mean()) and row.psnr == pytest.approx((base_psnr + gain).mean())
+    assert 0 < row.psnr_diff_ci_low < row.psnr_diff < row.psnr_diff_ci_high
+    assert row.psnr_improved_share == pytest.approx((gain > 0).mean())
+    # Pairing: the spread of the images' PSNR (std ~4 dB) does not widen the interval of a ~0.5 dB gain.
+    assert row.psnr_diff_ci_high - row.psnr_diff_ci_low < 0.3
+    assert metrics.compare_models(_table(base_psnr, "pretrained")).empty  # nothing to compare with

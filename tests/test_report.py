@@ -69,3 +69,24 @@ def test_a_collapsed_model_is_named_in_plain_words(tmp_path):
     section = report.collapse_section({"finetuned": tmp_path / "c.json", "pretrained": tmp_path / "ok.json"})
     assert "The finetuned model has collapsed" in section and "The pretrained model" not in section
     assert section.count("COLLAPSED") == 1 and "-0.10" in section
+
+
+def test_finetune_section_shows_the_run_the_curves_and_the_differences(frame_tree, micro_vae_dir, tmp_path):
+    from latent_interp import finetune
+
+    stores = []
+    for split in ("train", "val"):
+        stores.append(tmp_path / f"{split}.zarr")
+        ingest_folder(frame_tree / split, stores[-1], split, 32)
+    finetune.finetune(*stores, micro_vae_dir, tmp_path / "finetuned", tmp_path / "last.pt",
+                      {"enabled": True, "recipe": "default", "epochs": 1, "crop": None}, "cpu")
+    rng = np.random.default_rng(0)
+    rows = [dict(model=model, split="val", triplet=f"t{i // 3}", origin="Japan", frame=i % 3 + 1,
+                 mse=0.001, psnr=30 + (2 if model == "finetuned" else 0) + rng.normal(0, 0.1), ssim=0.9)
+            for model in ("pretrained", "finetuned") for i in range(30)]
+    metrics.compare_models(pd.DataFrame(rows), resamples=100).to_csv(tmp_path / "comparison.csv", index=False)
+    section = report.finetune_section(tmp_path / "finetuned", tmp_path / "comparison.csv")
+    assert "Recipe <b>default</b> (overrides: epochs=1, crop=None)" in section
+    assert "2 steps of batch 8 on 12 train frames" in section
+    assert "color:#1b7f3b'>+2.0" in section  # a gain whose whole interval is above zero, in green
+    assert section.count("data:image/png;base64,") == 1 and "Validation by epoch" in section
