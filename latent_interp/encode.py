@@ -16,7 +16,8 @@ from tqdm import tqdm
 from latent_interp import data, store, vae
 
 
-def _autocast(device: torch.device):
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA; nothing on the CPU (float32 keeps reruns bit-identical)."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -28,7 +29,7 @@ def encode_frames(model, frames_uint8: np.ndarray, device: torch.device, batch_s
     means, logvars = [], []
     for start in range(0, len(frames_uint8), batch_size):
         x = torch.from_numpy(data.to_model_range(frames_uint8[start:start + batch_size])).to(device)
-        with _autocast(device):
+        with autocast_for(device):
             posterior = model.encode(x).latent_dist
         means.append(posterior.mean.float().cpu().numpy())
         logvars.append(posterior.logvar.float().cpu().numpy())
@@ -41,7 +42,7 @@ def decode_latents(model, latents: np.ndarray, device: torch.device, batch_size:
     frames = []
     for start in range(0, len(latents), batch_size):
         z = torch.from_numpy(np.ascontiguousarray(latents[start:start + batch_size])).to(device)
-        with _autocast(device):
+        with autocast_for(device):
             images = model.decode(z).sample
         frames.append(data.to_uint8(images.float().cpu().numpy()))
     return np.concatenate(frames)

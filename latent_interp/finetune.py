@@ -187,10 +187,6 @@ def validate(model, frames: np.ndarray, device: torch.device, batch_size: int) -
             "val_collapsed": collapse["collapsed"]}
 
 
-def _autocast(device: torch.device):
-    return encode._autocast(device)  # bf16 on CUDA, float32 on the CPU (bit-identical reruns)
-
-
 def _identity(settings: dict, pretrained_sha256: str | None, train_digest: str, val_digest: str) -> dict:
     """What a checkpoint must match to be resumed."""
     kept = {key: value for key, value in settings.items() if key not in RESUMABLE_CHANGES}
@@ -207,6 +203,33 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif old.get(key) != new.get(key):
             found.append(f"{prefix}{key}")
     return found
+
+
+def _resume(checkpoint_path: Path, identity: dict, total_steps: int, model, ema, optimizer, generator):
+    """Load the checkpoint into the training objects when it belongs to this run; return (step, step rows, epoch
+    rows, resume steps, seconds trained), or None to start from the pretrained weights (saying why)."""
+    if not checkpoint_path.exists():
+        return None
+    # weights_only: the checkpoint holds tensors and plain containers only, so no pickled code is ever run.
+    checkpoint = torch.load(checkpoint_path, map_location=next(model.parameters()).device, weights_only=True)
+    changed = _differences(checkpoint["identity"], identity)
+    if changed:
+        print(f"checkpoint {checkpoint_path} not resumed, it differs in {', '.join(changed)}: starting over")
+        return None
+    if checkpoint["step"] > total_steps:
+        print(f"checkpoint {checkpoint_path} is at step {checkpoint['step']}, past this run's {total_steps} steps "
+              "(finetune.epochs was lowered): starting over")
+        return None
+    model.load_state_dict(checkpoint["model"])
+    if ema is not None:
+        ema.load_state_dict(checkpoint["ema"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    generator.set_state(checkpoint["generator"].cpu())  # RNG states are CPU byte tensors on any device
+    torch.set_rng_state(checkpoint["torch_rng"].cpu())
+    step = checkpoint["step"]
+    print(f"resumed from {checkpoint_path} at step {step} of {total_steps}")
+    return step, checkpoint["step_rows"], checkpoint["epoch_rows"], checkpoint["resumes"] + [step], \
+        checkpoint["seconds"]
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -267,24 +290,9 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
     total_steps = recipe.epochs * steps_per_epoch
     step, step_rows, epoch_rows, resumes, seconds_before = 0, [], [], [], 0.0
 
-    if checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location=torch_device, weights_only=False)
-        changed = _differences(checkpoint["identity"], identity)
-        if changed:
-            print(f"checkpoint {checkpoint_path} not resumed, it differs in {', '.join(changed)}: starting over")
-        elif checkpoint["step"] > total_steps:
-            print(f"checkpoint {checkpoint_path} is at step {checkpoint['step']}, past this run's {total_steps} "
-                  "steps (finetune.epochs was lowered): starting over")
-        else:
-            model.load_state_dict(checkpoint["model"])
-            if ema is not None:
-                ema.load_state_dict(checkpoint["ema"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            generator.set_state(checkpoint["generator"].cpu())  # RNG states are CPU byte tensors on any device
-            torch.set_rng_state(checkpoint["torch_rng"].cpu())
-            step, step_rows, epoch_rows = checkpoint["step"], checkpoint["step_rows"], checkpoint["epoch_rows"]
-            resumes, seconds_before = checkpoint["resumes"] + [step], checkpoint["seconds"]
-            print(f"resumed from {checkpoint_path} at step {step} of {total_steps}")
+    resumed = _resume(checkpoint_path, identity, total_steps, model, ema, optimizer, generator)
+    if resumed is not None:
+        step, step_rows, epoch_rows, resumes, seconds_before = resumed
 
     evaluated = ema if ema is not None else model
     if not epoch_rows:  # epoch 0: the pretrained model, the baseline every later epoch is read against
@@ -311,7 +319,7 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
         x = torch.from_numpy(data.to_model_range(batch)).to(torch_device)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, recipe)
-        with _autocast(torch_device):
+        with encode.autocast_for(torch_device):
             terms = loss_terms(model, x, recipe, generator)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()

@@ -180,6 +180,9 @@ def finetune_section(finetune_dir, comparison_path) -> str:
                f"{html.escape(record['saved_weights'])}, device {html.escape(settings['device'])}.")
     if record["resumed_at_steps"]:
         section += f" Resumed from checkpoints at steps {record['resumed_at_steps']}."
+    if settings["trainable"] == "decoder":
+        section += (" Only the decoder was trained, so the finetuned latents, and their embeddings, are the "
+                    "pretrained ones.")
     section += (f"</p><p>On val ({record['data']['val_frames']} frames) while training: PSNR {before['val_psnr']:.2f} "
                 f"→ {after['val_psnr']:.2f} dB, SSIM {before['val_ssim']:.4f} → {after['val_ssim']:.4f}.</p>")
     if len(comparison):

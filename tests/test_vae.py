@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -49,3 +51,11 @@ def test_shipped_tiny_vae_loads_with_the_same_path():
     assert record["config"]["latent_channels"] == 4
     assert len(record["config"]["block_out_channels"]) == 4  # three 2x downsamplings
     assert sum(p.numel() for p in model.parameters()) < 2_000_000  # "a few MB at most"
+
+
+def test_prepare_torch_never_asks_for_more_threads_than_cpus():
+    available = len(os.sched_getaffinity(0))
+    vae.prepare_torch(available + 8)
+    assert torch.get_num_threads() == available
+    vae.prepare_torch(1)
+    assert torch.get_num_threads() == 1

@@ -196,6 +196,8 @@ def test_a_killed_finetune_resumes_from_its_checkpoint(tmp_path_factory):
     (lambda c: c["vae"].update(batchsize=4), "batchsize"),
     (lambda c: c["preprocess"].update(size="large"), "size"),
     (lambda c: c.update(embedding={"methods": ["pca"]}), "embedding"),
+    (lambda c: c["finetune"].update(learning_rate=1e-4), "learning_rate"),
+    (lambda c: c["finetune"].update(recipe="ldm"), "recipe"),
 ])
 def test_config_mistakes_fail_before_any_job_naming_the_key(tmp_path_factory, edit, key):
     config = tiny_config()
@@ -206,6 +208,13 @@ def test_config_mistakes_fail_before_any_job_naming_the_key(tmp_path_factory, ed
     message = result.stdout + result.stderr
     assert key in message and "Job stats" not in message
     assert not (workdir / "results").exists()
+
+
+def test_without_the_finetune_only_the_pretrained_model_is_planned(tmp_path_factory):
+    config = tiny_config()
+    config["finetune"]["enabled"] = False
+    planned = planned_jobs(new_workdir(tmp_path_factory, "no-finetune", config))
+    assert "finetune" not in planned and planned["encode"] == len(SPLITS) and planned["collapse_check"] == 1
 
 
 def test_lint_is_clean():
