@@ -64,7 +64,8 @@ def snakemake(workdir, *args):
 
 def test_real_config_dry_runs(workdir):
     jobs = job_counts(snakemake(workdir, "-n"))
-    assert "synthesize_train" not in jobs and jobs["ingest"] == 3 and jobs["encode"] == 3 and jobs["report"] == 1
+    assert "synthesize_train" not in jobs and jobs["ingest"] == 3 and jobs["report"] == 1
+    assert jobs["finetune"] == 1 and jobs["encode"] == 2 * 3  # pretrained and finetuned
 
 
 def test_val_is_carved_from_train_10k_by_name(workdir, atd_tree):
