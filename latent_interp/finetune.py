@@ -232,7 +232,14 @@ def _resume(checkpoint_path: Path, identity: dict, total_steps: int, model, ema,
         checkpoint["seconds"]
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
+def update_ema(ema, model, decay: float) -> None:
+    """Move each EMA weight a (1 - decay) step towards the model's."""
+    with torch.no_grad():
+        for ema_parameter, parameter in zip(ema.parameters(), model.parameters()):
+            ema_parameter.lerp_(parameter, 1 - decay)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     torch.save(state, temporary)
@@ -307,14 +314,17 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
                 "resumes": resumes, "seconds": time.time() - started, "identity": identity,
                 "config": {**settings, "finetune_config": finetune_config}}
 
-    last_saved = step if checkpoint_path.exists() and step else None
+    last_saved = step or None  # a resumed run's checkpoint is the last good one
     model.train()
     # A log file is not a terminal: a line every 30 s there, not every 0.1 s.
     progress = tqdm(total=total_steps, initial=step, desc=f"finetune ({recipe_name})", unit="step",
                     mininterval=0.1 if sys.stderr.isatty() else 30)
+    batches, batches_epoch = [], None
     while step < total_steps:
         epoch, batch_index = divmod(step, steps_per_epoch)
-        indices = epoch_batches(len(train_frames), recipe.batch_size, seed, epoch)[batch_index]
+        if epoch != batches_epoch:  # one permutation an epoch, not one a step
+            batches, batches_epoch = epoch_batches(len(train_frames), recipe.batch_size, seed, epoch), epoch
+        indices = batches[batch_index]
         batch = crop_batch(train_frames[indices], recipe.crop, seed, step)
         x = torch.from_numpy(data.to_model_range(batch)).to(torch_device)
         for group in optimizer.param_groups:
@@ -334,10 +344,7 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
                 "and rerun (a changed setting starts over).")
         optimizer.step()
         if ema is not None:
-            with torch.no_grad():
-                decay = ema_decay_at(step, recipe.ema_decay)
-                for ema_parameter, parameter in zip(ema.parameters(), model.parameters()):
-                    ema_parameter.lerp_(parameter, 1 - decay)
+            update_ema(ema, model, ema_decay_at(step, recipe.ema_decay))
         step += 1
         step_rows.append({"step": step, "epoch": epoch + 1, "lr": learning_rate(step - 1, recipe),
                           **{key: value.item() for key, value in terms.items()}, "grad_norm": float(grad_norm),
@@ -353,7 +360,7 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
             print(f"epoch {epoch + 1}: val PSNR {epoch_rows[-1]['val_psnr']:.2f} dB, SSIM "
                   f"{epoch_rows[-1]['val_ssim']:.4f}, loss {step_rows[-1]['loss']:.4g}", flush=True)
         if step % checkpoint_every == 0 or step % steps_per_epoch == 0 or step == total_steps:
-            _save_checkpoint(checkpoint_path, checkpoint_state())
+            save_checkpoint(checkpoint_path, checkpoint_state())
             last_saved = step
         if on_step is not None:
             on_step(step, model)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from latent_interp import data, synthetic, vae
+from latent_interp import data, finetune, synthetic, vae
 
 
 @dataclass
@@ -140,9 +140,7 @@ def train(out_dir: str | Path, checkpoint_path: str | Path, cfg: TrainConfig) ->
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-            with torch.no_grad():
-                for ema_param, param in zip(ema.parameters(), model.parameters()):
-                    ema_param.lerp_(param, 1 - cfg.ema_decay)
+            finetune.update_ema(ema, model, cfg.ema_decay)
             step += 1
             running.append((loss.item(), rec_loss.item(), kl.item()))
             if step % cfg.eval_every == 0 or step == cfg.steps:
@@ -154,13 +152,9 @@ def train(out_dir: str | Path, checkpoint_path: str | Path, cfg: TrainConfig) ->
                 print(f"step {step}: loss {means[0]:.4f} val PSNR (EMA) {val_psnr:.2f} dB", flush=True)
                 running = []
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                torch.save(
-                    dict(model=model.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(),
-                         step=step, numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(),
-                         config=asdict(cfg)),
-                    checkpoint_path.with_suffix(".tmp"),
-                )
-                checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)  # never a half-written checkpoint
+                finetune.save_checkpoint(checkpoint_path, dict(
+                    model=model.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(), step=step,
+                    numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(), config=asdict(cfg)))
     ema.save_pretrained(out_dir, safe_serialization=True)
     (out_dir / "training.json").write_text(json.dumps(
         {"trained_by": "tools/train_tiny_vae.py", "config": asdict(cfg), "val_psnr_ema": mean_psnr(ema, val_frames)},
