@@ -1,4 +1,5 @@
-# latent-interp: raw frame triplets -> frames store -> latents -> reconstructions -> metrics, embeddings -> report.
+# latent-interp: raw frame triplets -> frames store -> latents -> reconstructions -> metrics; the latent study
+# (interpolation of frame 2, geometry, embeddings) -> report.
 # Rules live in workflow/rules/<stage>.smk, their logic in the latent_interp package; see README.md.
 from snakemake.utils import min_version
 
@@ -22,6 +23,8 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/encode.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/interp.smk"
+include: "workflow/rules/geometry.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/report.smk"
 

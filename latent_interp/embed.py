@@ -1,13 +1,15 @@
 """2-D embeddings of the latent space (PCA, UMAP, t-SNE) and their plots.
 
 Table ``results/embeddings/{model}/{method}.csv``, one row per embedded frame latent:
-    ``model``, ``split``, ``triplet``, ``origin``, ``frame`` (1..3), ``x``, ``y``
-Next to it ``{method}.json`` (settings actually used, points embedded, versions) and ``{method}.png`` (three panels
-coloured by split, origin and frame index).
+    ``model``, ``split``, ``triplet``, ``origin``, ``frame`` (1..3), ``x``, ``y``, ``cluster`` (the geometry stage's
+    k-means cluster), ``level``, ``general_motion_type`` (annotated splits; empty elsewhere)
+Next to it ``{method}.json`` (settings actually used, points embedded, the triplets whose trajectories are drawn,
+versions) and ``{method}.png`` (panels coloured by split, origin, frame index, cluster and, with annotations, level;
+and the 1 -> 2 -> 3 trajectories of a sample of triplets).
 
 Each frame's posterior mean (C x h x w) is one point. UMAP and t-SNE run on the first PCA components (standard
-practice: it removes noise dimensions and makes them fast); above ``max_points`` frames a fixed-seed subsample is
-embedded, and the JSON says so.
+practice: it removes noise dimensions and makes them fast); above ``max_points`` frames a fixed-seed subsample of
+whole triplets is embedded (so every trajectory keeps its three points), and the JSON says so.
 """
 
 from __future__ import annotations
@@ -75,37 +77,82 @@ def embed_points(points: np.ndarray, method: str, seed: int = 0, pca_components:
     raise ValueError(f"config key embed.methods: unknown method {method!r} (choose from {METHODS})")
 
 
-def plot_embedding(table: pd.DataFrame, title: str, out_path) -> None:
-    """Three panels of the same points, coloured by split, origin and frame index."""
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4.8), constrained_layout=True)
-    panels = (("split", SPLIT_COLOURS), ("origin", ORIGIN_COLOURS), ("frame", FRAME_COLOURS))
-    for axis, (column, colours) in zip(axes, panels):
-        for value, points in table.groupby(column, sort=True):
-            axis.scatter(points["x"], points["y"], s=9, alpha=0.75, color=colours.get(value, "#7f7f7f"),
-                         label=f"{column} {value}" if column == "frame" else str(value), linewidths=0)
+PANEL_COLOURS = {"split": SPLIT_COLOURS, "origin": ORIGIN_COLOURS, "frame": FRAME_COLOURS}
+
+
+def trajectory_sample(table: pd.DataFrame, count: int, seed: int) -> list[str]:
+    """Names of ``count`` triplets (a fixed-seed sample) whose three frames are all embedded."""
+    complete = table.groupby(["split", "triplet"]).size()
+    complete = sorted(f"{split}/{name}" for (split, name), n in complete.items() if n == 3)
+    if len(complete) <= count:
+        return complete
+    return sorted(np.random.default_rng(seed).choice(complete, size=count, replace=False).tolist())
+
+
+def plot_embedding(table: pd.DataFrame, title: str, out_path, trajectories: list[str] = ()) -> None:
+    """Panels of the same points coloured by split, origin, frame, cluster and level (where present), and a panel
+    with the 1 -> 2 -> 3 trajectories of the sampled triplets over the grey cloud."""
+    panels = ["split", "origin", "frame"] + [c for c in ("cluster", "level") if c in table and table[c].notna().any()]
+    figure, axes = plt.subplots(2, 3, figsize=(15, 9.6), constrained_layout=True)
+    axes = axes.ravel()
+    for axis, column in zip(axes, panels):
+        colours = PANEL_COLOURS.get(column, {})
+        palette = plt.get_cmap("tab10")
+        for position, (value, points) in enumerate(table.dropna(subset=[column]).groupby(column, sort=True)):
+            label = f"{column} {value:g}" if isinstance(value, float) else f"{column} {value}"
+            axis.scatter(points["x"], points["y"], s=9, alpha=0.75, linewidths=0, label=label,
+                         color=colours.get(value, palette(position % 10)))
         axis.set_title(f"by {column}")
-        axis.legend(markerscale=2, fontsize=8, frameon=False)
+        axis.legend(markerscale=2, fontsize=7, frameon=False, ncols=2 if column == "cluster" else 1)
+    last = axes[len(panels)]
+    last.scatter(table["x"], table["y"], s=6, color="#d0d0d0", linewidths=0)
+    keyed = table.assign(key=table["split"] + "/" + table["triplet"]).set_index("key")
+    palette = plt.get_cmap("tab20")
+    for position, key in enumerate(trajectories):
+        path = keyed.loc[[key]].sort_values("frame")
+        colour = palette(position % 20)
+        last.plot(path["x"], path["y"], "-", color=colour, linewidth=1)
+        last.scatter(path["x"], path["y"], s=[10, 28, 10], color=colour, zorder=3)
+        last.annotate("", xy=path[["x", "y"]].iloc[2], xytext=path[["x", "y"]].iloc[1],
+                      arrowprops={"arrowstyle": "->", "color": colour})
+    last.set_title(f"trajectories 1 -> 2 -> 3 of {len(trajectories)} triplets (large dot: frame 2)")
+    for axis in axes[len(panels) + 1:]:
+        axis.axis("off")
+    for axis in axes:
         axis.set_xticks([])
         axis.set_yticks([])
     figure.suptitle(title)
-    figure.savefig(out_path, dpi=110)
+    figure.savefig(out_path, dpi=100)
     plt.close(figure)
 
 
 def embed_model(latent_paths: list[str], model: str, method: str, table_path, plot_path, json_path, seed: int = 0,
-                max_points: int = 5000) -> pd.DataFrame:
-    """The embedding stage for one model and method: table, settings JSON and plot."""
+                max_points: int = 5000, clusters_path=None, trajectories_path=None,
+                trajectory_count: int = 12) -> pd.DataFrame:
+    """The embedding stage for one model and method: table, settings JSON and plot. ``clusters_path`` and
+    ``trajectories_path`` (the geometry stage's tables) add the cluster and annotation columns."""
     points, table = load_latent_points(latent_paths)
     total = len(points)
-    if total > max_points:
-        keep = np.sort(np.random.default_rng(seed).choice(total, size=max_points, replace=False))
+    if total > max_points:  # whole triplets, so that every drawn trajectory has its three points
+        triplet_rows = np.arange(total).reshape(-1, 3)
+        keep = np.sort(np.random.default_rng(seed).choice(len(triplet_rows), size=max(1, max_points // 3),
+                                                          replace=False))
+        keep = triplet_rows[keep].ravel()
         points, table = points[keep], table.iloc[keep].reset_index(drop=True)
     coords, settings = embed_points(points, method, seed)
     table.insert(0, "model", model)
     table["x"], table["y"] = coords[:, 0], coords[:, 1]
+    if clusters_path is not None:
+        clusters = pd.read_csv(clusters_path)[["split", "triplet", "frame", "cluster"]]
+        table = table.merge(clusters, on=["split", "triplet", "frame"], how="left", validate="one_to_one")
+    if trajectories_path is not None:
+        annotations = pd.read_csv(trajectories_path)[["split", "triplet", "level", "general_motion_type"]]
+        table = table.merge(annotations, on=["split", "triplet"], how="left", validate="many_to_one")
     table.to_csv(table_path, index=False, float_format="%.6g")
+    drawn = trajectory_sample(table, trajectory_count, seed)
     record = {"model": model, "method": method, "seed": seed, "points_total": total, "points_embedded": len(table),
-              "point": "one frame's posterior mean, flattened", "settings": settings, "versions": store.versions()}
+              "point": "one frame's posterior mean, flattened", "settings": settings, "trajectories": drawn,
+              "versions": store.versions()}
     Path(json_path).write_text(json.dumps(record, indent=2) + "\n")
-    plot_embedding(table, f"{method.upper()} of {model} latents ({len(table)} frames)", plot_path)
+    plot_embedding(table, f"{method.upper()} of {model} latents ({len(table)} frames)", plot_path, drawn)
     return table

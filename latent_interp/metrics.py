@@ -124,7 +124,7 @@ def pooled_psnr(mse: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / max(float(np.mean(mse)), 1e-20)))
 
 
-def _bootstrap_ci(numerator: np.ndarray, denominator: np.ndarray, picks: np.ndarray, transform=None):
+def bootstrap_ci(numerator: np.ndarray, denominator: np.ndarray, picks: np.ndarray, transform=None):
     """95% percentile interval of sum(numerator) / sum(denominator) over resampled triplets (rows of ``picks``)."""
     if picks.size == 0:
         return float("nan"), float("nan")
@@ -147,14 +147,14 @@ def summarize_group(group: pd.DataFrame, resamples: int = 1000, seed: int = 0) -
     row = {"n_triplets": n_triplets, "n_images": len(group),
            "mse": group["mse"].mean(), "mse_std": group["mse"].std(ddof=1),
            "psnr": finite_psnr.mean(), "psnr_std": finite_psnr.std(ddof=1)}
-    row["psnr_ci_low"], row["psnr_ci_high"] = _bootstrap_ci(
+    row["psnr_ci_low"], row["psnr_ci_high"] = bootstrap_ci(
         per_triplet["psnr"].to_numpy(), per_triplet["finite"].to_numpy(float), picks)
     row["psnr_pooled"] = pooled_psnr(group["mse"].to_numpy())
     # PSNR falls as MSE rises, so the MSE interval's ends swap; percentiles of the transform handle that.
-    row["psnr_pooled_ci_low"], row["psnr_pooled_ci_high"] = _bootstrap_ci(
+    row["psnr_pooled_ci_low"], row["psnr_pooled_ci_high"] = bootstrap_ci(
         per_triplet["mse"].to_numpy(), images, picks, lambda mse: 10 * np.log10(1.0 / np.maximum(mse, 1e-20)))
     row["ssim"], row["ssim_std"] = group["ssim"].mean(), group["ssim"].std(ddof=1)
-    row["ssim_ci_low"], row["ssim_ci_high"] = _bootstrap_ci(per_triplet["ssim"].to_numpy(), images, picks)
+    row["ssim_ci_low"], row["ssim_ci_high"] = bootstrap_ci(per_triplet["ssim"].to_numpy(), images, picks)
     return row
 
 
@@ -204,7 +204,7 @@ def compare_models(metrics: pd.DataFrame, baseline: str = "pretrained", resample
                 difference = (per_triplet[metric] - per_triplet[f"{metric}_baseline"]).to_numpy()
                 row[metric], row[f"{metric}_baseline"] = group[metric].mean(), group[f"{metric}_baseline"].mean()
                 row[f"{metric}_diff"] = row[metric] - row[f"{metric}_baseline"]
-                row[f"{metric}_diff_ci_low"], row[f"{metric}_diff_ci_high"] = _bootstrap_ci(difference, images, picks)
+                row[f"{metric}_diff_ci_low"], row[f"{metric}_diff_ci_high"] = bootstrap_ci(difference, images, picks)
             row["psnr_improved_share"] = float((group["psnr"] > group["psnr_baseline"]).mean())
             rows.append(row)
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)

@@ -39,6 +39,12 @@ def _png_data_uri(figure_or_path) -> str:
     return "data:image/png;base64," + base64.b64encode(payload).decode()
 
 
+def figure_html(figure, caption: str) -> str:
+    """A matplotlib figure embedded as a PNG, with its caption."""
+    return (f"<figure><img src='{_png_data_uri(figure)}' alt='{html.escape(caption)}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
 def pick_grid_triplets(names: list[str], origins: list[str], per_origin: int) -> list[int]:
     """Indices of the first ``per_origin`` triplets of each origin, by name: the same picks every run."""
     picked = []
@@ -201,10 +207,14 @@ def build_report(out_path, config: dict, summary_path, metric_tables: dict[tuple
                  spec_path, frames_paths: dict[str, str], recon_paths: dict[tuple[str, str], str],
                  latents_paths: dict[tuple[str, str], str], embedding_plots: list[tuple[str, str, str, str]],
                  skipped_paths: dict[str, str], collapse_paths: dict[str, str], per_origin: int = 2,
-                 comparison_path=None, finetune_dir=None) -> None:
+                 comparison_path=None, finetune_dir=None, study: dict | None = None) -> None:
     """Write the report. Keys of the path dicts are split or (model, split); embedding_plots holds
     (model, method, png path, settings json path); the fine-tune section needs ``finetune_dir`` and
-    ``comparison_path``."""
+    ``comparison_path``. ``study`` holds the latent study's inputs (``interp_summary``, ``interp_stores`` by (model,
+    split), ``predictor_dirs`` and ``geometry`` (its output paths by name) by latent space, ``twins`` and
+    ``twin_records`` by model, ``lpips_skipped``, ``gallery_limit``); without it those sections are left out."""
+    from latent_interp import report_study  # it draws with this module's helpers, so it is imported here
+
     summary = pd.read_csv(summary_path, keep_default_na=False, na_values=[""])
     tables = {key: pd.read_csv(path) for key, path in metric_tables.items()}
     models = sorted({model for model, _ in recon_paths})
@@ -233,7 +243,16 @@ def build_report(out_path, config: dict, summary_path, metric_tables: dict[tuple
                         f"<figcaption>{html.escape(split)}: the first {per_origin} triplets of each origin, "
                         "by name; reconstructions decode the posterior mean.</figcaption></figure>")
 
+    if study is not None:
+        sections.append(report_study.interpolation_section(
+            study["interp_summary"], study["interp_stores"], frames_paths, study["predictor_dirs"],
+            study["lpips_skipped"], study["gallery_limit"]))
+        sections.append(report_study.geometry_section(study["geometry"], study["twins"], study["twin_records"]))
+
     sections.append("<h2>Latent embeddings</h2>")
+    for model, twin in (study or {}).get("twins", {}).items():
+        sections.append(f"<p>{html.escape(model)} shares {html.escape(twin)}'s latents: embedded once, under "
+                        f"{html.escape(twin)}.</p>")
     for model, method, png_path, json_path in embedding_plots:
         settings = json.loads(Path(json_path).read_text())
         caption = (f"{method.upper()} of {model} latents: {settings['points_embedded']} of "

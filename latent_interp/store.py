@@ -79,7 +79,7 @@ def create(path: str | Path, kind: str, split: str, attrs: dict, triplets: list[
     return group
 
 
-def _write_strings(group: zarr.Group, name: str, values: list[str]) -> None:
+def write_strings(group: zarr.Group, name: str, values: list[str]) -> None:
     # Variable-length str arrays: fixed-width numpy unicode has no zarr v3 spec (REFERENCE.md).
     array = group.create_array(name, shape=(len(values),), dtype=str, chunks=(max(len(values), 1),))
     if values:
@@ -91,8 +91,8 @@ def write_names(group: zarr.Group, triplets: list[str], origins: list[str]) -> N
         raise ValueError(f"{group.store}: {len(triplets)} triplet names but {len(origins)} origins")
     if len(set(triplets)) != len(triplets):
         raise ValueError(f"{group.store}: triplet names are not unique")
-    _write_strings(group, TRIPLETS, triplets)
-    _write_strings(group, ORIGINS, origins)
+    write_strings(group, TRIPLETS, triplets)
+    write_strings(group, ORIGINS, origins)
 
 
 def write_annotations(group: zarr.Group, annotations: list[dict]) -> None:
@@ -104,7 +104,7 @@ def write_annotations(group: zarr.Group, annotations: list[dict]) -> None:
         group.create_array(name, shape=(count, width), dtype=np.int32, chunks=(max(count, 1), width))[:] = np.array(
             [a[name] for a in annotations], dtype=np.int32).reshape(count, width)
     for name in (MOTION_TYPE, BEHAVIOR):
-        _write_strings(group, name, [a[name] for a in annotations])
+        write_strings(group, name, [a[name] for a in annotations])
 
 
 def read_annotations(group: zarr.Group):

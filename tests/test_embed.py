@@ -49,12 +49,29 @@ def test_each_method_writes_table_settings_and_plot(latent_paths, tmp_path, meth
     assert np.linalg.norm(disney - japan) > spread
 
 
-def test_subsample_above_max_points_is_recorded(latent_paths, tmp_path):
+def test_subsample_above_max_points_keeps_whole_triplets_and_is_recorded(latent_paths, tmp_path):
     embed.embed_model(latent_paths, "m", "pca", tmp_path / "e.csv", tmp_path / "e.png", tmp_path / "e.json",
                       max_points=10)
     settings = json.loads((tmp_path / "e.json").read_text())
-    assert settings["points_total"] == 36 and settings["points_embedded"] == 10
-    assert len(pd.read_csv(tmp_path / "e.csv")) == 10
+    assert settings["points_total"] == 36 and settings["points_embedded"] == 9  # 3 whole triplets
+    table = pd.read_csv(tmp_path / "e.csv")
+    assert table.groupby(["split", "triplet"]).size().eq(3).all()
+    assert len(settings["trajectories"]) == 3
+
+
+def test_geometry_columns_and_trajectories_join_by_name(latent_paths, tmp_path):
+    _, labels = embed.load_latent_points(latent_paths)
+    clusters = labels.assign(cluster=np.arange(len(labels)) % 4)
+    clusters.to_csv(tmp_path / "clusters.csv", index=False)
+    triplets = labels.drop_duplicates(["split", "triplet"]).assign(level=1, general_motion_type="translation")
+    triplets.to_csv(tmp_path / "trajectories.csv", index=False)
+    table = embed.embed_model(latent_paths, "m", "pca", tmp_path / "e.csv", tmp_path / "e.png", tmp_path / "e.json",
+                              clusters_path=tmp_path / "clusters.csv", trajectories_path=tmp_path / "trajectories.csv",
+                              trajectory_count=5)
+    merged = table.merge(clusters, on=["split", "triplet", "frame"], suffixes=("", "_expected"))
+    assert (merged["cluster"] == merged["cluster_expected"]).all() and (table["level"] == 1).all()
+    drawn = json.loads((tmp_path / "e.json").read_text())["trajectories"]
+    assert len(drawn) == 5 and drawn == embed.trajectory_sample(table, 5, 0)
 
 
 def test_deterministic_for_a_seed(latent_paths):

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from latent_interp import metrics, store
+from latent_interp import geometry, interp, metrics, store
 from conftest import REPO, job_counts
 
 SPLITS = ("train", "val", "test")
@@ -84,14 +84,55 @@ def test_outputs_follow_the_schema(run):
         assert (results / "metrics" / "pretrained" / f"{split}.spec.json").is_file()
     summary = pd.read_csv(results / "metrics" / "summary.csv", keep_default_na=False)
     assert set(summary["split"]) == {*SPLITS, "all"}
-    for model in ("pretrained", "finetuned"):
-        for method in ("pca", "umap", "tsne"):
-            embedding = pd.read_csv(results / "embeddings" / model / f"{method}.csv")
-            assert len(embedding) == 3 * sum(TRIPLETS.values())
-            assert (results / "embeddings" / model / f"{method}.png").stat().st_size > 1000
+    for method in ("pca", "umap", "tsne"):  # the decoder-only fine-tune shares pretrained's latents: embedded once
+        embedding = pd.read_csv(results / "embeddings" / "pretrained" / f"{method}.csv")
+        assert len(embedding) == 3 * sum(TRIPLETS.values()) and embedding["cluster"].notna().all()
+        assert (results / "embeddings" / "pretrained" / f"{method}.png").stat().st_size > 1000
+    assert not (results / "embeddings" / "finetuned").exists()
     page = (results / "report.html").read_text()
-    # 3 reconstruction grids, 3 embeddings per model, the fine-tune curves
-    assert "Reconstruction metrics" in page and page.count("data:image/png;base64,") == 3 + 2 * 3 + 1
+    # 3 reconstruction grids, the fine-tune curves, interpolation (2 bar charts, predictor curves, 2 models x 2 splits
+    # of galleries), geometry (trajectories, channels), 3 embeddings
+    assert "Reconstruction metrics" in page and page.count("data:image/png;base64,") == 3 + 1 + (2 + 1 + 4) + 2 + 3
+    assert page.index("<h2 id=interpolation>") < page.index("<h2 id=geometry>") < page.index("Latent embeddings")
+
+
+def test_the_latent_study_scores_every_method_on_val_and_test_for_both_models(run):
+    results = run / "results"
+    for model in ("pretrained", "finetuned"):
+        for split in ("val", "test"):
+            table = pd.read_csv(results / "interp" / model / f"{split}.csv")
+            assert list(table.columns) == interp.TABLE_COLUMNS and len(table) == TRIPLETS[split] * len(interp.METHODS)
+            ceiling = table[table["method"] == "vae_ceiling"].set_index("triplet")["psnr"]
+            frame_2 = pd.read_csv(results / "metrics" / model / f"{split}.csv").query("frame == 2")
+            assert (ceiling.loc[frame_2["triplet"]].to_numpy() == frame_2["psnr"].to_numpy()).all()
+            group = store.open_store(results / "interp" / model / f"{split}.zarr", "interp")
+            assert group["gallery"].shape[0] == TRIPLETS[split] and group.attrs["model"] == model
+        assert not (results / "interp" / model / "train.csv").exists()
+    summary = pd.read_csv(results / "interp" / "summary.csv", keep_default_na=False)
+    assert set(summary["method"]) == set(interp.METHODS) and set(summary["split"]) == {"val", "test"}
+    assert {"psnr_vs_lerp_ci_low", "psnr_vs_ceiling", "chamfer", "latent_mse_ci_high"} <= set(summary.columns)
+    study = json.loads((results / "geometry" / "pretrained" / "geometry.json").read_text())
+    assert study["triplets"] == sum(TRIPLETS.values()) and "accuracy" in study["probes"]["origin"]
+    trajectories = pd.read_csv(results / "geometry" / "pretrained" / "trajectories.csv")
+    assert list(trajectories.columns) == geometry.TRAJECTORY_COLUMNS
+    twin = json.loads((results / "geometry" / "finetuned" / "same_latents.json").read_text())
+    assert twin["same_as"] == "pretrained" and twin["identical"]
+    assert not (results / "geometry" / "finetuned" / "geometry.json").exists()
+
+
+def test_the_predictors_cannot_see_test_triplets(run):
+    """Leak-free by construction: the DAG hands interp_train only the train and val latents, and the saved lists
+    of what the predictors were fitted and selected on hold no test triplet."""
+    dry_run = snakemake(run, "-n", "--forcerun", "interp_train", "results/predictors/pretrained").stdout
+    job = dry_run.split("rule interp_train:")[1].split("\n\n")[0]
+    inputs = re.search(r"input: (.*)", job).group(1).split(", ")
+    assert inputs == ["results/latents/pretrained/train.zarr", "results/latents/pretrained/val.zarr"]
+    record = json.loads((run / "results" / "predictors" / "pretrained" / "predictors.json").read_text())
+    results = run / "results" / "frames"
+    assert record["trained_on"] == store.names(store.open_store(results / "train.zarr"))
+    assert record["selected_on"] == store.names(store.open_store(results / "val.zarr"))
+    assert not set(record["trained_on"] + record["selected_on"]) & set(store.names(store.open_store(results /
+                                                                                                    "test.zarr")))
 
 
 def test_the_finetuned_model_goes_through_every_stage_and_is_compared(run):
@@ -120,7 +161,8 @@ def test_every_job_left_a_log_and_a_benchmark(run):
     assert {"ingest/val.log", "encode/pretrained/val.log", "reconstruct/pretrained/test.log",
             "metrics/pretrained/train.log", "embed/pretrained/umap.log", "report.log",
             "synthesize/val.log", "metrics_summary.log", "collapse_check/pretrained.log", "finetune.log",
-            "encode/finetuned/test.log", "collapse_check/finetuned.log"} <= logs
+            "encode/finetuned/test.log", "collapse_check/finetuned.log", "interp_train/pretrained.log",
+            "interp/finetuned/test.log", "interp_summary.log", "geometry/pretrained.log", "latent_twin/finetuned.log"} <= logs
     assert "encode val" in (run / "results" / "logs" / "encode" / "pretrained" / "val.log").read_text()  # tqdm
     assert len(list((run / "results" / "benchmarks").rglob("*.tsv"))) == len(logs)
 
@@ -132,10 +174,12 @@ def test_second_run_does_nothing(run):
 def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
     other = new_workdir(tmp_path_factory, "again", tiny_config())
     snakemake(other, "results/metrics/summary.csv", "results/metrics/pretrained/collapse.json",
-              "results/metrics/finetuned/collapse.json", "results/embeddings/pretrained/pca.csv")
+              "results/metrics/finetuned/collapse.json", "results/embeddings/pretrained/pca.csv",
+              "results/interp/summary.csv", "results/geometry/pretrained/geometry.json")
 
     def digests(root: Path) -> dict[str, str]:
-        files = [p for sub in ("frames", "latents", "recon", "metrics") for p in (root / sub).rglob("*")
+        files = [p for sub in ("frames", "latents", "recon", "metrics", "interp", "predictors", "geometry")
+                 for p in (root / sub).rglob("*")
                  if p.is_file() and p.name != ".snakemake_timestamp"]
         files.append(root / "embeddings" / "pretrained" / "pca.csv")
         return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
@@ -156,8 +200,11 @@ def test_editing_one_test_frame_reruns_only_the_test_chain(run):
     image = np.asarray(Image.open(frame)).copy()
     image[:8, :8] = 255 - image[:8, :8]
     Image.fromarray(image).save(frame, quality=95)
+    # The predictors read train and val only: they stay; the test split's scores, the latent space's geometry and
+    # embeddings (over every split), the twin check and the report rerun.
     assert planned_jobs(run) == {"ingest": 1, "encode": 2, "reconstruct": 2, "metrics": 2, "metrics_summary": 1,
-                                 "embed": 6, "report": 1, "all": 1}
+                                 "interp": 2, "interp_summary": 1, "geometry": 1, "latent_twin": 1, "embed": 3,
+                                 "report": 1, "all": 1}
     stores_to_write = set(re.findall(r"output: (results/\S+\.zarr)", snakemake(run, "-n").stdout))
     assert stores_to_write == {"results/frames/test.zarr", *(f"results/{stage}/{model}/test.zarr" for stage in
                                ("latents", "recon") for model in ("pretrained", "finetuned"))}
@@ -198,6 +245,8 @@ def test_a_killed_finetune_resumes_from_its_checkpoint(tmp_path_factory):
     (lambda c: c.update(embedding={"methods": ["pca"]}), "embedding"),
     (lambda c: c["finetune"].update(learning_rate=1e-4), "learning_rate"),
     (lambda c: c["finetune"].update(recipe="ldm"), "recipe"),
+    (lambda c: c["interp"]["unet"].update(chanels=[8, 16]), "chanels"),
+    (lambda c: c["data"].update(splits=["train", "test"]), "data.splits"),
 ])
 def test_config_mistakes_fail_before_any_job_naming_the_key(tmp_path_factory, edit, key):
     config = tiny_config()
@@ -215,6 +264,7 @@ def test_without_the_finetune_only_the_pretrained_model_is_planned(tmp_path_fact
     config["finetune"]["enabled"] = False
     planned = planned_jobs(new_workdir(tmp_path_factory, "no-finetune", config))
     assert "finetune" not in planned and planned["encode"] == len(SPLITS) and planned["collapse_check"] == 1
+    assert planned["interp"] == 2 and planned["geometry"] == 1 and "latent_twin" not in planned
 
 
 def test_lint_is_clean():

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from latent_interp import data, synthetic, vae
+from latent_interp import data, finetune, synthetic, vae
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -24,6 +24,25 @@ ENV = "../../envs/latent-interp.yaml"
 if config["finetune"]["enabled"] and "train" not in SPLITS:
     raise ValueError("config key finetune.enabled: fine-tuning trains on a split named train, and data.splits has "
                      f"none ({SPLITS}); add it or set finetune.enabled: false")
+
+# The latent study (rules interp_train, interp, geometry, embed) works per latent space. A decoder-only fine-tune
+# keeps the encoder, so model "finetuned" then has pretrained's latents: its predictors, geometry and embeddings are
+# pretrained's, computed once (rule latent_twin checks that the latents agree); only its decoder is scored again.
+LATENT_SPACE = {model: model for model in MODELS}
+if "finetuned" in MODELS and finetune.recipe_from_config(config["finetune"])[1].trainable == "decoder":
+    LATENT_SPACE["finetuned"] = "pretrained"
+LATENT_MODELS = [model for model in MODELS if LATENT_SPACE[model] == model]
+TWINS = {model: space for model, space in LATENT_SPACE.items() if space != model}
+# What rule geometry writes for each latent space, by the name latent_interp.geometry.analyse_geometry uses.
+GEOMETRY_OUTPUTS = {"trajectories": "trajectories.csv", "channels": "channels.csv", "histograms": "histograms.csv",
+                    "correlation": "correlation.csv", "clusters": "clusters.csv", "summary": "geometry.json"}
+# Predictors fit on train and choose their settings on val; they are scored on every other split.
+INTERP_SPLITS = [split for split in SPLITS if split != "train"]
+# The geometry's linear probes fit on train and are scored on test (or the last split).
+PROBE_TEST = "test" if "test" in SPLITS else SPLITS[-1]
+if "train" not in SPLITS or "val" not in SPLITS:  # selecting on the split they are scored on would leak it
+    raise ValueError(f"config key data.splits: the interpolation predictors fit on a split named train and choose "
+                     f"their settings on one named val, but data.splits is {SPLITS}")
 
 if SYNTHETIC and config["data"].get("layout", "folders") != "folders":
     raise ValueError("config key data.source: synthetic draws a 'folders' layout; set data.layout: folders")
@@ -70,3 +89,18 @@ def model_files(model):
 def all_of(pattern, **wildcards):
     """``pattern`` expanded over every model and split (or the given subset)."""
     return expand(pattern, **{"model": list(MODELS), "split": SPLITS, **wildcards})
+
+
+def lpips_files(wildcards):
+    """The LPIPS weight files when configured, so new weights make the interpolation scores stale."""
+    weights = config["interp"]["lpips"]
+    return [weights["backbone"], weights["linear"]] if weights["backbone"] and weights["linear"] else []
+
+
+def latents_of_space(wildcards):
+    """The latents a model's interpolation reads: those of its latent space (LATENT_SPACE)."""
+    return f"results/latents/{LATENT_SPACE[wildcards.model]}/{wildcards.split}.zarr"
+
+
+def predictors_of_space(wildcards):
+    return f"results/predictors/{LATENT_SPACE[wildcards.model]}"

@@ -1,6 +1,9 @@
+# One embedding per latent space (LATENT_MODELS): a model that shares another's latents is not embedded twice.
 rule embed:
     input:
-        lambda wildcards: expand("results/latents/{model}/{split}.zarr", model=wildcards.model, split=SPLITS),
+        latents=lambda wildcards: expand("results/latents/{model}/{split}.zarr", model=wildcards.model, split=SPLITS),
+        clusters="results/geometry/{model}/clusters.csv",
+        trajectories="results/geometry/{model}/trajectories.csv",
     output:
         table="results/embeddings/{model}/{method}.csv",
         plot="results/embeddings/{model}/{method}.png",
@@ -8,6 +11,7 @@ rule embed:
     params:
         seed=config["embed"].get("seed", 0),
         max_points=config["embed"].get("max_points", 5000),
+        trajectories=config["embed"].get("trajectories", 12),
     log:
         "results/logs/embed/{model}/{method}.log",
     benchmark:

@@ -1,0 +1,164 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from latent_interp import encode, interp, metrics, predictors, report_study, store
+from conftest import ingest_folder
+from test_perceptual import write_lpips_weights
+
+
+def test_slerp_of_identical_vectors_is_that_vector():
+    a = np.random.default_rng(0).normal(size=(3, 4, 2, 2)).astype(np.float32)
+    np.testing.assert_allclose(interp.slerp_midpoint(a, a.copy()), a, rtol=1e-6)
+
+
+def test_slerp_of_orthogonal_equal_norm_vectors_keeps_the_norm():
+    a, b = np.zeros((1, 4, 2, 2)), np.zeros((1, 4, 2, 2))
+    a[0, 0, 0, 0], b[0, 1, 1, 1] = 3.0, 3.0
+    middle = interp.slerp_midpoint(a, b)
+    assert np.linalg.norm(middle) == pytest.approx(3.0)
+    np.testing.assert_allclose(middle, (a + b) / np.sqrt(2))  # on the arc, not the chord (whose norm is 3 / sqrt 2)
+
+
+@pytest.mark.parametrize("scale", [2.0, -1.0, 0.0])
+def test_slerp_of_parallel_opposite_or_zero_vectors_falls_back_to_lerp(scale):
+    a = np.random.default_rng(1).normal(size=(2, 8)).astype(np.float32)
+    b = a * scale
+    np.testing.assert_allclose(interp.slerp_midpoint(a, b), interp.lerp_midpoint(a, b), rtol=1e-6, atol=1e-7)
+
+
+def _tensors(count=16, shape=(4, 8, 8), seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    first, third = torch.randn(count, *shape, generator=generator), torch.randn(count, *shape, generator=generator)
+    return first, third
+
+
+def test_ridge_recovers_a_known_linear_map():
+    first, third = _tensors()
+    torch.manual_seed(5)
+    weight, bias = torch.randn(4, 8, 3, 3) * 0.1, torch.randn(4) * 0.1
+    second = (first + third) / 2 + F.conv2d(torch.cat([first, third], 1), weight, bias, padding=1)
+    settings = {"patch": 3, "ridge_lambdas": [1e-9, 1.0]}
+    model, rows = predictors.fit_linear(settings, (first, second, third), (first, second, third), scale=1.0)
+    torch.testing.assert_close(model.residual.conv.weight, weight, atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(model.residual.conv.bias, bias, atol=1e-4, rtol=1e-3)
+    assert [row["selected"] for row in rows] == [True, False] and rows[0]["val_mse"] < 1e-8
+
+
+@pytest.mark.parametrize("name", ["mlp", "unet"])
+def test_networks_fit_a_tiny_set_to_near_zero(name):
+    first, third = _tensors(count=4)
+    second = torch.tanh(first * third) + 0.5 * first  # not linear: lerp is far off
+    settings = {**predictors.DEFAULTS[name], "epochs": 400, "patience": 400, "lr": 3e-3, "batch_size": 4}
+    data = (first, second, third)
+    model, rows = predictors.train_network(name, settings, data, data, scale=1.0, seed=0)
+    assert rows[0]["epoch"] == 0 and rows[0]["val_mse"] > 0.3  # epoch 0 is lerp itself
+    final = predictors.latent_mse(predictors.predict(model, first, third), second)
+    assert final < 0.01 * rows[0]["val_mse"] and min(r["val_mse"] for r in rows) == pytest.approx(final, rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def scored(frame_tree, micro_vae_dir, tmp_path_factory):
+    """train and val through ingest, encode, reconstruct, predictors and scoring, on the micro VAE."""
+    root = tmp_path_factory.mktemp("interp")
+    paths = {}
+    for split in ("train", "val"):
+        ingest_folder(frame_tree / split, root / f"frames-{split}.zarr", split, size=32)
+        encode.encode_split(root / f"frames-{split}.zarr", micro_vae_dir, root / f"latents-{split}.zarr", split,
+                            device="cpu")
+        encode.reconstruct_split(root / f"latents-{split}.zarr", micro_vae_dir, root / f"recon-{split}.zarr", split,
+                                 device="cpu")
+    config = {"predictors": ["linear", "mlp", "unet"], "seed": 0, "augment_time_reversal": True,
+              "mlp": {"epochs": 3}, "unet": {"epochs": 3}}
+    record = predictors.train_predictors(root / "latents-train.zarr", root / "latents-val.zarr", root / "predictors",
+                                         config, device="cpu")
+    backbone, linear = write_lpips_weights(root)
+    table = interp.score_split(root / "frames-val.zarr", root / "latents-val.zarr", root / "recon-val.zarr",
+                               root / "predictors", micro_vae_dir, root / "val.csv", root / "val.spec.json",
+                               root / "val.zarr", "pretrained", "val", gallery_triplets=2, device="cpu",
+                               lpips_weights={"backbone": str(backbone), "linear": str(linear)})
+    metrics.compute_split_metrics(root / "frames-val.zarr", root / "recon-val.zarr", root / "m.csv", root / "m.json",
+                                  "pretrained", "val")
+    return root, table, record
+
+
+def test_predictors_record_what_they_were_fitted_and_selected_on(scored):
+    root, _, record = scored
+    assert record["trained_on"] == store.names(store.open_store(root / "latents-train.zarr"))
+    assert record["selected_on"] == store.names(store.open_store(root / "latents-val.zarr"))
+    training = pd.read_csv(root / "predictors" / "training.csv")
+    assert set(training["predictor"]) == {"linear", "mlp", "unet"}
+    assert training.groupby("predictor")["selected"].sum().eq(1).all()
+    loaded, _ = predictors.load_predictors(root / "predictors")
+    assert set(loaded) == {"linear", "mlp", "unet"}
+
+
+def test_the_table_has_every_method_per_triplet_and_the_ceiling_is_the_reconstruction(scored):
+    root, table, _ = scored
+    names = store.names(store.open_store(root / "frames-val.zarr"))
+    assert list(table.columns) == interp.TABLE_COLUMNS and len(table) == len(names) * len(interp.METHODS)
+    assert set(table["method"]) == set(interp.METHODS)
+    frame_2 = pd.read_csv(root / "m.csv").query("frame == 2").set_index("triplet")
+    on_disk = pd.read_csv(root / "val.csv")  # both tables written with 8 significant digits
+    ceiling = on_disk[on_disk["method"] == "vae_ceiling"].set_index("triplet").loc[frame_2.index]
+    np.testing.assert_array_equal(ceiling[["mse", "psnr", "ssim"]], frame_2[["mse", "psnr", "ssim"]])
+    assert (ceiling["latent_mse"] == 0).all() and table.query("method == 'pixel_blend'")["latent_mse"].isna().all()
+    mean = store.open_store(root / "latents-val.zarr")[store.MEAN][:]
+    repeat = table[table["method"] == "repeat"].set_index("triplet").loc[names, "latent_mse"]
+    np.testing.assert_allclose(repeat, ((mean[:, 0] - mean[:, 1]).astype(np.float64) ** 2).mean(axis=(1, 2, 3)),
+                               rtol=1e-6)
+    assert (table["lpips"] >= 0).all() and table["lpips"].notna().all()  # random-weight backbone, same code path
+    spec = json.loads((root / "val.spec.json").read_text())
+    assert "LPIPS v0.1" in spec["lpips"] and "EISAI" in spec["chamfer"]
+
+
+def test_the_store_keeps_predicted_latents_and_a_worst_first_gallery(scored):
+    root, table, _ = scored
+    group = store.open_store(root / "val.zarr", "interp")
+    count = len(store.names(group))
+    assert group["predicted_latents"].shape == (count, len(interp.LATENT_METHODS), 4, 4, 4)
+    lerp = store.open_store(root / "latents-val.zarr")[store.MEAN][:]
+    np.testing.assert_allclose(group["predicted_latents"][:, 0], (lerp[:, 0] + lerp[:, 2]) / 2, rtol=1e-6)
+    picked = [str(v) for v in group["gallery_triplets"][:]]
+    assert picked == interp.gallery_order(table, 2) and len(picked) == 2
+    psnr = table[table["method"] == "latent_lerp"].set_index("triplet")["psnr"]
+    assert psnr[picked[0]] == psnr.min()
+    assert group["gallery"].shape == (2, len(interp.METHODS), 32, 32, 3)
+    frames = store.open_store(root / "frames-val.zarr")
+    index = store.names(frames).index(picked[0])
+    np.testing.assert_array_equal(group["gallery"][0, 0], frames[store.FRAMES][index, 0])  # repeat = frame 1
+
+
+def test_the_summary_pairs_methods_with_lerp_and_the_ceiling(scored):
+    root, _, _ = scored
+    summary = interp.summarize_interp([root / "val.csv"], root / "summary.csv", resamples=200)
+    whole = summary[(summary["origin"] == "all")].set_index("method")
+    assert whole.loc["latent_lerp", "psnr_vs_lerp"] == 0 and whole.loc["vae_ceiling", "psnr_vs_ceiling"] == 0
+    gap = whole.loc["latent_slerp", "psnr"] - whole.loc["vae_ceiling", "psnr"]
+    assert whole.loc["latent_slerp", "psnr_vs_ceiling"] == pytest.approx(gap)
+    assert (whole["psnr_ci_low"] <= whole["psnr"]).all() and (whole["psnr"] <= whole["psnr_ci_high"]).all()
+    assert set(summary["origin"]) == {"all", "Disney", "Japan"}
+
+
+def test_the_predictors_refuse_a_val_split_that_shares_train_triplets(scored, tmp_path):
+    root, _, _ = scored
+    with pytest.raises(ValueError, match="share triplets"):
+        predictors.train_predictors(root / "latents-train.zarr", root / "latents-train.zarr", tmp_path / "p",
+                                    {"predictors": ["linear"]}, device="cpu")
+
+
+def test_the_report_section_shows_every_method_with_its_units_and_the_gallery(scored):
+    root, _, _ = scored
+    interp.summarize_interp([root / "val.csv"], root / "summary.csv", resamples=50)
+    page = report_study.interpolation_section(root / "summary.csv", {("pretrained", "val"): root / "val.zarr"},
+                                              {"val": root / "frames-val.zarr"}, {"pretrained": root / "predictors"},
+                                              lpips_skipped=False)
+    for method in interp.METHODS:
+        assert f"<td class=text>{method}</td>" in page
+    assert "PSNR dB ↑" in page and "latent MSE ↓" in page and "gap to ceiling" in page and "LPIPS ↓" in page
+    assert page.count("data:image/png;base64,") == 3  # bars, training curves, one gallery
+    assert "Best without frame 2" in page

@@ -1,0 +1,73 @@
+# Frame 2 from frames 1 and 3 (latent_interp/interp.py). Leak-free by construction: interp_train's only inputs are
+# the train and val latents, so no test triplet can reach the predictors (tests/test_workflow.py checks the DAG).
+rule interp_train:
+    input:
+        train="results/latents/{model}/train.zarr",
+        val=f"results/latents/{{model}}/{VAL_SPLIT}.zarr",
+    output:
+        directory("results/predictors/{model}"),
+    params:
+        settings=config["interp"],
+        device=config["vae"].get("device", "auto"),
+    log:
+        "results/logs/interp_train/{model}.log",
+    benchmark:
+        "results/benchmarks/interp_train/{model}.tsv"
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/interp_train.py"
+
+
+rule interp:
+    input:
+        frames="results/frames/{split}.zarr",
+        latents=latents_of_space,
+        recon="results/recon/{model}/{split}.zarr",
+        predictors=predictors_of_space,
+        vae=vae_files,
+        lpips=lpips_files,
+    output:
+        table="results/interp/{model}/{split}.csv",
+        spec="results/interp/{model}/{split}.spec.json",
+        store=directory("results/interp/{model}/{split}.zarr"),
+    params:
+        vae=lambda wildcards: MODELS[wildcards.model],
+        gallery=config["interp"]["gallery_triplets"],
+        lpips=config["interp"]["lpips"],
+        batch_size=config["vae"].get("batch_size", 16),
+        device=config["vae"].get("device", "auto"),
+        single_file_config=config["vae"].get("single_file_config"),
+    log:
+        "results/logs/interp/{model}/{split}.log",
+    benchmark:
+        "results/benchmarks/interp/{model}/{split}.tsv"
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        ENV
+    script:
+        "../scripts/interp.py"
+
+
+rule interp_summary:
+    input:
+        expand("results/interp/{model}/{split}.csv", model=list(MODELS), split=INTERP_SPLITS),
+    output:
+        "results/interp/summary.csv",
+    params:
+        resamples=config["metrics"].get("bootstrap_resamples", 1000),
+        seed=config["metrics"].get("seed", 0),
+    log:
+        "results/logs/interp_summary.log",
+    benchmark:
+        "results/benchmarks/interp_summary.tsv"
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/interp_summary.py"

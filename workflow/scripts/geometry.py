@@ -1,0 +1,9 @@
+"""Rule geometry: a model's latents of every split -> trajectory, channel, cluster tables and geometry.json."""
+import sys
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
+from latent_interp.geometry import analyse_geometry  # noqa: E402
+
+sm = snakemake  # noqa: F821
+analyse_geometry(list(sm.input.latents), list(sm.input.frames), dict(sm.output.items()), sm.wildcards.model,
+                 dict(sm.params.settings), probe_test=sm.params.probe_test)

@@ -1,0 +1,8 @@
+"""Rule interp_summary: every interpolation table -> results/interp/summary.csv."""
+import sys
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
+from latent_interp.interp import summarize_interp  # noqa: E402
+
+sm = snakemake  # noqa: F821
+summarize_interp(list(sm.input), sm.output[0], sm.params.resamples, sm.params.seed)
