@@ -4,8 +4,8 @@ Table ``results/embeddings/{model}/{method}.csv``, one row per embedded frame la
     ``model``, ``split``, ``triplet``, ``origin``, ``frame`` (1..3), ``x``, ``y``, ``cluster`` (the geometry stage's
     k-means cluster), ``level``, ``general_motion_type`` (annotated splits; empty elsewhere)
 Next to it ``{method}.json`` (settings actually used, points embedded, the triplets whose trajectories are drawn,
-versions) and ``{method}.png`` (panels coloured by split, origin, frame index, cluster and, with annotations, level;
-and the 1 -> 2 -> 3 trajectories of a sample of triplets).
+versions) and ``{method}.png`` (panels coloured by split, origin, frame index, cluster and, with annotations, level and
+motion type; and the 1 -> 2 -> 3 trajectories of a sample of triplets).
 
 Each frame's posterior mean (C x h x w) is one point. UMAP and t-SNE run on the first PCA components (standard
 practice: it removes noise dimensions and makes them fast); above ``max_points`` frames a fixed-seed subsample of
@@ -90,10 +90,13 @@ def trajectory_sample(table: pd.DataFrame, count: int, seed: int) -> list[str]:
 
 
 def plot_embedding(table: pd.DataFrame, title: str, out_path, trajectories: list[str] = ()) -> None:
-    """Panels of the same points coloured by split, origin, frame, cluster and level (where present), and a panel
+    """Panels of the same points coloured by split, origin, frame, cluster, level and motion type (the last three
+    where present), and a panel
     with the 1 -> 2 -> 3 trajectories of the sampled triplets over the grey cloud."""
-    panels = ["split", "origin", "frame"] + [c for c in ("cluster", "level") if c in table and table[c].notna().any()]
-    figure, axes = plt.subplots(2, 3, figsize=(15, 9.6), constrained_layout=True)
+    panels = ["split", "origin", "frame"] + [c for c in ("cluster", "level", "general_motion_type")
+                                             if c in table and table[c].notna().any()]
+    columns = max(3, -(-(len(panels) + 1) // 2))  # two rows: the panels and the trajectories
+    figure, axes = plt.subplots(2, columns, figsize=(5 * columns, 9.6), constrained_layout=True)
     axes = axes.ravel()
     for axis, column in zip(axes, panels):
         colours = PANEL_COLOURS.get(column, {})

@@ -210,6 +210,8 @@ def geometry_section(geometry_outputs: dict[str, dict], twins: dict[str, str], t
         parts.append(f"<p>The {html.escape(model)} model's encoder was not fine-tuned: its latents are "
                      f"{html.escape(twin)}'s (largest difference {record['max_abs_difference']:.3g}), so its geometry, "
                      "predictors and embeddings are shown once, under " + html.escape(twin) + ".</p>")
+    if len(geometry_outputs) > 1:  # the encoder was fine-tuned too: its latent space beside the pretrained one
+        parts.append(_spaces_side_by_side(geometry_outputs))
     for model, paths in geometry_outputs.items():
         summary = json.loads(Path(paths["summary"]).read_text())
         trajectories = pd.read_csv(paths["trajectories"])
@@ -318,3 +320,19 @@ def _structure_html(summary: dict) -> str:
         reading = (f"<p>A linear read-out tells a frame's origin {margin:+.0%} above chance: the latents "
                    f"{'do' if margin > 0.1 else 'barely'} encode the studio style linearly.</p>")
     return reading + f"<table><tr><th>measure</th><th>value</th><th>reading</th></tr>{body}</table>"
+
+
+def _spaces_side_by_side(geometry_outputs: dict[str, dict]) -> str:
+    """One row per latent space: how far from the prior, how straight the trajectories, what the probes read."""
+    rows = []
+    for model, paths in geometry_outputs.items():
+        summary = json.loads(Path(paths["summary"]).read_text())
+        channels = pd.read_csv(paths["channels"])
+        origin = summary["probes"].get("origin", {})
+        rows.append({"latent space": model, "channel std (min–max)": f"{channels['std'].min():.2f}–"
+                     f"{channels['std'].max():.2f}", "aggregate KL to N(0, I), nats ↓": channels["aggregate_kl"].sum(),
+                     "posterior KL, nats": channels["posterior_kl"].sum(),
+                     "median midpoint deviation ↓": summary["trajectories"]["all"]["midpoint_deviation"],
+                     "origin probe accuracy": origin.get("accuracy", np.nan)})
+    return ("<p>Before and after fine-tuning the encoder (per position; deviations relative to |latent3 - "
+            "latent1|):</p>" + pd.DataFrame(rows).to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0))

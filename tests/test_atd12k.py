@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from latent_interp import data, store, synthetic
+from latent_interp import data, interp, store, synthetic
 from conftest import REPO, job_counts
 
 TRAIN_TRIPLETS = 12
@@ -66,6 +66,8 @@ def test_real_config_dry_runs(workdir):
     jobs = job_counts(snakemake(workdir, "-n"))
     assert "synthesize_train" not in jobs and jobs["ingest"] == 3 and jobs["report"] == 1
     assert jobs["finetune"] == 1 and jobs["encode"] == 2 * 3  # pretrained and finetuned
+    # The latent study: predictors and geometry once (the decoder-only fine-tune shares the latents), scores per model
+    assert jobs["interp_train"] == 1 and jobs["interp"] == 2 * 2 and jobs["geometry"] == 1 and jobs["latent_twin"] == 1
 
 
 def test_val_is_carved_from_train_10k_by_name(workdir, atd_tree):
@@ -85,3 +87,17 @@ def test_test_split_metrics_carry_annotations_and_roi(workdir):
     assert {"roi_psnr", "roi_ssim", "level", "general_motion_type", "behavior"} <= set(table.columns)
     assert table["roi_psnr"].notna().all() and set(table["behavior"]) == {"others"}
     assert np.isfinite(table["roi_ssim"]).all()
+
+
+def test_the_latent_study_reports_the_annotated_test_split_by_level_and_roi(workdir):
+    snakemake(workdir, "results/interp/pretrained/test.csv", "results/geometry/pretrained/geometry.json")
+    table = pd.read_csv(workdir / "results" / "interp" / "pretrained" / "test.csv")
+    assert {"roi_psnr", "roi_ssim", "level", "general_motion_type"} <= set(table.columns)
+    assert table["roi_psnr"].notna().all() and len(table) == 4 * len(interp.METHODS)
+    summary = interp.summarize_interp([workdir / "results" / "interp" / "pretrained" / "test.csv"],
+                                      workdir / "summary.csv", resamples=20)
+    levels = {str(level) for level in table["level"].unique()}
+    assert set(summary["level"]) == {"all", *levels} and summary["roi_psnr_vs_lerp"].notna().any()
+    geometry = json.loads((workdir / "results" / "geometry" / "pretrained" / "geometry.json").read_text())
+    assert set(geometry["trajectories"]["by_level"]) == levels
+    assert geometry["probes"]["origin"]["train_split"] == "train" and geometry["probes"]["origin"]["test_frames"] == 12

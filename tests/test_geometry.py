@@ -83,6 +83,8 @@ def test_analyse_geometry_finds_the_origin_and_writes_every_table(tmp_path):
     page = report_study.geometry_section({"pretrained": outputs}, {}, {})
     assert "trajectories 1 → 2 → 3" in page and page.count("data:image/png;base64,") == 2
     assert "100.0% accuracy" in page and "chance (majority class) 50.0%" in page
+    both = report_study.geometry_section({"pretrained": outputs, "finetuned": outputs}, {}, {})
+    assert "Before and after fine-tuning the encoder" in both and "Before and after" not in page
 
 
 def test_probes_without_a_second_class_say_why(tmp_path):

@@ -175,7 +175,8 @@ def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
     other = new_workdir(tmp_path_factory, "again", tiny_config())
     snakemake(other, "results/metrics/summary.csv", "results/metrics/pretrained/collapse.json",
               "results/metrics/finetuned/collapse.json", "results/embeddings/pretrained/pca.csv",
-              "results/interp/summary.csv", "results/geometry/pretrained/geometry.json")
+              "results/interp/summary.csv", "results/geometry/pretrained/geometry.json",
+              "results/geometry/finetuned/same_latents.json")
 
     def digests(root: Path) -> dict[str, str]:
         files = [p for sub in ("frames", "latents", "recon", "metrics", "interp", "predictors", "geometry")
@@ -265,6 +266,14 @@ def test_without_the_finetune_only_the_pretrained_model_is_planned(tmp_path_fact
     planned = planned_jobs(new_workdir(tmp_path_factory, "no-finetune", config))
     assert "finetune" not in planned and planned["encode"] == len(SPLITS) and planned["collapse_check"] == 1
     assert planned["interp"] == 2 and planned["geometry"] == 1 and "latent_twin" not in planned
+
+
+def test_a_finetuned_encoder_is_a_latent_space_of_its_own(tmp_path_factory):
+    config = tiny_config()
+    config["finetune"]["trainable"] = "all"
+    planned = planned_jobs(new_workdir(tmp_path_factory, "encoder-trained", config))
+    assert planned["interp_train"] == 2 and planned["geometry"] == 2 and planned["embed"] == 2 * 3
+    assert "latent_twin" not in planned
 
 
 def test_lint_is_clean():
