@@ -4,7 +4,7 @@ Table ``results/embeddings/{model}/{method}.csv``, one row per embedded frame la
     ``model``, ``split``, ``triplet``, ``origin``, ``frame`` (1..3), ``x``, ``y``, ``cluster`` (the geometry stage's
     k-means cluster), ``level``, ``general_motion_type`` (annotated splits; empty elsewhere)
 Next to it ``{method}.json`` (settings actually used, points embedded, the triplets whose trajectories are drawn,
-versions) and ``{method}.png`` (panels coloured by split, origin, frame index, cluster and, with annotations, level and
+``triplet_closeness``: how many times closer a triplet's frames lie to each other than two random frames, versions) and ``{method}.png`` (panels coloured by split, origin, frame index, cluster and, with annotations, level and
 motion type; and the 1 -> 2 -> 3 trajectories of a sample of triplets).
 
 Each frame's posterior mean (C x h x w) is one point. UMAP and t-SNE run on the first PCA components (standard
@@ -129,6 +129,22 @@ def plot_embedding(table: pd.DataFrame, title: str, out_path, trajectories: list
     plt.close(figure)
 
 
+def triplet_closeness(table: pd.DataFrame, seed: int = 0) -> float:
+    """Median distance between two random embedded frames over the median spread (mean pairwise distance) of a
+    triplet's three frames: how many times closer a triplet's frames lie to each other than to any frame."""
+    coords = table[["x", "y"]].to_numpy(float)
+    spreads = []
+    for _, rows in table.groupby(["split", "triplet"]):
+        if len(rows) == 3:
+            p = rows[["x", "y"]].to_numpy(float)
+            spreads.append(np.mean([np.linalg.norm(p[i] - p[j]) for i, j in ((0, 1), (0, 2), (1, 2))]))
+    rng = np.random.default_rng(seed)
+    pairs = rng.integers(len(coords), size=(2000, 2))
+    random_distance = np.median(np.linalg.norm(coords[pairs[:, 0]] - coords[pairs[:, 1]], axis=1))
+    spread = np.median(spreads) if spreads else np.nan
+    return float(random_distance / spread) if spread > 0 else float("inf")
+
+
 def embed_model(latent_paths: list[str], model: str, method: str, table_path, plot_path, json_path, seed: int = 0,
                 max_points: int = 5000, clusters_path=None, trajectories_path=None,
                 trajectory_count: int = 12) -> pd.DataFrame:
@@ -155,7 +171,7 @@ def embed_model(latent_paths: list[str], model: str, method: str, table_path, pl
     drawn = trajectory_sample(table, trajectory_count, seed)
     record = {"model": model, "method": method, "seed": seed, "points_total": total, "points_embedded": len(table),
               "point": "one frame's posterior mean, flattened", "settings": settings, "trajectories": drawn,
-              "versions": store.versions()}
+              "triplet_closeness": triplet_closeness(table, seed), "versions": store.versions()}
     Path(json_path).write_text(json.dumps(record, indent=2) + "\n")
     plot_embedding(table, f"{method.upper()} of {model} latents ({len(table)} frames)", plot_path, drawn)
     return table

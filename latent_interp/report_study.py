@@ -73,8 +73,10 @@ def _method_bars(summary: pd.DataFrame, split: str) -> plt.Figure:
             axis.set_xticks(np.arange(len(by_model)) + width * (len(models) - 1) / 2, by_model.index, rotation=30,
                             ha="right", fontsize=8)
             axis.set_ylabel(METRIC_LABELS[metric])
-            low = np.nanmin(by_model[f"{metric}_ci_low"])
-            axis.set_ylim(bottom=max(0, low - (0.05 if metric == "ssim" else 2)))
+    for axis, metric in zip(axes, ("psnr", "ssim")):  # zoom on the bars' range, after every model is drawn
+        margin = 0.05 if metric == "ssim" else 2
+        axis.set_ylim(max(0, np.nanmin(rows[f"{metric}_ci_low"]) - margin),
+                      np.nanmax(rows[f"{metric}_ci_high"]) + margin / 4)
     axes[0].legend(fontsize=8, frameon=False)
     figure.suptitle(f"{split}: frame 2 predicted from frames 1 and 3 (95% CI over triplets)", fontsize=10)
     return figure

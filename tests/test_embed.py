@@ -74,6 +74,17 @@ def test_geometry_columns_and_trajectories_join_by_name(latent_paths, tmp_path):
     assert len(drawn) == 5 and drawn == embed.trajectory_sample(table, 5, 0)
 
 
+def test_triplet_closeness_known_answers():
+    # Two triplets at x = 0, 1, 2 each: a triplet's spread (mean pairwise distance) is 4/3; two random frames are
+    # 0 apart with chance 12/36, 1 with 16/36, 2 with 8/36, so their median distance is 1.
+    rows = [("train", f"t{k}", frame, float(frame), 0.0) for k in range(2) for frame in (0, 1, 2)]
+    table = pd.DataFrame(rows, columns=["split", "triplet", "frame", "x", "y"])
+    assert embed.triplet_closeness(table) == pytest.approx(0.75)
+    # Ten tight triplets far apart: frames of a triplet are far closer to each other than to the rest.
+    rows = [("train", f"t{k}", frame, 100.0 * k + 0.01 * frame, 0.0) for k in range(10) for frame in (0, 1, 2)]
+    assert embed.triplet_closeness(pd.DataFrame(rows, columns=["split", "triplet", "frame", "x", "y"])) > 1000
+
+
 def test_deterministic_for_a_seed(latent_paths):
     points, _ = embed.load_latent_points(latent_paths)
     first, _ = embed.embed_points(points, "tsne", seed=3)
