@@ -36,8 +36,10 @@ def test_encode_is_the_same_streamed_in_small_chunks(frames_store, micro_vae_dir
     monkeypatch.setattr(store, "CHUNK_BYTES", 3 * 4 * 4 * 4 * 4)  # one triplet a chunk
     encode.encode_split(frames_store, micro_vae_dir, tmp_path / "chunked.zarr", "train", batch_size=2)
     whole = store.open_store(tmp_path / "whole.zarr")[store.MEAN][:]
-    np.testing.assert_allclose(store.open_store(tmp_path / "chunked.zarr")[store.MEAN][:], whole, rtol=1e-5,
-                               atol=1e-6)
+    # Equal to float32 rounding, not bit for bit: oneDNN picks its convolution kernels by batch size, and sums in
+    # another order (seen here: 1.2e-6 apart on a value of 0.0058 with batches of 2 and 12 frames).
+    np.testing.assert_allclose(store.open_store(tmp_path / "chunked.zarr")[store.MEAN][:], whole, rtol=1e-4,
+                               atol=1e-5)
 
 
 def test_reconstruct_decodes_the_mean(frames_store, micro_vae_dir, tmp_path):
