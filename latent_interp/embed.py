@@ -4,8 +4,9 @@ Table ``results/embeddings/{model}/{method}.csv``, one row per embedded frame la
     ``model``, ``split``, ``triplet``, ``origin``, ``frame`` (1..3), ``x``, ``y``, ``cluster`` (the geometry stage's
     k-means cluster), ``level``, ``general_motion_type`` (annotated splits; empty elsewhere)
 Next to it ``{method}.json`` (settings actually used, points embedded, the triplets whose trajectories are drawn,
-``triplet_closeness``: how many times closer a triplet's frames lie to each other than two random frames, versions) and ``{method}.png`` (panels coloured by split, origin, frame index, cluster and, with annotations, level and
-motion type; and the 1 -> 2 -> 3 trajectories of a sample of triplets).
+``triplet_closeness``: how many times closer a triplet's frames lie to each other than two random frames, versions)
+and ``{method}.png`` (panels coloured by split, origin, frame index, cluster and, with annotations, level and motion
+type; and the 1 -> 2 -> 3 trajectories of a sample of triplets).
 
 Each frame's posterior mean (C x h x w) is one point. UMAP and t-SNE run on the first PCA components (standard
 practice: it removes noise dimensions and makes them fast); above ``max_points`` frames a fixed-seed subsample of

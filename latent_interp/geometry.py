@@ -137,7 +137,8 @@ def load_split(latents_path, frames_path) -> dict:
     mean, logvar = latents_group[store.MEAN][:], latents_group[store.LOGVAR]
     channels = mean.shape[2]
     kl_sums, motion = np.zeros(channels), []
-    for start, stop in store.chunk_ranges(logvar):  # KL(N(mu, s^2) || N(0, 1)) per element = (mu^2 + s^2 - 1 - ln s^2) / 2
+    # KL(N(mu, s^2) || N(0, 1)) per element = (mu^2 + s^2 - 1 - ln s^2) / 2, summed per channel
+    for start, stop in store.chunk_ranges(logvar):
         lv, mu = logvar[start:stop].astype(np.float64), mean[start:stop].astype(np.float64)
         kl_sums += (0.5 * (mu ** 2 + np.exp(lv) - 1 - lv)).sum(axis=(0, 1, 3, 4))
     frames = frames_group[store.FRAMES]

@@ -7,8 +7,8 @@ val (epoch 0 in the training table is lerp itself).
 
 ``linear``  one linear map from the ``patch`` x ``patch`` neighbourhood of (latent1, latent3) at a position to
             latent2 there, shared by all positions (a convolution), fitted in closed form by ridge regression; the
-            ridge strength is the one of ``ridge_lambdas`` (relative to the mean feature variance) with the lowest
-            val MSE.
+            ridge strength is the one of ``ridge_lambdas`` (in units of the mean diagonal of X^T X, so that it
+            does not depend on the latents' scale or count) with the lowest val MSE.
 ``mlp``     the flattened pair -> two hidden GELU layers of ``hidden`` units -> the flattened residual.
 ``unet``    a two-level convolutional UNet on the 2C-channel pair (``channels`` per level) -> the residual.
 The two networks train with Adam on the latent MSE (the seed's objective), shuffled with a fixed seed, and stop

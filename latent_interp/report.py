@@ -255,13 +255,13 @@ def build_report(out_path, config: dict, summary_path, metric_tables: dict[tuple
                         f"{html.escape(twin)}.</p>")
     for model, method, png_path, json_path in embedding_plots:
         settings = json.loads(Path(json_path).read_text())
+        closeness = settings["triplet_closeness"]
+        verdict = ("the map is organised by content more than by frame position" if closeness >= 2
+                   else "frames of a triplet are not kept together")
         caption = (f"{method.upper()} of {model} latents: {settings['points_embedded']} of "
                    f"{settings['points_total']} frames; settings {json.dumps(settings['settings'])}. Reading: a "
-                   f"triplet's three frames lie {settings['triplet_closeness']:.1f}x closer to each other than two "
-                   "random frames, so the map is organised by content more than by frame position.")
-        if settings["triplet_closeness"] < 2:
-            caption = caption.replace("so the map is organised by content more than by frame position",
-                                      "so frames of a triplet are not kept together")
+                   f"triplet's three frames lie {closeness:.1f}x closer to each other than two random frames, so "
+                   f"{verdict}.")
         sections.append(f"<figure><img src='{_png_data_uri(png_path)}' alt='{html.escape(method)}'>"
                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 

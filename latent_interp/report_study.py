@@ -160,6 +160,9 @@ def interpolation_section(summary_path, interp_stores: dict, frames_paths: dict,
     metrics = [m for m in ("psnr", "ssim", "latent_mse", "chamfer", "lpips", "roi_psnr", "roi_ssim")
                if m in summary and summary[m].notna().any()]
     for split in splits:
+        if not (summary["split"] == split).any():  # no triplet was ingested
+            parts.append(f"<p>{html.escape(split)}: no triplets to interpolate (see Data above).</p>")
+            continue
         for model in dict.fromkeys(model for model, _ in interp_stores):
             rows = summary[(summary["model"] == model) & (summary["split"] == split) & (summary["origin"] == "all")
                            & (summary["level"] == "all")]
@@ -241,7 +244,8 @@ def _trajectory_reading(summary: dict) -> str:
             f"line; the path turns by {medians['angle_deg']:.0f}° at latent2 (0° is straight on); step ratio "
             f"{medians['step_ratio']:.2f} (1 is halfway). ")
     text += ("The middle latent is far off the line between its neighbours: lerp cannot be exact. "
-             if medians["line_deviation"] > 0.25 else "The middle latent lies close to the line between its neighbours. ")
+             if medians["line_deviation"] > 0.25
+             else "The middle latent lies close to the line between its neighbours. ")
     if rho:
         text += (f"Spearman ρ between midpoint deviation and pixel motion: {rho['spearman_rho']:+.2f} "
                  f"(p = {rho['p_value']:.2g}).")

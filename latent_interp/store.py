@@ -20,6 +20,9 @@ Schema (README "Stores and tables" repeats it):
     attrs: ``kind`` ("latents"), ``split``, ``vae`` (source, format, sha256, scaling_factor, config),
     ``preprocess`` (copied from the frames store), ``provenance``.
 
+``results/interp/{model}/{split}.zarr`` (interp): predicted latents and the gallery; schema in
+``latent_interp.interp``.
+
 Stores are written whole by one job into a fresh folder (``mode="w"``) and never changed in place afterwards. Rows
 are chunked many triplets together (about 4 MiB a chunk): one latent triplet alone is only 48 KiB.
 """

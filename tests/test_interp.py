@@ -65,7 +65,6 @@ def test_networks_fit_a_tiny_set_to_near_zero(name):
 def scored(frame_tree, micro_vae_dir, tmp_path_factory):
     """train and val through ingest, encode, reconstruct, predictors and scoring, on the micro VAE."""
     root = tmp_path_factory.mktemp("interp")
-    paths = {}
     for split in ("train", "val"):
         ingest_folder(frame_tree / split, root / f"frames-{split}.zarr", split, size=32)
         encode.encode_split(root / f"frames-{split}.zarr", micro_vae_dir, root / f"latents-{split}.zarr", split,

@@ -40,7 +40,8 @@ def test_chamfer_against_an_image_without_lines_uses_the_diagonal():
 
 
 def write_lpips_weights(folder, seed: int = 0):
-    """Random weights in the real files' key layouts: torchvision's AlexNet (with its classifier) and lpips' alex.pth."""
+    """Random weights in the real files' key layouts: torchvision's AlexNet (with its classifier) and lpips'
+    alex.pth."""
     torch.manual_seed(seed)
     model = perceptual.LPIPS()
     backbone = {k: v for k, v in model.state_dict().items() if k.startswith("features.")}

@@ -162,7 +162,8 @@ def test_every_job_left_a_log_and_a_benchmark(run):
             "metrics/pretrained/train.log", "embed/pretrained/umap.log", "report.log",
             "synthesize/val.log", "metrics_summary.log", "collapse_check/pretrained.log", "finetune.log",
             "encode/finetuned/test.log", "collapse_check/finetuned.log", "interp_train/pretrained.log",
-            "interp/finetuned/test.log", "interp_summary.log", "geometry/pretrained.log", "latent_twin/finetuned.log"} <= logs
+            "interp/finetuned/test.log", "interp_summary.log", "geometry/pretrained.log",
+            "latent_twin/finetuned.log"} <= logs
     assert "encode val" in (run / "results" / "logs" / "encode" / "pretrained" / "val.log").read_text()  # tqdm
     assert len(list((run / "results" / "benchmarks").rglob("*.tsv"))) == len(logs)
 
