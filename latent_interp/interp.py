@@ -282,6 +282,7 @@ def summarize_interp(table_paths: list[str], out_path, resamples: int = 1000, se
             groups += [(("all", str(int(level))), g) for level, g in table.dropna(subset=["level"]).groupby("level")]
         for (origin, level), group in groups:
             rows += _group_rows(group, (model, split, origin, level), resamples, seed)
-    summary = pd.DataFrame(rows)
+    summary = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["model", "method", "split", "origin", "level",
+                                                                    "n_triplets"])  # no split had a triplet
     summary.to_csv(out_path, index=False, float_format="%.6g")
     return summary
