@@ -70,7 +70,7 @@ def trajectory_stats(latents: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({
         "step_1": norm(step_1), "step_2": norm(step_2), "chord": chord_length,
         "midpoint_deviation": _ratio(norm(z[:, 1] - (z[:, 0] + z[:, 2]) / 2), chord_length),
-        "line_deviation": np.where(chord_length > 0, _ratio(norm(perpendicular), chord_length), np.nan),
+        "line_deviation": _ratio(norm(perpendicular), chord_length),
         "angle_deg": np.degrees(np.arccos(np.clip(cosine, -1, 1))),
         "step_ratio": _ratio(norm(step_1), norm(step_2)),
     })
