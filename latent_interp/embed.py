@@ -90,7 +90,7 @@ def trajectory_sample(table: pd.DataFrame, count: int, seed: int) -> list[str]:
     return sorted(np.random.default_rng(seed).choice(complete, size=count, replace=False).tolist())
 
 
-def plot_embedding(table: pd.DataFrame, title: str, out_path, trajectories: list[str] = ()) -> None:
+def plot_embedding(table: pd.DataFrame, title: str, trajectories: list[str] = ()) -> plt.Figure:
     """Panels of the same points coloured by split, origin, frame, cluster, level and motion type (the last three
     where present), and a panel
     with the 1 -> 2 -> 3 trajectories of the sampled triplets over the grey cloud."""
@@ -126,8 +126,7 @@ def plot_embedding(table: pd.DataFrame, title: str, out_path, trajectories: list
         axis.set_xticks([])
         axis.set_yticks([])
     figure.suptitle(title)
-    figure.savefig(out_path, dpi=100)
-    plt.close(figure)
+    return figure
 
 
 def triplet_closeness(table: pd.DataFrame, seed: int = 0) -> float:
@@ -174,5 +173,7 @@ def embed_model(latent_paths: list[str], model: str, method: str, table_path, pl
               "point": "one frame's posterior mean, flattened", "settings": settings, "trajectories": drawn,
               "triplet_closeness": triplet_closeness(table, seed), "versions": store.versions()}
     Path(json_path).write_text(json.dumps(record, indent=2) + "\n")
-    plot_embedding(table, f"{method.upper()} of {model} latents ({len(table)} frames)", plot_path, drawn)
+    figure = plot_embedding(table, f"{method.upper()} of {model} latents ({len(table)} frames)", drawn)
+    figure.savefig(plot_path, dpi=100)
+    plt.close(figure)
     return table

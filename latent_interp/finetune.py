@@ -246,7 +246,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
     temporary.replace(path)  # a kill mid-write leaves the previous checkpoint whole
 
 
-def plot_curves(steps: pd.DataFrame, epochs: pd.DataFrame, title: str, out_path) -> None:
+def plot_curves(steps: pd.DataFrame, epochs: pd.DataFrame, title: str) -> plt.Figure:
+    """Loss terms per step and val PSNR per epoch (the report draws it again into results/figures/)."""
     figure, (loss_axis, val_axis) = plt.subplots(1, 2, figsize=(11, 3.8))
     for column, label in [("loss", "loss"), ("reconstruction_mse", "reconstruction MSE"), ("kl_term", "KL term")]:
         if len(steps) and (steps[column] > 0).any():
@@ -264,8 +265,7 @@ def plot_curves(steps: pd.DataFrame, epochs: pd.DataFrame, title: str, out_path)
     val_axis.legend(fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(out_path, dpi=100)
-    plt.close(figure)
+    return figure
 
 
 def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint_path, finetune_config: dict,
@@ -378,7 +378,9 @@ def _write_outputs(out_dir: Path, evaluated, recipe_name, settings, overrides, p
     steps, epochs = pd.DataFrame(step_rows), pd.DataFrame(epoch_rows)
     steps.to_csv(out_dir / "training_steps.csv", index=False, float_format="%.6g")
     epochs.to_csv(out_dir / "training_epochs.csv", index=False, float_format="%.6g")
-    plot_curves(steps, epochs, f"fine-tune, recipe {recipe_name}", out_dir / "loss_curve.png")
+    figure = plot_curves(steps, epochs, f"fine-tune, recipe {recipe_name}")
+    figure.savefig(out_dir / "loss_curve.png", dpi=100)
+    plt.close(figure)
     record = {
         "recipe": recipe_name,
         "overrides": overrides,

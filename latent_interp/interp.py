@@ -21,10 +21,12 @@ Store ``results/interp/{model}/{split}.zarr`` (kind ``interp``):
     ``triplets``, ``origins`` str [N]
     ``predicted_latents`` float32 [N, M, C, h, w]   every latent method's latent2 (order: attrs ``latent_methods``)
     ``gallery`` uint8 [G, K, H, W, 3]   decoded (or blended) frame 2 of each method (order: attrs ``methods``) for
-                                        ``gallery_triplets`` str [G]: the G with the lowest ``latent_lerp`` PSNR,
-                                        worst first (all N with ``interp.gallery_triplets: all``)
-    attrs: ``kind``, ``split``, ``model``, ``methods``, ``latent_methods``, ``vae`` (the decoder), ``latents_vae``
-    (the encoder of the latents), ``predictors`` (folder and selections), ``provenance``.
+                                        ``gallery_triplets`` str [G]: first the ``gallery_worst`` with the lowest
+                                        ``latent_lerp`` PSNR, worst first (all N with ``interp.gallery_triplets:
+                                        all``), then a fixed-seed sample of the others (``interp.sample_triplets``,
+                                        the same names for every model), by name: the report's triplet panels
+    attrs: ``kind``, ``split``, ``model``, ``methods``, ``latent_methods``, ``gallery_worst``, ``vae`` (the decoder),
+    ``latents_vae`` (the encoder of the latents), ``predictors`` (folder and selections), ``provenance``.
 Table ``results/interp/summary.csv``, one row per model, method, split and group (``origin`` and, on annotated
 splits, ``level``, ``all`` where not split by it): ``n_triplets`` and, for each metric of ``SUMMARY_METRICS``, its
 mean ``<m>`` with a 95% bootstrap CI over triplets (``<m>_ci_low``, ``<m>_ci_high``), the paired difference to
@@ -136,8 +138,9 @@ def interp_spec(lpips_record: str | None, predictors_dir) -> dict:
 
 
 def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_source, table_path, spec_path, store_path,
-                model_name: str, split: str, gallery_triplets=6, batch_size: int = 16, device: str = "auto",
-                threads: int = 1, single_file_config=None, lpips_weights: dict | None = None) -> pd.DataFrame:
+                model_name: str, split: str, gallery_triplets=6, sample_triplets: int = 0, seed: int = 0,
+                batch_size: int = 16, device: str = "auto", threads: int = 1, single_file_config=None,
+                lpips_weights: dict | None = None) -> pd.DataFrame:
     """Rule interp: every method on one model's split -> table, spec and store (module docstring)."""
     vae.prepare_torch(threads)
     torch_device = vae.pick_device(device)
@@ -171,7 +174,9 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
         "predictors": {"folder": str(predictors_dir),
                        "selected": {k: v["selected"] for k, v in predictors_record["predictors"].items()}},
         "provenance": store.provenance("interp", {"batch_size": batch_size, "device": torch_device.type,
-                                                  "gallery_triplets": gallery_triplets})}, names, origins)
+                                                  "gallery_triplets": gallery_triplets,
+                                                  "sample_triplets": sample_triplets, "seed": seed})},
+        names, origins)
     predicted_store = store.add_array(group, "predicted_latents", (len(latent_methods), *mean.shape[2:]), np.float32)
     rows = []
     with tqdm(total=len(names), desc=f"interp {model_name}/{split}", unit="triplet") as progress:
@@ -195,7 +200,7 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
     table.to_csv(table_path, index=False, float_format="%.8g")
     Path(spec_path).write_text(json.dumps(interp_spec(lpips_record, predictors_dir), indent=2) + "\n")
     _write_gallery(group, table, names, mean, frames, recon, learned, model, methods, latent_methods, torch_device,
-                   batch_size, gallery_triplets)
+                   batch_size, gallery_order(table, gallery_triplets, sample_triplets, seed))
     return table
 
 
@@ -221,18 +226,25 @@ def _latent_mse(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return ((predicted.astype(np.float64) - truth) ** 2).reshape(len(truth), -1).mean(axis=1)
 
 
-def gallery_order(table: pd.DataFrame, count) -> list[str]:
-    """Triplets for the gallery: lowest ``latent_lerp`` PSNR first (the largest interpolation error), ``count`` of
-    them or all with ``count == "all"``; ties by name."""
+def gallery_order(table: pd.DataFrame, count, sample: int = 0, seed: int = 0) -> tuple[list[str], int]:
+    """Triplets whose in-betweens are kept, and how many of them lead as the worst: lowest ``latent_lerp`` PSNR first
+    (the largest interpolation error), ``count`` of them or all with ``count == "all"``, ties by name; then
+    ``sample`` names drawn with ``seed`` from all triplets (so every model keeps the same typical ones), less those
+    already picked, by name."""
     lerp = table[table["method"] == "latent_lerp"].sort_values(["psnr", "triplet"])
     ordered = lerp["triplet"].tolist()
-    return ordered if count == "all" else ordered[:int(count)]
+    worst = ordered if count == "all" else ordered[:int(count)]
+    everyone = sorted(ordered)
+    drawn = np.random.default_rng(seed).permutation(len(everyone))[:sample]
+    typical = sorted(set(everyone[i] for i in drawn) - set(worst))
+    return worst + typical, len(worst)
 
 
 def _write_gallery(group, table, names, mean, frames, recon, learned, model, methods, latent_methods, device,
-                   batch_size, count) -> None:
-    picked = gallery_order(table, count)
+                   batch_size, order: tuple[list[str], int]) -> None:
+    picked, worst = order
     position = {name: i for i, name in enumerate(names)}
+    group.attrs["gallery_worst"] = worst
     store.write_strings(group, "gallery_triplets", picked)
     gallery = store.add_array(group, "gallery", (len(methods), *frames.shape[2:]), np.uint8, count=len(picked))
     for start in range(0, len(picked), gallery.chunks[0]):  # whole chunks, in gallery order

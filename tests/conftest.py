@@ -1,11 +1,15 @@
 """Shared fixtures: tiny models built from a config and tiny data drawn by the package's own generator."""
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from latent_interp import data, synthetic, vae
 
@@ -48,3 +52,47 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
         return {}
     table = dry_run_output.split("Job stats:")[1].split("total")[0]
     return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+
+
+# The workflow on a tiny copy of the demo config: the integration tests (test_workflow.py) and the browser tests
+# (test_report_browser.py) share one run.
+TRIPLETS = {"train": 4, "val": 2, "test": 2}
+SIZE = 32
+
+
+def tiny_config() -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["data"]["synthetic"].update(triplets=dict(TRIPLETS), raw_size=[64, 36])
+    config["preprocess"]["size"] = SIZE
+    config["vae"].update(pretrained=str(REPO / "models" / "tiny-vae"), device="cpu")
+    config["metrics"]["bootstrap_resamples"] = 50
+    config["report"]["grid_triplets_per_origin"] = 1
+    return config
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
+                             f"{result.stderr[-6000:]}")
+    return result
+
+
+def planned_jobs(workdir: Path) -> dict[str, int]:
+    return job_counts(snakemake(workdir, "-n").stdout)
+
+
+def new_workdir(tmp_path_factory, name: str, config: dict) -> Path:
+    workdir = tmp_path_factory.mktemp(name)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def workflow_run(tmp_path_factory) -> Path:
+    """The whole workflow run once on the tiny config; tests that edit its inputs run last (test_workflow.py)."""
+    workdir = new_workdir(tmp_path_factory, "run", tiny_config())
+    snakemake(workdir)
+    return workdir

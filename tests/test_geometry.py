@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latent_interp import geometry, report_study, store
+from latent_interp import geometry, store
 
 
 def test_trajectory_known_answers():
@@ -80,11 +80,23 @@ def test_analyse_geometry_finds_the_origin_and_writes_every_table(tmp_path):
     all_frames = np.moveaxis(all_means.reshape(-1, 4, 4, 4), 1, 0).reshape(4, -1)
     np.testing.assert_allclose(correlation, np.corrcoef(all_frames), atol=1e-5)
     assert json.loads(outputs["summary"].read_text())["triplets"] == 30
-    page = report_study.geometry_section({"pretrained": outputs}, {}, {})
+    page, figures = _geometry_html({"pretrained": outputs}, tmp_path / "one")
     assert "trajectories 1 → 2 → 3" in page and page.count("data:image/png;base64,") == 2
     assert "100.0% accuracy" in page and "chance (majority class) 50.0%" in page
-    both = report_study.geometry_section({"pretrained": outputs, "finetuned": outputs}, {}, {})
+    assert {p.name for p in figures.iterdir()} == {f"{name}_pretrained.{kind}" for name in ("trajectories", "channels")
+                                                  for kind in ("png", "svg")}
+    both, _ = _geometry_html({"pretrained": outputs, "finetuned": outputs}, tmp_path / "two")
     assert "Before and after fine-tuning the encoder" in both and "Before and after" not in page
+
+
+def _geometry_html(outputs: dict, folder):
+    """The geometry section's HTML for these latent spaces, and the folder its figures went to."""
+    from latent_interp.report import ReportInputs, context, geometry as geometry_section, page
+
+    inputs = ReportInputs(config={}, models=list(outputs), splits=[], frames={}, skipped={}, recon={}, latents={},
+                          metric_tables={}, metrics_summary="", metrics_spec="", collapse={}, geometry=outputs)
+    ctx = context.Context(inputs, folder / "figures", folder / "report.html")
+    return page.render_section(geometry_section.section(ctx)), folder / "figures"
 
 
 def test_probes_without_a_second_class_say_why(tmp_path):

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -6,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from latent_interp import encode, interp, metrics, predictors, report_study, store
+from latent_interp import encode, interp, metrics, predictors, store
 from conftest import ingest_folder
 from test_perceptual import write_lpips_weights
 
@@ -123,13 +124,23 @@ def test_the_store_keeps_predicted_latents_and_a_worst_first_gallery(scored):
     lerp = store.open_store(root / "latents-val.zarr")[store.MEAN][:]
     np.testing.assert_allclose(group["predicted_latents"][:, 0], (lerp[:, 0] + lerp[:, 2]) / 2, rtol=1e-6)
     picked = [str(v) for v in group["gallery_triplets"][:]]
-    assert picked == interp.gallery_order(table, 2) and len(picked) == 2
+    assert (picked, 2) == interp.gallery_order(table, 2) and len(picked) == 2 and group.attrs["gallery_worst"] == 2
     psnr = table[table["method"] == "latent_lerp"].set_index("triplet")["psnr"]
     assert psnr[picked[0]] == psnr.min()
     assert group["gallery"].shape == (2, len(interp.METHODS), 32, 32, 3)
     frames = store.open_store(root / "frames-val.zarr")
     index = store.names(frames).index(picked[0])
     np.testing.assert_array_equal(group["gallery"][0, 0], frames[store.FRAMES][index, 0])  # repeat = frame 1
+
+
+def test_the_gallery_adds_the_same_typical_triplets_for_every_model(scored):
+    _, table, _ = scored
+    names = sorted(table["triplet"].unique())
+    picked, worst = interp.gallery_order(table, 1, sample=len(names), seed=3)
+    assert worst == 1 and sorted(picked) == names and picked[1:] == sorted(picked[1:])
+    other_model = table.assign(psnr=-table["psnr"])  # another decoder: other worst triplets, the same sample
+    first, _ = interp.gallery_order(table, 0, sample=2, seed=3)
+    assert interp.gallery_order(other_model, 0, sample=2, seed=3)[0] == first and len(first) == 2
 
 
 def test_the_summary_pairs_methods_with_lerp_and_the_ceiling(scored):
@@ -150,14 +161,32 @@ def test_the_predictors_refuse_a_val_split_that_shares_train_triplets(scored, tm
                                     {"predictors": ["linear"]}, device="cpu")
 
 
-def test_the_report_section_shows_every_method_with_its_units_and_the_gallery(scored):
+def test_the_report_section_shows_every_method_with_its_units_and_the_gallery(scored, tmp_path):
+    from latent_interp.report import ReportInputs, context, interpolation, page, triplets
+
     root, _, _ = scored
     interp.summarize_interp([root / "val.csv"], root / "summary.csv", resamples=50)
-    page = report_study.interpolation_section(root / "summary.csv", {("pretrained", "val"): root / "val.zarr"},
-                                              {"val": root / "frames-val.zarr"}, {"pretrained": root / "predictors"},
-                                              lpips_skipped=False)
+    inputs = ReportInputs(
+        config={}, models=["pretrained"], splits=["val"], frames={"val": root / "frames-val.zarr"}, skipped={},
+        recon={("pretrained", "val"): root / "recon-val.zarr"}, latents={},
+        metric_tables={("pretrained", "val"): root / "m.csv"},
+        metrics_summary="", metrics_spec="", collapse={}, interp_summary=root / "summary.csv",
+        interp_tables={("pretrained", "val"): root / "val.csv"},
+        interp_stores={("pretrained", "val"): root / "val.zarr"}, predictor_dirs={"pretrained": root / "predictors"},
+        lpips_skipped=False)
+    ctx = context.Context(inputs, tmp_path / "figures", tmp_path / "report.html")
+    triplets.add_triplet_index(ctx)
+    triplets.add_panel_images(ctx, triplets.panel_keys(ctx))
+    html = page.render_section(interpolation.section(ctx))
     for method in interp.METHODS:
-        assert f"<td class=text>{method}</td>" in page
-    assert "PSNR dB ↑" in page and "latent MSE ↓" in page and "gap to ceiling" in page and "LPIPS ↓" in page
-    assert page.count("data:image/png;base64,") == 3  # bars, training curves, one gallery
-    assert "Best without frame 2" in page
+        assert re.search(f'<td class="text"[^>]*>{method}</td>', html)
+    assert "PSNR dB ↑" in html and "latent MSE ↓" in html and "gap to ceiling" in html and "LPIPS ↓" in html
+    assert html.count("data:image/png;base64,") == 2  # bars and training curves; galleries are drawn from the payload
+    assert "Best without frame 2" in html and 'data-kind="interp"' in html
+    gallery = [str(v) for v in store.open_store(root / "val.zarr")["gallery_triplets"][:2]]
+    assert f'data-keys="val/{gallery[0]},val/{gallery[1]}"' in html  # worst first
+    images = ctx.payload["images"][f"val/{gallery[0]}"]["interp"]["pretrained"]
+    assert set(images) == set(interp.METHODS) - triplets.REUSED  # repeat and the ceiling are not stored twice
+    assert (tmp_path / "figures" / "interpolation_gallery_pretrained_val.svg").is_file()
+    rows = ctx.payload["tables"]["interp-triplets"]["rows"]
+    assert len(rows) == len(store.names(store.open_store(root / "val.zarr"))) and rows[0][0].startswith("val/")

@@ -1,74 +1,118 @@
+"""The report package on tiny data: the page, its payload and figures, and each piece the sections are built from.
+The page's behaviour in a browser is tested in test_report_browser.py."""
+
 import base64
 import json
 import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from latent_interp import embed, encode, metrics, report, store
+from latent_interp import embed, encode, metrics, store
+from latent_interp.report import ReportInputs, ReportSettings, build_report, context, embeddings, figures, page, tables
+from latent_interp.report import finetune as finetune_section
+from latent_interp.report import reconstruction
 from conftest import ingest_folder
 
 
-def test_pick_grid_triplets_takes_the_first_of_each_origin_by_name():
-    names = ["Japan_b", "Disney_b", "Japan_a", "Disney_a", "Disney_c"]
-    origins = [n.split("_")[0] for n in names]
-    assert report.pick_grid_triplets(names, origins, 2) == [3, 1, 2, 0]
+def payload_of(html: str) -> dict:
+    return json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>', html,
+                                re.S).group(1))
 
 
-def test_report_is_one_self_contained_page(frame_tree, micro_vae_dir, tmp_path):
-    frames_paths, recon_paths, latents_paths, tables, splits = {}, {}, {}, {}, ("train", "val")
+@pytest.fixture(scope="module")
+def pretrained_only(frame_tree, micro_vae_dir, tmp_path_factory) -> ReportInputs:
+    """train and val through ingest, encode, reconstruct, metrics, the collapse check and a PCA: no fine-tune and
+    no latent study, so their sections are left out."""
+    root = tmp_path_factory.mktemp("report")
+    frames, recon, latents, tables_, splits = {}, {}, {}, {}, ("train", "val")
     for split in splits:
-        frames_paths[split] = tmp_path / f"frames-{split}.zarr"
-        ingest_folder(frame_tree / split, frames_paths[split], split, 32)
-        latents_paths[("pretrained", split)] = tmp_path / f"latents-{split}.zarr"
-        encode.encode_split(frames_paths[split], micro_vae_dir, latents_paths[("pretrained", split)], split)
-        recon_paths[("pretrained", split)] = tmp_path / f"recon-{split}.zarr"
-        encode.reconstruct_split(latents_paths[("pretrained", split)], micro_vae_dir,
-                                 recon_paths[("pretrained", split)], split)
-        tables[("pretrained", split)] = tmp_path / f"metrics-{split}.csv"
-        metrics.compute_split_metrics(frames_paths[split], recon_paths[("pretrained", split)],
-                                      tables[("pretrained", split)], tmp_path / "spec.json", "pretrained", split)
-    metrics.summarize_tables(list(tables.values()), tmp_path / "summary.csv", resamples=20)
-    embed.embed_model([str(p) for p in latents_paths.values()], "pretrained", "pca", tmp_path / "pca.csv",
-                      tmp_path / "pca.png", tmp_path / "pca.json")
-    with open(frames_paths["val"].with_suffix(".skipped.csv"), "a") as skipped:
+        frames[split] = root / f"frames-{split}.zarr"
+        ingest_folder(frame_tree / split, frames[split], split, 32)
+        latents[("pretrained", split)] = root / f"latents-{split}.zarr"
+        encode.encode_split(frames[split], micro_vae_dir, latents[("pretrained", split)], split)
+        recon[("pretrained", split)] = root / f"recon-{split}.zarr"
+        encode.reconstruct_split(latents[("pretrained", split)], micro_vae_dir, recon[("pretrained", split)], split)
+        tables_[("pretrained", split)] = root / f"metrics-{split}.csv"
+        metrics.compute_split_metrics(frames[split], recon[("pretrained", split)], tables_[("pretrained", split)],
+                                      root / "spec.json", "pretrained", split)
+    metrics.summarize_tables(list(tables_.values()), root / "summary.csv", resamples=20)
+    embed.embed_model([str(p) for p in latents.values()], "pretrained", "pca", root / "pca.csv", root / "pca.png",
+                      root / "pca.json")
+    with open(frames["val"].with_suffix(".skipped.csv"), "a") as skipped:
         skipped.write("val,triplet,Japan_broken,/data/val/Japan_broken/frame2.jpg,unreadable image (truncated)\n")
-    collapse = {"pretrained": tmp_path / "collapse.json"}
-    metrics.collapse_check(frames_paths["val"], recon_paths[("pretrained", "val")], collapse["pretrained"])
-    out = tmp_path / "report.html"
-    report.build_report(out, {"vae": {"pretrained": "micro"}}, tmp_path / "summary.csv", tables,
-                        tmp_path / "spec.json", frames_paths, recon_paths, latents_paths,
-                        [("pretrained", "pca", tmp_path / "pca.png", tmp_path / "pca.json")],
-                        {split: path.with_suffix(".skipped.csv") for split, path in frames_paths.items()},
-                        collapse, per_origin=1)
-    page = out.read_text()
-    assert "<table>" in page and "Reconstruction metrics" in page and "PCA of pretrained latents" in page
-    assert "Model health" in page and "mean-image PSNR" in page
-    # The micro VAE is untrained: whether or not it is flagged, the verdict is stated in words when it is.
-    verdict = json.loads(collapse["pretrained"].read_text())["collapsed"]
-    assert ("The pretrained model has collapsed" in page) == verdict
-    assert "triplets found" in page and "Japan_broken/frame2.jpg" in page and "unreadable image (truncated)" in page
-    assert not re.search(r"""src=['"](?!data:)""", page)  # every image embedded, nothing linked
-    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
-    assert len(images) == 3  # two reconstruction grids, one embedding plot
-    assert all(base64.b64decode(image)[:4] == b"\x89PNG" for image in images)
-    # The summary's overall PSNR appears, formatted, in the table.
-    overall = pd.read_csv(tmp_path / "summary.csv").query("split == 'all'").iloc[0]
-    assert f"{overall.psnr:.2f}" in page and np.isfinite(overall.ssim)
-    # Provenance: the VAE's digest and the config.
-    digest = store.open_store(latents_paths[("pretrained", "val")]).attrs["vae"]["sha256"]
-    assert digest in page and "micro" in page
+    metrics.collapse_check(frames["val"], recon[("pretrained", "val")], root / "collapse.json")
+    return ReportInputs(config={"vae": {"pretrained": "micro"}}, models=["pretrained"], splits=list(splits),
+                        frames=frames, skipped={s: p.with_suffix(".skipped.csv") for s, p in frames.items()},
+                        recon=recon, latents=latents, metric_tables=tables_, metrics_summary=root / "summary.csv",
+                        metrics_spec=root / "spec.json", collapse={"pretrained": root / "collapse.json"},
+                        embeddings=[("pretrained", "pca", root / "pca.csv", root / "pca.json")],
+                        settings=ReportSettings(grid_triplets_per_origin=1, gallery_rows=2, image_width=24))
 
 
-def test_a_collapsed_model_is_named_in_plain_words(tmp_path):
-    figures = {"split": "val", "variance_ratio": 0.001, "model_psnr_pooled": 14.0, "mean_image_psnr": 14.1,
-               "psnr_gain_db": -0.1, "collapsed": True, "rule": "collapsed when variance_ratio < 0.1"}
-    (tmp_path / "c.json").write_text(json.dumps(figures))
-    (tmp_path / "ok.json").write_text(json.dumps({**figures, "variance_ratio": 0.9, "psnr_gain_db": 9.0,
+def test_the_report_is_one_self_contained_page_with_its_figures_beside_it(pretrained_only, tmp_path):
+    out = tmp_path / "results" / "report.html"
+    out.parent.mkdir()
+    build_report(out, tmp_path / "results" / "figures", pretrained_only)
+    html = out.read_text()
+    sections = re.findall(r'<section id="(\w+)">', html)
+    assert sections == ["overview", "data", "reconstruction", "embeddings", "provenance"]  # no fine-tune, no study
+    markup = re.sub(r"<script>.*?</script>", "", html, flags=re.S)  # the scripts' own strings are not requests
+    assert not re.search(r"""(src|href)=["'](https?:)?//""", markup)  # nothing leaves the page
+    assert not re.search(r"""<(img|script|link)[^>]+(src|href)=["'](?!data:)""", markup)  # all inline
+    from plotly.offline import get_plotlyjs
+
+    assert html.count(get_plotlyjs()) == 1 and html.count("<script>") == 2  # plotly.js inlined once, and the page's
+    assert "Japan_broken/frame2.jpg" in html and "unreadable image (truncated)" in html
+    verdict = json.loads(pretrained_only.collapse["pretrained"].read_text())["collapsed"]
+    assert ("The pretrained model has collapsed" in html) == verdict
+    overall = pd.read_csv(pretrained_only.metrics_summary).query("split == 'val' and origin == 'all'").iloc[0]
+    assert f"{overall.psnr:.2f}" in html  # the headline and the table
+    digest = store.open_store(pretrained_only.latents[("pretrained", "val")]).attrs["vae"]["sha256"]
+    assert digest[:16] in html and f'title="{digest}"' in html and "micro" in html
+
+    payload = payload_of(html)
+    assert [r["key"] for r in payload["triplets"]] == [f"{s}/{n}" for s in ("train", "val") for n in
+                                                       store.names(store.open_store(pretrained_only.frames[s]))]
+    table = pd.read_csv(pretrained_only.metric_tables[("pretrained", "val")])
+    first = payload["triplets"][4]  # the first val triplet
+    expected = table[table["triplet"] == first["name"]].sort_values("frame")[["psnr", "ssim"]].to_numpy()
+    shown = np.stack([expected[:, 0].round(2), expected[:, 1].round(4)], axis=1)  # PSNR to 0.01 dB, SSIM to 1e-4
+    np.testing.assert_allclose(first["recon"]["pretrained"], shown, atol=1e-9)
+    # Panels: the 2 worst reconstructed triplets of each split and the drawn trajectories; thumbnails: every plotted
+    # frame (all 21)
+    drawn = set(json.loads(pretrained_only.embeddings[0][3].read_text())["trajectories"])
+    worst = set()
+    for split in ("train", "val"):
+        means = pd.read_csv(pretrained_only.metric_tables[("pretrained", split)]).groupby("triplet")["psnr"].mean()
+        worst |= {f"{split}/{name}" for name in means.sort_values().index[:2]}
+    assert set(payload["images"]) == drawn | worst and len(worst) == 4
+    assert len(payload["thumbs"]) == 21
+    uri = next(iter(payload["images"].values()))["frames"][0]
+    assert base64.b64decode(uri.split(",", 1)[1])[:2] == b"\xff\xd8"  # a JPEG
+    assert payload["embeddings"][0]["method"] == "pca" and len(payload["embeddings"][0]["x"]) == 21
+
+    written = {p.name for p in (tmp_path / "results" / "figures").iterdir()}
+    assert written == {f"{name}.{kind}" for name in ("reconstructions_train", "reconstructions_val",
+                                                     "embedding_pretrained_pca") for kind in ("png", "svg")}
+    assert 'href="figures/embedding_pretrained_pca.svg"' in html  # links relative to the report
+
+
+def test_a_collapsed_model_is_named_and_flagged(tmp_path):
+    check = {"split": "val", "variance_ratio": 0.001, "model_psnr_pooled": 14.0, "mean_image_psnr": 14.1,
+             "psnr_gain_db": -0.1, "collapsed": True, "rule": "collapsed when variance_ratio < 0.1"}
+    (tmp_path / "c.json").write_text(json.dumps(check))
+    (tmp_path / "ok.json").write_text(json.dumps({**check, "variance_ratio": 0.9, "psnr_gain_db": 9.0,
                                                   "collapsed": False}))
-    section = report.collapse_section({"finetuned": tmp_path / "c.json", "pretrained": tmp_path / "ok.json"})
-    assert "The finetuned model has collapsed" in section and "The pretrained model" not in section
-    assert section.count("COLLAPSED") == 1 and "-0.10" in section
+    inputs = ReportInputs(config={}, models=["pretrained", "finetuned"], splits=[], frames={}, skipped={}, recon={},
+                          latents={}, metric_tables={}, metrics_summary="", metrics_spec="",
+                          collapse={"finetuned": tmp_path / "c.json", "pretrained": tmp_path / "ok.json"})
+    table, collapsed, rule = reconstruction.health_table(context.Context(inputs, tmp_path / "f", tmp_path / "r.html"))
+    assert collapsed == ["finetuned"] and rule == "when variance_ratio < 0.1"
+    verdicts = [(row[0].text, row[-1].text, row[-1].tone) for row in table.rows]
+    assert verdicts == [("finetuned", "COLLAPSED", "bad"), ("pretrained", "ok", "")]
+    assert table.rows[0][5].text == "-0.10"
 
 
 def test_finetune_section_shows_the_run_the_curves_and_the_differences(frame_tree, micro_vae_dir, tmp_path):
@@ -85,8 +129,67 @@ def test_finetune_section_shows_the_run_the_curves_and_the_differences(frame_tre
                  mse=0.001, psnr=30 + (2 if model == "finetuned" else 0) + rng.normal(0, 0.1), ssim=0.9)
             for model in ("pretrained", "finetuned") for i in range(30)]
     metrics.compare_models(pd.DataFrame(rows), resamples=100).to_csv(tmp_path / "comparison.csv", index=False)
-    section = report.finetune_section(tmp_path / "finetuned", tmp_path / "comparison.csv")
-    assert "Recipe <b>default</b> (overrides: epochs=1, crop=None)" in section
-    assert "2 steps of batch 8 on 12 train frames" in section
-    assert "color:#1b7f3b'>+2.0" in section  # a gain whose whole interval is above zero, in green
-    assert section.count("data:image/png;base64,") == 1 and "Validation by epoch" in section
+    inputs = ReportInputs(config={}, models=["pretrained", "finetuned"], splits=[], frames={}, skipped={}, recon={},
+                          latents={}, metric_tables={}, metrics_summary="", metrics_spec="", collapse={},
+                          comparison=tmp_path / "comparison.csv", finetune_dir=tmp_path / "finetuned")
+    ctx = context.Context(inputs, tmp_path / "figures", tmp_path / "report.html")
+    html = page.render_section(finetune_section.section(ctx))
+    assert "Recipe <b>default</b> (overrides: epochs=1, crop=None)" in html
+    assert "2 steps of batch 8 on 12 train frames" in html
+    assert re.search(r'<td class="num good" data-sort="2\.0\d*">\+2\.0', html)  # a gain wholly above zero, in green
+    assert html.count("data:image/png;base64,") == 1 and "Validation by epoch" in html
+    assert (tmp_path / "figures" / "finetune_curves.svg").stat().st_size > 1000
+
+
+def test_a_left_out_section_needs_none_of_its_inputs(tmp_path):
+    inputs = ReportInputs(config={}, models=[], splits=[], frames={}, skipped={}, recon={}, latents={},
+                          metric_tables={}, metrics_summary="", metrics_spec="", collapse={})
+    ctx = context.Context(inputs, tmp_path / "f", tmp_path / "r.html")
+    assert finetune_section.section(ctx) is None and embeddings.section(ctx) is None
+
+
+def test_numbers_carry_their_interval_sign_and_sort_value():
+    cell = tables.number(1.23456, 2, 1.0, 1.5, signed=True)
+    assert (cell.text, cell.sort, cell.numeric) == ("+1.23 [+1.00, +1.50]", 1.23456, True)
+    assert tables.number(float("nan")).text == "n/a" and tables.number(None).sort is None
+    assert tables.number(0.0042, 3, scale=1e3).text == "4.200"
+    assert tables.difference_tone(0.1, 0.5) == "good" and tables.difference_tone(-0.5, -0.1) == "bad"
+    assert tables.difference_tone(-0.1, 0.5) == "" and tables.difference_tone(0.1, 0.5, higher_is_better=False) == "bad"
+
+
+def test_the_payload_cannot_close_its_script_element_and_has_no_nan():
+    text = page.script_json({"name": "</script><script>alert(1)</script>",
+                             "values": [float("nan"), np.float32(1.5), np.int64(3), float("inf")]})
+    assert "</" not in text and json.loads(text) == {"name": "</script><script>alert(1)</script>",
+                                                     "values": [None, 1.5, 3, None]}
+
+
+def test_embeddings_plot_whole_triplets_and_keep_the_chosen_ones():
+    table = pd.DataFrame({"split": "test", "triplet": [f"t{i // 3:03d}" for i in range(300)],
+                          "frame": [i % 3 + 1 for i in range(300)]})
+    chosen = embeddings.plotted_triplets(table, 30, keep={"test/t050", "test/t099"}, seed=0)
+    assert len(chosen) == 10 and {"test/t050", "test/t099"} <= chosen
+    assert chosen == embeddings.plotted_triplets(table, 30, keep={"test/t050", "test/t099"}, seed=0)
+    assert len(embeddings.plotted_triplets(table, 300, keep=set(), seed=0)) == 100  # all fit: all plotted
+
+
+def test_figures_are_written_as_png_and_svg_and_names_are_unique(tmp_path):
+    import matplotlib.pyplot as plt
+
+    writer = figures.FigureWriter(tmp_path / "results" / "figures", tmp_path / "results")
+    shown = writer.save(plt.figure(), "a/b c", "caption")
+    assert (shown.png, shown.svg) == ("figures/a_b_c.png", "figures/a_b_c.svg")
+    assert shown.uri.startswith("data:image/png;base64,") and (tmp_path / "results" / "figures" / "a_b_c.svg").is_file()
+    with pytest.raises(ValueError, match="two report figures"):
+        writer.save(plt.figure(), "a/b c", "again")
+
+
+def test_images_are_shrunk_to_the_width_asked_never_enlarged():
+    from io import BytesIO
+
+    from PIL import Image
+
+    image = np.zeros((64, 128, 3), np.uint8)
+    small = Image.open(BytesIO(base64.b64decode(figures.jpeg_uri(image, 32).split(",", 1)[1])))
+    large = Image.open(BytesIO(base64.b64decode(figures.jpeg_uri(image, 500).split(",", 1)[1])))
+    assert small.size == (32, 16) and large.size == (128, 64)

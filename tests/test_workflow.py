@@ -20,47 +20,14 @@ import pytest
 import yaml
 
 from latent_interp import geometry, interp, metrics, store
-from conftest import REPO, job_counts
+from conftest import REPO, SIZE, TRIPLETS, new_workdir, planned_jobs, snakemake, tiny_config
 
 SPLITS = ("train", "val", "test")
-TRIPLETS = {"train": 4, "val": 2, "test": 2}
-SIZE = 32
-
-
-def tiny_config() -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["data"]["synthetic"].update(triplets=dict(TRIPLETS), raw_size=[64, 36])
-    config["preprocess"]["size"] = SIZE
-    config["vae"].update(pretrained=str(REPO / "models" / "tiny-vae"), device="cpu")
-    config["metrics"]["bootstrap_resamples"] = 50
-    config["report"]["grid_triplets_per_origin"] = 1
-    return config
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return result
-
-
-def planned_jobs(workdir: Path) -> dict[str, int]:
-    return job_counts(snakemake(workdir, "-n").stdout)
-
-
-def new_workdir(tmp_path_factory, name: str, config: dict) -> Path:
-    workdir = tmp_path_factory.mktemp(name)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    return workdir
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    workdir = new_workdir(tmp_path_factory, "run", tiny_config())
-    snakemake(workdir)
-    return workdir
+def run(workflow_run) -> Path:
+    return workflow_run
 
 
 def test_outputs_follow_the_schema(run):
@@ -90,10 +57,25 @@ def test_outputs_follow_the_schema(run):
         assert (results / "embeddings" / "pretrained" / f"{method}.png").stat().st_size > 1000
     assert not (results / "embeddings" / "finetuned").exists()
     page = (results / "report.html").read_text()
-    # 3 reconstruction grids, the fine-tune curves, interpolation (2 bar charts, predictor curves, 2 models x 2 splits
-    # of galleries), geometry (trajectories, channels), 3 embeddings
-    assert "Reconstruction metrics" in page and page.count("data:image/png;base64,") == 3 + 1 + (2 + 1 + 4) + 2 + 3
-    assert page.index("<h2 id=interpolation>") < page.index("<h2 id=geometry>") < page.index("Latent embeddings")
+    order = [page.index(f'<section id="{name}">') for name in ("overview", "data", "reconstruction", "finetune",
+                                                               "interpolation", "geometry", "embeddings", "provenance")]
+    assert order == sorted(order)
+    # Embedded: the fine-tune curves, interpolation bars (val, test) and predictor curves, trajectories and channels.
+    markup = re.sub(r"<script>.*?</script>", "", page, flags=re.S)  # plotly.js holds PNG URIs of its own
+    assert markup.count("data:image/png;base64,") == 1 + 2 + 1 + 2
+    figures = {p.name for p in (results / "figures").iterdir() if not p.name.startswith(".")}
+    names = {"finetune_curves", "interpolation_val", "interpolation_test", "predictor_training",
+             "trajectories_pretrained", "channels_pretrained", *(f"reconstructions_{split}" for split in SPLITS),
+             *(f"interpolation_gallery_{model}_{split}" for model in ("pretrained", "finetuned")
+               for split in ("val", "test")), *(f"embedding_pretrained_{m}" for m in ("pca", "umap", "tsne"))}
+    assert figures == {f"{name}.{kind}" for name in names for kind in ("png", "svg")}
+    payload = json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>', page,
+                                   re.S).group(1))
+    assert len(payload["triplets"]) == sum(TRIPLETS.values()) and len(payload["thumbs"]) == 3 * sum(TRIPLETS.values())
+    assert [len(plot["x"]) for plot in payload["embeddings"]] == [3 * sum(TRIPLETS.values())] * 3
+    # Every val and test triplet keeps its in-betweens (the sample covers the tiny splits), so each has a panel.
+    assert {k for k, images in payload["images"].items() if images["interp"]} == {
+        r["key"] for r in payload["triplets"] if r["split"] != "train"}
 
 
 def test_the_latent_study_scores_every_method_on_val_and_test_for_both_models(run):
@@ -188,6 +170,20 @@ def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
 
     first, second = digests(run / "results"), digests(other / "results")
     assert len(first) > 20 and first == second
+
+
+def test_a_report_setting_reruns_the_interp_stores_not_the_predictors(run):
+    """Which in-betweens are kept for the report is no business of the training: the predictors stay."""
+    path = run / "config.yaml"
+    original = path.read_text()
+    config = yaml.safe_load(original)
+    config["interp"]["sample_triplets"] = 1
+    path.write_text(yaml.safe_dump(config))
+    try:
+        planned = planned_jobs(run)
+    finally:
+        path.write_text(original)
+    assert "interp_train" not in planned and planned["interp"] == 4 and planned["report"] == 1
 
 
 def test_editing_one_test_frame_reruns_only_the_test_chain(run):

@@ -1,5 +1,8 @@
 # Frame 2 from frames 1 and 3 (latent_interp/interp.py). Leak-free by construction: interp_train's only inputs are
 # the train and val latents, so no test triplet can reach the predictors (tests/test_workflow.py checks the DAG).
+TRAINING_KEYS = ("predictors", "seed", "augment_time_reversal", "linear", "mlp", "unet")
+
+
 rule interp_train:
     input:
         train="results/latents/{model}/train.zarr",
@@ -7,7 +10,8 @@ rule interp_train:
     output:
         directory("results/predictors/{model}"),
     params:
-        settings=config["interp"],
+        # only the keys that shape the predictors: a new gallery or LPIPS setting must not retrain them
+        settings={key: config["interp"][key] for key in TRAINING_KEYS if key in config["interp"]},
         device=config["vae"].get("device", "auto"),
     log:
         "results/logs/interp_train/{model}.log",
@@ -37,6 +41,8 @@ rule interp:
     params:
         vae=lambda wildcards: MODELS[wildcards.model],
         gallery=config["interp"]["gallery_triplets"],
+        sample=config["interp"].get("sample_triplets", 24),
+        seed=config["interp"].get("seed", 0),
         lpips=config["interp"]["lpips"],
         batch_size=config["vae"].get("batch_size", 16),
         device=config["vae"].get("device", "auto"),

@@ -10,15 +10,17 @@ rule report:
         recon=all_of("results/recon/{model}/{split}.zarr"),
         latents=all_of("results/latents/{model}/{split}.zarr"),
         collapse=expand("results/metrics/{model}/collapse.json", model=list(MODELS)),
-        plots=all_of("results/embeddings/{model}/{method}.png", model=LATENT_MODELS, method=EMBED_METHODS),
+        embeddings=all_of("results/embeddings/{model}/{method}.csv", model=LATENT_MODELS, method=EMBED_METHODS),
         settings=all_of("results/embeddings/{model}/{method}.json", model=LATENT_MODELS, method=EMBED_METHODS),
         interp_summary="results/interp/summary.csv",
+        interp_tables=all_of("results/interp/{model}/{split}.csv", split=INTERP_SPLITS),
         interp_stores=all_of("results/interp/{model}/{split}.zarr", split=INTERP_SPLITS),
         predictors=expand("results/predictors/{model}", model=LATENT_MODELS),
         geometry=expand("results/geometry/{model}/{file}", model=LATENT_MODELS, file=GEOMETRY_OUTPUTS.values()),
         twins=expand("results/geometry/{model}/same_latents.json", model=list(TWINS)),
     output:
-        "results/report.html",
+        report="results/report.html",
+        figures=directory("results/figures"),
     params:
         config=config,
         models=list(MODELS),
@@ -28,9 +30,8 @@ rule report:
         methods=EMBED_METHODS,
         twins=TWINS,
         geometry_names=list(GEOMETRY_OUTPUTS),
-        per_origin=config["report"].get("grid_triplets_per_origin", 2),
         lpips_skipped=not lpips_files(None),
-        gallery_limit=config["report"].get("gallery_rows", 6),
+        settings=config["report"],
     log:
         "results/logs/report.log",
     benchmark:

@@ -7,4 +7,5 @@ from latent_interp.interp import score_split  # noqa: E402
 sm, params = snakemake, snakemake.params  # noqa: F821
 score_split(sm.input.frames, sm.input.latents, sm.input.recon, sm.input.predictors, params.vae, sm.output.table,
             sm.output.spec, sm.output.store, sm.wildcards.model, sm.wildcards.split, params.gallery,
-            params.batch_size, params.device, sm.threads, params.single_file_config, dict(params.lpips))
+            params.sample, params.seed, params.batch_size, params.device, sm.threads, params.single_file_config,
+            dict(params.lpips))

@@ -1,24 +1,28 @@
-"""Rule report: everything -> results/report.html."""
+"""Rule report: every stage's outputs -> results/report.html and results/figures/."""
 import itertools
 import sys
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
-from latent_interp.report import build_report  # noqa: E402
+from latent_interp.report import ReportInputs, ReportSettings, build_report  # noqa: E402
 
-sm, params, inputs = snakemake, snakemake.params, snakemake.input  # noqa: F821
-# The rule lists its inputs in expand()'s order: models outer, then splits or names inner.
-keys = list(itertools.product(params.models, params.splits))
-plots = [(m, method, png, js) for (m, method), png, js in
-         zip(itertools.product(params.latent_models, params.methods), inputs.plots, inputs.settings)]
-per_model = len(params.geometry_names)
-geometry = {m: dict(zip(params.geometry_names, inputs.geometry[i * per_model:(i + 1) * per_model]))
-            for i, m in enumerate(params.latent_models)}
-study = {"interp_summary": inputs.interp_summary,
-         "interp_stores": dict(zip(itertools.product(params.models, params.interp_splits), inputs.interp_stores)),
-         "predictor_dirs": dict(zip(params.latent_models, inputs.predictors)), "geometry": geometry,
-         "twins": dict(params.twins), "twin_records": dict(zip(params.twins, inputs.twins)),
-         "lpips_skipped": params.lpips_skipped, "gallery_limit": params.gallery_limit}
-build_report(sm.output[0], dict(params.config), inputs.summary, dict(zip(keys, inputs.tables)), inputs.spec,
-             dict(zip(params.splits, inputs.frames)), dict(zip(keys, inputs.recon)), dict(zip(keys, inputs.latents)),
-             plots, dict(zip(params.splits, inputs.skipped)), dict(zip(params.models, inputs.collapse)),
-             params.per_origin, inputs.comparison, inputs.finetuned[0] if inputs.finetuned else None, study)
+params, inputs = snakemake.params, snakemake.input  # noqa: F821
+# The rule lists its inputs in expand()'s order: models outer, then splits, methods or names inner.
+by_model_split = list(itertools.product(params.models, params.splits))
+by_model_interp = list(itertools.product(params.models, params.interp_splits))
+geometry_count = len(params.geometry_names)
+build_report(snakemake.output.report, snakemake.output.figures, ReportInputs(  # noqa: F821
+    config=dict(params.config), models=list(params.models), splits=list(params.splits),
+    frames=dict(zip(params.splits, inputs.frames)), skipped=dict(zip(params.splits, inputs.skipped)),
+    recon=dict(zip(by_model_split, inputs.recon)), latents=dict(zip(by_model_split, inputs.latents)),
+    metric_tables=dict(zip(by_model_split, inputs.tables)), metrics_summary=inputs.summary, metrics_spec=inputs.spec,
+    collapse=dict(zip(params.models, inputs.collapse)), comparison=inputs.comparison,
+    finetune_dir=inputs.finetuned[0] if inputs.finetuned else None,
+    embeddings=[(m, method, table, settings) for (m, method), table, settings in
+                zip(itertools.product(params.latent_models, params.methods), inputs.embeddings, inputs.settings)],
+    interp_summary=inputs.interp_summary, interp_tables=dict(zip(by_model_interp, inputs.interp_tables)),
+    interp_stores=dict(zip(by_model_interp, inputs.interp_stores)),
+    predictor_dirs=dict(zip(params.latent_models, inputs.predictors)),
+    geometry={m: dict(zip(params.geometry_names, inputs.geometry[i * geometry_count:(i + 1) * geometry_count]))
+              for i, m in enumerate(params.latent_models)},
+    twins=dict(params.twins), twin_records=dict(zip(params.twins, inputs.twins)), lpips_skipped=params.lpips_skipped,
+    settings=ReportSettings(**params.settings)))

@@ -1,0 +1,58 @@
+"""Figures and images for the report: every matplotlib figure is written to ``results/figures/<name>.png`` and
+``.svg`` (for papers) and embedded as its PNG; frames are embedded as small JPEGs (the report's size budget)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # jobs run without a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+@dataclass
+class Figure:
+    """What a template needs to show a figure: the embedded PNG, its caption and the files beside the report."""
+    uri: str
+    caption: str
+    png: str   # paths relative to the report, so the links work wherever results/ is copied
+    svg: str
+
+
+class FigureWriter:
+    def __init__(self, folder, report_dir):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.relative = Path(os.path.relpath(self.folder, report_dir))
+        self.written: list[str] = []
+
+    def save(self, figure: plt.Figure, name: str, caption: str, embed: bool = True) -> Figure:
+        """Write ``figure`` as ``<name>.png`` and ``.svg`` and close it; ``name`` is made file-safe."""
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        if name in self.written:
+            raise ValueError(f"two report figures are named {name!r}")
+        self.written.append(name)
+        png, svg = self.folder / f"{name}.png", self.folder / f"{name}.svg"
+        figure.savefig(png, dpi=100)
+        figure.savefig(svg)
+        plt.close(figure)
+        uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode() if embed else ""
+        return Figure(uri, caption, str(self.relative / png.name), str(self.relative / svg.name))
+
+
+def jpeg_uri(image: np.ndarray, width: int, quality: int = 85) -> str:
+    """An RGB uint8 [H, W, 3] image, resized to ``width`` px wide (never enlarged), as a JPEG data URI."""
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    if picture.width > width:
+        picture = picture.resize((width, max(1, round(picture.height * width / picture.width))), Image.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()

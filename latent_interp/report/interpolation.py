@@ -1,0 +1,219 @@
+"""Interpolation: frame 2 from frames 1 and 3. Method tables with CIs, the gap to lerp and to the VAE ceiling, bars,
+the predictors' training curves, every triplet's scores, and worst-first galleries with error maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from latent_interp import interp, store
+from latent_interp.report import tables
+from latent_interp.report.context import Context
+from latent_interp.report.page import Section
+from latent_interp.report.triplets import interp_gallery
+
+METRIC_LABELS = {"psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "latent_mse": "latent MSE ↓", "chamfer": "chamfer ×10³ ↓",
+                 "lpips": "LPIPS ↓", "roi_psnr": "RoI PSNR dB ↑", "roi_ssim": "RoI SSIM ↑"}
+SCALE = {"chamfer": 1e3}  # chamfer distances are ~1e-3 of the diagonal: shown in thousandths
+DIGITS = {"psnr": 2, "roi_psnr": 2, "ssim": 4, "roi_ssim": 4, "latent_mse": 3, "chamfer": 3, "lpips": 4}
+
+
+def _overall(summary: pd.DataFrame) -> pd.DataFrame:
+    return summary[(summary["origin"] == "all") & (summary["level"].astype(str) == "all")]
+
+
+def method_table(rows: pd.DataFrame, metrics: list[str]) -> tables.Table:
+    """Methods as rows: each metric's mean [95% CI]; for PSNR also the paired difference to lerp (green or red where
+    its interval excludes 0) and the gap to the ceiling."""
+    columns = ["method", "triplets"]
+    for metric in metrics:
+        columns.append(METRIC_LABELS[metric])
+        if metric == "psnr":
+            columns += ["Δ PSNR vs lerp dB", "gap to ceiling dB"]
+    table = tables.Table(columns)
+    for row in rows.to_dict("records"):
+        cells = [tables.text(row["method"]), tables.Cell(str(row["n_triplets"]), row["n_triplets"])]
+        for metric in metrics:
+            scale, digits = SCALE.get(metric, 1), DIGITS[metric]
+            cells.append(tables.number(row.get(metric), digits, row.get(f"{metric}_ci_low"),
+                                       row.get(f"{metric}_ci_high"), scale=scale))
+            if metric == "psnr":
+                low, high = row.get("psnr_vs_lerp_ci_low"), row.get("psnr_vs_lerp_ci_high")
+                cells.append(tables.number(row.get("psnr_vs_lerp"), 2, low, high, signed=True,
+                                           tone=tables.difference_tone(low, high)))
+                cells.append(tables.number(row.get("psnr_vs_ceiling"), 2, row.get("psnr_vs_ceiling_ci_low"),
+                                           row.get("psnr_vs_ceiling_ci_high"), signed=True))
+        table.rows.append(cells)
+    return table
+
+
+def reading(rows: pd.DataFrame) -> str:
+    """One line: the best method that does not see frame 2, its margin over lerp, and the ceiling."""
+    by_method = rows.set_index("method")
+    if "latent_lerp" not in by_method.index:
+        return ""
+    candidates = by_method.drop(index=[m for m in ("vae_ceiling",) if m in by_method.index])
+    best = candidates["psnr"].idxmax()
+    line = (f"Best without frame 2: {best} at {candidates.loc[best, 'psnr']:.2f} dB "
+            f"({candidates.loc[best, 'psnr_vs_lerp']:+.2f} dB vs latent_lerp")
+    if "vae_ceiling" in by_method.index:
+        line += f"; the VAE ceiling is {by_method.loc['vae_ceiling', 'psnr']:.2f} dB"
+    return line + ")."
+
+
+def method_bars(summary: pd.DataFrame, split: str) -> plt.Figure:
+    rows = _overall(summary[summary["split"] == split])
+    models = list(dict.fromkeys(rows["model"]))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
+    width = 0.8 / max(len(models), 1)
+    for position, model in enumerate(models):
+        by_model = rows[rows["model"] == model].set_index("method").reindex(
+            [m for m in interp.METHODS if m in set(rows["method"])])
+        x = np.arange(len(by_model)) + position * width
+        for axis, metric in zip(axes, ("psnr", "ssim")):
+            errors = [by_model[metric] - by_model[f"{metric}_ci_low"], by_model[f"{metric}_ci_high"] - by_model[metric]]
+            axis.bar(x, by_model[metric], width, yerr=errors, capsize=2, label=model)
+            axis.set_xticks(np.arange(len(by_model)) + width * (len(models) - 1) / 2, by_model.index, rotation=30,
+                            ha="right", fontsize=8)
+            axis.set_ylabel(METRIC_LABELS[metric])
+    for axis, metric in zip(axes, ("psnr", "ssim")):  # zoom on the bars' range, after every model is drawn
+        margin = 0.05 if metric == "ssim" else 2
+        axis.set_ylim(max(0, np.nanmin(rows[f"{metric}_ci_low"]) - margin),
+                      np.nanmax(rows[f"{metric}_ci_high"]) + margin / 4)
+    axes[0].legend(fontsize=8, frameon=False)
+    figure.suptitle(f"{split}: frame 2 predicted from frames 1 and 3 (95% CI over triplets)", fontsize=10)
+    return figure
+
+
+def training_curves(predictor_dirs: dict[str, str]) -> plt.Figure:
+    figure, axes = plt.subplots(1, len(predictor_dirs), figsize=(5.5 * len(predictor_dirs), 3.4), squeeze=False,
+                                layout="constrained")
+    for axis, (space, folder) in zip(axes[0], predictor_dirs.items()):
+        table = pd.read_csv(Path(folder) / "training.csv")
+        for name, rows in table.groupby("predictor", sort=False):
+            if name == "linear":
+                best = rows[rows["selected"]].iloc[0]
+                axis.axhline(best["val_mse"], color="#555", linestyle=":",
+                             label=f"linear (ridge λ {best['ridge_lambda']:g})")
+                continue
+            axis.plot(rows["epoch"], rows["val_mse"], label=f"{name} val")
+            axis.plot(rows["epoch"], rows["train_mse"], linestyle="--", alpha=0.6, label=f"{name} train")
+        lerp = table[(table["predictor"] != "linear") & (table["epoch"] == 0)]["val_mse"]
+        if len(lerp):
+            axis.axhline(lerp.iloc[0], color="k", linewidth=0.8, label="lerp (epoch 0)")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("latent MSE (lower is better)")
+        axis.set_title(f"predictors of {space} latents", fontsize=9)
+        axis.legend(fontsize=7, frameon=False)
+    return figure
+
+
+def gallery_figure(interp_path, frames_path, title: str, limit: int) -> plt.Figure | None:
+    """Worst triplets first: frames 1, 2 (truth), 3, then each method's frame 2 with its error map beneath."""
+    group = store.open_store(interp_path, "interp")
+    picked = [str(v) for v in group["gallery_triplets"][:min(limit, group.attrs.get("gallery_worst", limit))]]
+    if not picked:
+        return None
+    methods = group.attrs["methods"]
+    frames_group = store.open_store(frames_path, "frames")
+    position = {name: i for i, name in enumerate(store.names(frames_group))}
+    columns = 3 + len(methods)
+    figure, axes = plt.subplots(2 * len(picked), columns, figsize=(1.25 * columns, 2.6 * len(picked)),
+                                squeeze=False, layout="constrained")
+    for row, name in enumerate(picked):
+        truth = frames_group[store.FRAMES][position[name]]
+        predictions = group["gallery"][row]
+        panels = [(truth[0], "frame 1"), (truth[1], "frame 2 (truth)"), (truth[2], "frame 3")]
+        panels += [(predictions[k], method) for k, method in enumerate(methods)]
+        for column, (image, label) in enumerate(panels):
+            top, bottom = axes[2 * row, column], axes[2 * row + 1, column]
+            top.imshow(image)
+            top.set_title(label, fontsize=6)
+            for axis in (top, bottom):
+                axis.set_xticks([])
+                axis.set_yticks([])
+            if column < 3:  # the inputs and the truth have no error map
+                bottom.axis("off")
+                continue
+            error = np.abs(image.astype(np.float32) - truth[1]).mean(axis=-1) / 255
+            bottom.imshow(error, cmap="magma", vmin=0, vmax=0.5)
+            bottom.set_title("|error|", fontsize=6)
+        axes[2 * row, 0].set_ylabel(name, fontsize=6)
+    figure.suptitle(title, fontsize=9)
+    return figure
+
+
+def breakdown_table(summary: pd.DataFrame, split: str) -> tables.Table | None:
+    """Mean PSNR of each method by origin and, on annotated splits, by difficulty level."""
+    grouped = (summary["origin"] != "all") | (summary["level"].astype(str) != "all")
+    rows = summary[(summary["split"] == split) & grouped]
+    if rows.empty:
+        return None
+    rows = rows.assign(group=np.where(rows["level"].astype(str) != "all", "level " + rows["level"].astype(str),
+                                      rows["origin"]))
+    wide = rows.pivot_table(index=["model", "method"], columns="group", values="psnr", sort=False).reset_index()
+    return tables.from_frame(wide, default_digits=2)
+
+
+def triplet_table(ctx: Context) -> dict:
+    """Every interpolated triplet and model: each method's PSNR, and which method did best. The row's first value is
+    the triplet's key (not shown)."""
+    methods = ctx.interp_methods
+    rows = ctx.interp_rows
+    wide = rows.pivot_table(index=["split", "triplet", "model"], columns="method", values="psnr", sort=False)
+    wide = wide.reindex(columns=methods)
+    contenders = [m for m in methods if m != "vae_ceiling"]
+    best = wide[contenders].idxmax(axis=1)
+    origins = rows.drop_duplicates(["split", "triplet"]).set_index(["split", "triplet"])["origin"]
+    body = [[f"{split}/{name}", name, split, origins[(split, name)], model, best[(split, name, model)]]
+            + [None if pd.isna(v) else round(float(v), 2) for v in values]
+            for (split, name, model), values in zip(wide.index, wide.to_numpy())]
+    return {"columns": ["triplet", "split", "origin", "model", "best method"] + [f"{m} dB" for m in methods],
+            "rows": body}
+
+
+def section(ctx: Context) -> Section | None:
+    summary = ctx.interp_summary
+    if summary is None or not ctx.inputs.interp_stores:
+        return None
+    splits = list(dict.fromkeys(split for _, split in ctx.inputs.interp_stores))[::-1]  # test first: the reported one
+    metrics = [m for m in METRIC_LABELS if m in summary and summary[m].notna().any()]
+    blocks = []
+    for split in splits:
+        if not (summary["split"] == split).any():
+            blocks.append({"split": split, "empty": True})
+            continue
+        models = []
+        for model in dict.fromkeys(model for model, _ in ctx.inputs.interp_stores):
+            rows = _overall(summary[(summary["model"] == model) & (summary["split"] == split)])
+            models.append({"model": model, "reading": reading(rows),
+                           "table": method_table(rows, [m for m in metrics if rows[m].notna().any()])})
+        blocks.append({"split": split, "empty": False, "models": models,
+                       "bars": ctx.figures.save(method_bars(summary, split), f"interpolation_{split}",
+                                                f"{split}: PSNR and SSIM of each method (95% CI over triplets)"),
+                       "breakdown": breakdown_table(summary, split)})
+    galleries = []
+    for (model, split), path in ctx.inputs.interp_stores.items():
+        keys, worst = interp_gallery(ctx, model, split)
+        if not worst:
+            continue
+        shown = min(worst, ctx.settings.gallery_rows)
+        figure = gallery_figure(path, ctx.inputs.frames[split], f"{model} / {split}: worst triplets first (lowest "
+                                "latent_lerp PSNR); error maps: mean |prediction - truth| over RGB", shown)
+        galleries.append({"model": model, "split": split, "triplets": [f"{split}/{k}" for k in keys[:shown]],
+                          "figure": ctx.figures.save(figure, f"interpolation_gallery_{model}_{split}",
+                                                     f"{model} / {split} gallery", embed=False)})
+    curves = None
+    if ctx.inputs.predictor_dirs:
+        curves = ctx.figures.save(training_curves(ctx.inputs.predictor_dirs), "predictor_training",
+                                  "Latent MSE per epoch on val (solid) and train (dashed); epoch 0 is lerp, the kept "
+                                  "weights are those of the lowest val MSE. Linear: the val MSE of the ridge strength "
+                                  "chosen on val.")
+    ctx.payload["tables"]["interp-triplets"] = triplet_table(ctx)
+    return Section("interpolation", "Interpolation: frame 2 from frames 1 and 3", "interpolation.html.j2", {
+        "blocks": blocks, "galleries": galleries, "curves": curves, "lpips_skipped": ctx.inputs.lpips_skipped},
+        parts=[("interp-methods", "Methods"), ("interp-triplets", "Every triplet"),
+               ("interp-gallery", "Worst interpolated"), ("interp-predictors", "Learned predictors")])

@@ -1,0 +1,56 @@
+"""Provenance, once and compact: the models, the data, the settings and the library versions in tables, and the
+full records (config, metric spec, every store's attributes) folded away."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+
+import yaml
+
+from latent_interp import store
+from latent_interp.report import tables
+from latent_interp.report.context import Context
+from latent_interp.report.page import Section
+
+
+def section(ctx: Context) -> Section:
+    inputs = ctx.inputs
+    models = tables.Table(["model", "source", "form", "sha256", "scaling factor", "latents of"])
+    records = {}
+    for model in inputs.models:
+        split = inputs.splits[0]
+        decoder = dict(store.open_store(inputs.recon[(model, split)], "recon").attrs["vae"])
+        digest = decoder.get("sha256") or ""
+        models.rows.append([tables.text(model), tables.text(decoder["source"]), tables.text(decoder["format"]),
+                            tables.Cell(digest[:16] + ("…" if digest else "unknown (hub)"), digest, numeric=False,
+                                        title=digest),
+                            tables.number(decoder["scaling_factor"], 5),
+                            tables.text(inputs.twins.get(model, model))])
+    latents = {key: store.open_store(path, "latents").attrs for key, path in inputs.latents.items()}
+    first = next(iter(latents.values()))
+    data = tables.Table(["split", "triplets", "frames store", "preprocess"])
+    for split in inputs.splits:
+        preprocess = store.open_store(inputs.frames[split], "frames").attrs.get("preprocess", {})
+        data.rows.append([tables.text(split), tables.Cell(str(len(ctx.triplet_names[split])),
+                                                          len(ctx.triplet_names[split])),
+                          tables.text(inputs.frames[split]), tables.text(json.dumps(preprocess))])
+    versions = first["provenance"]["versions"]  # those the latents were made with
+    library = tables.Table(["package", "version", "used for"],
+                           [[tables.text(k), tables.text(v), tables.text("the results")] for k, v in versions.items()]
+                           + [[tables.text(k), tables.text(metadata.version(k)), tables.text("this page")]
+                              for k in ("jinja2", "plotly")])
+    for (model, split), attrs in sorted(latents.items()):
+        records[f"latents {model} / {split}"] = {
+            "vae": {k: v for k, v in attrs["vae"].items() if k != "config"},
+            "preprocess": attrs["preprocess"], "provenance": attrs["provenance"]}
+    records["metrics spec"] = ctx.read_json(inputs.metrics_spec)
+    for (model, split), path in sorted(inputs.interp_stores.items()):
+        attrs = store.open_store(path, "interp").attrs
+        records[f"interpolation {model} / {split}"] = {k: attrs[k] for k in ("predictors", "provenance") if k in attrs}
+    for model, method, _, settings_path in inputs.embeddings:
+        records[f"embedding {model} / {method}"] = ctx.read_json(settings_path)
+    return Section("provenance", "Provenance", "provenance.html.j2", {
+        "models": models, "data": data, "library": library,
+        "records": {name: json.dumps(record, indent=2, default=str) for name, record in records.items()},
+        "config": yaml.safe_dump(inputs.config, sort_keys=False)})

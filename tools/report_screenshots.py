@@ -1,0 +1,40 @@
+"""Screenshots of a report for the docs: its top, an embedding point hovered, and a triplet's panel.
+
+    python tools/report_screenshots.py results/report.html docs/img
+
+Uses Debian's chromium headless with the network off, as the browser tests do (tests/browser.py).
+"""
+
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+import browser  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+page, out = Path(sys.argv[1]), Path(sys.argv[2])
+out.mkdir(parents=True, exist_ok=True)
+driver = browser.open_browser(1500, 950)
+try:
+    print(f"loaded in {browser.load(driver, page):.2f} s")
+    driver.save_screenshot(str(out / "report-top.png"))
+    plot = driver.find_element(By.CSS_SELECTOR, ".embedding-plot")
+    driver.execute_script("document.getElementById('embeddings').scrollIntoView()")
+    time.sleep(0.5)
+    ActionChains(driver).move_to_element_with_offset(plot, *browser.point_offset(driver, plot, 0, 5)).perform()
+    time.sleep(0.5)
+    driver.save_screenshot(str(out / "report-embedding-hover.png"))
+    ActionChains(driver).click().perform()
+    time.sleep(1.5)  # the error maps are drawn once their images decode
+    driver.save_screenshot(str(out / "report-triplet-panel.png"))
+    driver.execute_script("document.getElementById('triplet-panel').scrollTop = 10000")
+    time.sleep(0.5)
+    driver.save_screenshot(str(out / "report-triplet-panel-inbetweens.png"))
+    errors = browser.console_errors(driver)
+    if errors:
+        raise SystemExit(f"console errors: {errors}")
+finally:
+    driver.quit()
