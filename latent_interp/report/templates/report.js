@@ -349,7 +349,7 @@ function drawEmbedding(entry) {
   const colouring = document.getElementById("colour-by").value;
   const traces = pointTraces(plot, colouring);
   if (document.getElementById("show-trajectories").checked) {
-    plot.trajectories.forEach((t, k) => {
+    plot.trajectories.forEach((t) => {
       const trace = trajectoryTrace(plot, t, "rgba(60,60,60,0.55)", 1.2, TRIPLETS[t].key);
       if (trace) traces.push(trace);
     });
