@@ -25,6 +25,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 import browser  # noqa: E402  (tests/browser.py: Chromium with the network off)
+from latent_interp.report.page import read_payload  # noqa: E402
 
 SIZE_TARGET_MB, LOAD_TARGET_S = 60, 10
 
@@ -52,11 +53,10 @@ def run_workflow(workdir: Path, config: dict) -> Path:
 
 def size_breakdown(page: Path) -> dict[str, float]:
     """MB of the page by what fills it: plotly.js, the payload's fields, embedded PNG figures, the rest."""
-    html = page.read_text()
-    payload_text = re.search(r'<script id="report-data" type="application/json">(.*?)</script>', html, re.S).group(1)
-    payload = json.loads(payload_text)
     from plotly.offline import get_plotlyjs
 
+    html = page.read_text()
+    payload = read_payload(html)
     parts = {"plotly.js": len(get_plotlyjs())}
     parts.update({f"payload.{name}": len(json.dumps(value, separators=(",", ":")))
                   for name, value in payload.items()})
@@ -89,8 +89,7 @@ def main() -> None:
     args = parser.parse_args()
 
     page = args.report or run_workflow(args.workdir, scale_config(args.triplets, args.size))
-    payload = json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>',
-                                   page.read_text(), re.S).group(1))
+    payload = read_payload(page.read_text())
     megabytes = page.stat().st_size / 1e6
     print(f"report: {page}")
     print(f"triplets: {len(payload['triplets'])}, with panel images: {len(payload['images'])}, hover thumbnails: "

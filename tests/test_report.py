@@ -16,11 +16,6 @@ from latent_interp.report import reconstruction
 from conftest import ingest_folder
 
 
-def payload_of(html: str) -> dict:
-    return json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>', html,
-                                re.S).group(1))
-
-
 @pytest.fixture(scope="module")
 def pretrained_only(frame_tree, micro_vae_dir, tmp_path_factory) -> ReportInputs:
     """train and val through ingest, encode, reconstruct, metrics, the collapse check and a PCA: no fine-tune and
@@ -72,7 +67,7 @@ def test_the_report_is_one_self_contained_page_with_its_figures_beside_it(pretra
     digest = store.open_store(pretrained_only.latents[("pretrained", "val")]).attrs["vae"]["sha256"]
     assert digest[:16] in html and f'title="{digest}"' in html and "micro" in html
 
-    payload = payload_of(html)
+    payload = page.read_payload(html)
     assert [r["key"] for r in payload["triplets"]] == [f"{s}/{n}" for s in ("train", "val") for n in
                                                        store.names(store.open_store(pretrained_only.frames[s]))]
     table = pd.read_csv(pretrained_only.metric_tables[("pretrained", "val")])
@@ -162,6 +157,8 @@ def test_the_payload_cannot_close_its_script_element_and_has_no_nan():
                              "values": [float("nan"), np.float32(1.5), np.int64(3), float("inf")]})
     assert "</" not in text and json.loads(text) == {"name": "</script><script>alert(1)</script>",
                                                      "values": [None, 1.5, 3, None]}
+    with pytest.raises(ValueError, match="not a latent-interp report"):
+        page.read_payload("<html></html>")
 
 
 def test_embeddings_plot_whole_triplets_and_keep_the_chosen_ones():

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from latent_interp import geometry, interp, metrics, store
+from latent_interp.report.page import read_payload
 from conftest import REPO, SIZE, TRIPLETS, new_workdir, planned_jobs, snakemake, tiny_config
 
 SPLITS = ("train", "val", "test")
@@ -69,8 +70,7 @@ def test_outputs_follow_the_schema(run):
              *(f"interpolation_gallery_{model}_{split}" for model in ("pretrained", "finetuned")
                for split in ("val", "test")), *(f"embedding_pretrained_{m}" for m in ("pca", "umap", "tsne"))}
     assert figures == {f"{name}.{kind}" for name in names for kind in ("png", "svg")}
-    payload = json.loads(re.search(r'<script id="report-data" type="application/json">(.*?)</script>', page,
-                                   re.S).group(1))
+    payload = read_payload(page)
     assert len(payload["triplets"]) == sum(TRIPLETS.values()) and len(payload["thumbs"]) == 3 * sum(TRIPLETS.values())
     assert [len(plot["x"]) for plot in payload["embeddings"]] == [3 * sum(TRIPLETS.values())] * 3
     # Every val and test triplet keeps its in-betweens (the sample covers the tiny splits), so each has a panel.

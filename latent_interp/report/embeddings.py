@@ -3,8 +3,8 @@ shown on hover, a point's triplet opened on click, and 1 -> 2 -> 3 trajectories 
 
 ``payload["embeddings"]``: one entry per latent space and method: ``id``, ``model``, ``method``, ``title``,
 ``x``, ``y`` (rounded coordinates), ``triplet`` (indices into ``payload["triplets"]``), ``frame`` (1..3),
-``cluster`` (the geometry stage's k-means cluster or null), ``models`` (the models whose scores colour it: the space's
-own and its twins), ``trajectories`` (triplet indices drawn by default).
+``cluster`` (the geometry stage's k-means cluster or null), ``trajectories`` (triplet indices drawn by default),
+``caption``.
 ``payload["thumbs"]``: "split/name/frame" -> a small JPEG of every plotted frame.
 """
 
@@ -70,7 +70,6 @@ def section(ctx: Context) -> Section | None:
         shown = table[keys.isin(chosen)].reset_index(drop=True)
         shown_keys = shown["split"] + "/" + shown["triplet"]
         frames |= set(zip(shown["split"], shown["triplet"], shown["frame"].astype(int)))
-        twins = [m for m, twin in ctx.inputs.twins.items() if twin == model]
         closeness = settings["triplet_closeness"]
         plots.append({
             "id": f"embedding-{model}-{method}", "model": model, "method": method,
@@ -78,7 +77,6 @@ def section(ctx: Context) -> Section | None:
             "x": shown["x"].round(3).tolist(), "y": shown["y"].round(3).tolist(),
             "triplet": [index[k] for k in shown_keys], "frame": shown["frame"].astype(int).tolist(),
             "cluster": [None if pd.isna(c) else int(c) for c in shown.get("cluster", pd.Series([np.nan] * len(shown)))],
-            "models": [model, *twins],
             "trajectories": [index[k] for k in settings.get("trajectories", []) if k in index and k in chosen],
             "caption": (f"{len(shown)} of {settings['points_total']} frames plotted ({settings['points_embedded']} "
                         f"embedded); settings {settings['settings']}. A triplet's three frames lie {closeness:.1f}x "

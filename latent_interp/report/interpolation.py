@@ -166,11 +166,11 @@ def triplet_table(ctx: Context) -> dict:
     wide = rows.pivot_table(index=["split", "triplet", "model"], columns="method", values="psnr", sort=False)
     wide = wide.reindex(columns=methods)
     contenders = [m for m in methods if m != "vae_ceiling"]
-    best = wide[contenders].idxmax(axis=1)
-    origins = rows.drop_duplicates(["split", "triplet"]).set_index(["split", "triplet"])["origin"]
-    body = [[f"{split}/{name}", name, split, origins[(split, name)], model, best[(split, name, model)]]
+    best = wide[contenders].idxmax(axis=1).to_numpy()  # aligned with wide's rows
+    origins = rows.drop_duplicates(["split", "triplet"]).set_index(["split", "triplet"])["origin"].to_dict()
+    body = [[f"{split}/{name}", name, split, origins[(split, name)], model, winner]
             + [None if pd.isna(v) else round(float(v), 2) for v in values]
-            for (split, name, model), values in zip(wide.index, wide.to_numpy())]
+            for (split, name, model), winner, values in zip(wide.index, best, wide.to_numpy())]
     return {"columns": ["triplet", "split", "origin", "model", "best method"] + [f"{m} dB" for m in methods],
             "rows": body}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,14 @@ def script_json(payload: dict) -> str:
     text = json.dumps(_finite(payload), separators=(",", ":"), allow_nan=False,
                       default=lambda value: _finite(value.item()))  # numpy scalars
     return text.replace("</", "<\\/")
+
+
+def read_payload(page_html: str) -> dict:
+    """The JSON payload of a written page (what its scripts read): for tests and benchmarks."""
+    found = re.search(r'<script id="report-data" type="application/json">(.*?)</script>', page_html, re.S)
+    if found is None:
+        raise ValueError("not a latent-interp report: it has no <script id=\"report-data\">")
+    return json.loads(found.group(1))
 
 
 def render_section(section: Section, env: jinja2.Environment | None = None) -> str:

@@ -123,7 +123,7 @@ def add_panel_images(ctx: Context, keys: list[str]) -> None:
             if (model, split) not in ctx.inputs.interp_stores:
                 continue
             group = store.open_store(ctx.inputs.interp_stores[(model, split)], "interp")
-            kept = [str(v) for v in group["gallery_triplets"][:]]
+            kept, _ = interp_gallery(ctx, model, split)
             rows = [kept.index(name) for name in names if name in kept]
             gallery = read_rows(group["gallery"], rows)
             methods = group.attrs["methods"]
