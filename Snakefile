@@ -9,6 +9,12 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# GPU rules declare resources gpu=1. profiles/default limits a run to gpu=1; "local" makes that limit count within
+# each submitted job on a cluster, not across the whole run (README "Profiles: which applies when").
+resource_scopes:
+    gpu="local",
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -16,6 +22,7 @@ wildcard_constraints:
     split="|".join(SPLITS),
     model="|".join(MODELS),
     method="|".join(EMBED_METHODS) or "none",
+    shard=r"\d+",
 
 
 include: "workflow/rules/synthetic.smk"
@@ -29,7 +36,14 @@ include: "workflow/rules/embed.smk"
 include: "workflow/rules/report.smk"
 
 
+# Cheap aggregates run in the main Snakemake process, also on a cluster; every other rule is a job of its own.
+localrules:
+    all,
+    metrics_summary,
+    interp_summary,
+
+
 rule all:
+    default_target: True
     input:
         "results/report.html",
-    default_target: True

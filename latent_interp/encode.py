@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from latent_interp import data, store, vae
+from latent_interp.atomic import fault_point
 
 
 def autocast_for(device: torch.device):
@@ -59,38 +60,56 @@ def _open_stage(source_path, kind: str, vae_source, device: str, threads: int, s
     return torch_device, source, model, vae_record, settings
 
 
-def _derived_store(out_path, kind: str, split: str, source, vae_record: dict, settings: dict):
-    """A fresh store with the source store's triplets, preprocessing record and the VAE that made it."""
+def _derived_store(out_path, kind: str, split: str, source, vae_record: dict, settings: dict, triplet_shape,
+                   dtype, shard: tuple[int, int] | None):
+    """A fresh store with the source store's triplets, preprocessing record and the VAE that made it, and the rows
+    [start, stop) of the source it holds: all of them, or one shard's (index, count), aligned to the chunks of the
+    whole split's store (latent_interp.store)."""
+    total = len(store.names(source))
     attrs = {"vae": vae_record, "preprocess": source.attrs["preprocess"],
              "provenance": store.provenance("encode" if kind == "latents" else "reconstruct", settings)}
-    return store.create(out_path, kind, split, attrs, store.names(source), store.origins(source))
+    rows = (0, total)
+    if shard is not None:
+        rows = store.shard_rows(total, *shard, align=store.triplets_per_chunk(triplet_shape, dtype, total))
+        attrs.update(store.shard_attrs(*shard, rows))
+    group = store.create(out_path, kind, split, attrs, store.names(source)[slice(*rows)],
+                         store.origins(source)[slice(*rows)])
+    return group, rows[0]
+
+
+def _shard_label(shard, separator=" ") -> str:
+    """"" for a whole split; " shard1" (or "-shard1") for shard 1, as progress bars and fault points name it."""
+    return "" if shard is None else f"{separator}shard{shard[0]}"
 
 
 def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int = 16, device: str = "auto",
-                 threads: int = 1, single_file_config=None) -> None:
-    """frames store -> latents store (schema in latent_interp.store)."""
+                 threads: int = 1, single_file_config=None, shard: tuple[int, int] | None = None) -> None:
+    """frames store -> latents store (schema in latent_interp.store); with ``shard`` (index, count), one shard of it."""
     torch_device, frames_group, model, vae_record, settings = _open_stage(
         frames_path, "frames", vae_source, device, threads, single_file_config,
         {"batch_size": batch_size, "latents": "posterior mean and logvar, not multiplied by the scaling factor"})
     frames = frames_group[store.FRAMES]
-    count, _, height, width, _ = frames.shape
+    _, _, height, width, _ = frames.shape
     factor = 2 ** (len(model.config.block_out_channels) - 1)
     latent_shape = (3, model.config.latent_channels, height // factor, width // factor)
-    group = _derived_store(out_path, "latents", split, frames_group, vae_record, settings)
+    group, first = _derived_store(out_path, "latents", split, frames_group, vae_record, settings, latent_shape,
+                                  np.float32, shard)
     mean = store.add_array(group, store.MEAN, latent_shape, np.float32)
     logvar = store.add_array(group, store.LOGVAR, latent_shape, np.float32)
-    with tqdm(total=count, desc=f"encode {split}", unit="triplet") as progress:
+    with tqdm(total=mean.shape[0], desc=f"encode {split}{_shard_label(shard)}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(mean):
-            batch = frames[start:stop].reshape(-1, height, width, 3)
+            batch = frames[first + start:first + stop].reshape(-1, height, width, 3)
             batch_mean, batch_logvar = encode_frames(model, batch, torch_device, batch_size)
             mean[start:stop] = batch_mean.reshape(stop - start, *latent_shape)
             logvar[start:stop] = batch_logvar.reshape(stop - start, *latent_shape)
             progress.update(stop - start)
+            fault_point(f"encode{_shard_label(shard, '-')}", "mid-store")
 
 
 def reconstruct_split(latents_path, vae_source, out_path, split: str, batch_size: int = 16, device: str = "auto",
-                      threads: int = 1, single_file_config=None) -> None:
-    """latents store -> recon store: decode the posterior mean (deterministic, unlike the seed's sample())."""
+                      threads: int = 1, single_file_config=None, shard: tuple[int, int] | None = None) -> None:
+    """latents store -> recon store: decode the posterior mean (deterministic, unlike the seed's sample()); with
+    ``shard`` (index, count), one shard of it."""
     torch_device, latents_group, model, vae_record, settings = _open_stage(
         latents_path, "latents", vae_source, device, threads, single_file_config,
         {"batch_size": batch_size, "decoded": "posterior mean"})
@@ -99,11 +118,13 @@ def reconstruct_split(latents_path, vae_source, out_path, split: str, batch_size
                          f"(sha256 {latents_group.attrs['vae']['sha256'][:12]}), not by {vae_source}")
     mean = latents_group[store.MEAN]
     size = latents_group.attrs["preprocess"]["size"]
-    group = _derived_store(out_path, "recon", split, latents_group, vae_record, settings)
+    group, first = _derived_store(out_path, "recon", split, latents_group, vae_record, settings, (3, size, size, 3),
+                                  np.uint8, shard)
     frames = store.add_array(group, store.FRAMES, (3, size, size, 3), np.uint8)
-    with tqdm(total=mean.shape[0], desc=f"reconstruct {split}", unit="triplet") as progress:
+    with tqdm(total=frames.shape[0], desc=f"reconstruct {split}{_shard_label(shard)}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(frames):
-            latents = mean[start:stop].reshape(-1, *mean.shape[2:])
+            latents = mean[first + start:first + stop].reshape(-1, *mean.shape[2:])
             decoded = decode_latents(model, latents, torch_device, batch_size)
             frames[start:stop] = decoded.reshape(stop - start, 3, size, size, 3)
             progress.update(stop - start)
+            fault_point(f"reconstruct{_shard_label(shard, '-')}", "mid-store")

@@ -46,7 +46,6 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -59,53 +58,13 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from latent_interp import data, encode, metrics, store, vae  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Recipe:
-    trainable: str  # "decoder" (decoder and post_quant_conv; the latent space stays) or "all"
-    kl_weight: float
-    kl_normalization: str  # "pixels": KL per image / pixels per image (latent diffusion's ratio); "none": the seed's
-    optimizer: str  # "adamw" or "adam"
-    lr: float
-    weight_decay: float
-    warmup_steps: int  # linear warm-up from 0, then constant
-    grad_clip: float | None  # max global gradient norm; None: no clipping
-    ema_decay: float | None  # None: no EMA, the trained weights themselves are saved
-    batch_size: int
-    epochs: int
-    crop: int | None  # train on random crops of this size (the VAE is fully convolutional); None: whole frames
-
-
-RECIPES = {
-    # Crops of 128 px: four times the steps per second of whole 256 px frames on the CPU, and random crop positions
-    # augment a small train set. The EMA warms up (see ema_decay_at), so short runs still move it.
-    "default": Recipe(trainable="decoder", kl_weight=1e-6, kl_normalization="pixels", optimizer="adamw", lr=1e-4,
-                      weight_decay=0.01, warmup_steps=20, grad_clip=1.0, ema_decay=0.999, batch_size=8, epochs=10,
-                      crop=128),
-    "seed": Recipe(trainable="all", kl_weight=1.0, kl_normalization="none", optimizer="adam", lr=1e-4,
-                   weight_decay=0.0, warmup_steps=0, grad_clip=None, ema_decay=None, batch_size=8, epochs=10,
-                   crop=None),
-}
-RUN_KEYS = ("recipe", "enabled", "seed", "checkpoint_every")  # finetune.* config keys that are not Recipe fields
-# Settings a checkpoint may differ in and still be resumed.
-RESUMABLE_CHANGES = {"epochs"}
+from latent_interp.atomic import fault_point, partial_path, remove  # noqa: E402
+# The recipes are config, not training: the Snakefile reads them without importing torch.
+from latent_interp.recipes import RECIPES, RESUMABLE_CHANGES, RUN_KEYS, Recipe, recipe_from_config  # noqa: E402,F401
 
 
 class NonFiniteLossError(FloatingPointError):
     """The loss or the gradient became NaN or infinite; training stops and the last good checkpoint stays."""
-
-
-def recipe_from_config(finetune_config: dict) -> tuple[str, Recipe, dict]:
-    """(recipe name, the recipe with the config's overrides applied, the overrides) from the ``finetune`` block."""
-    name = finetune_config.get("recipe", "default")
-    if name not in RECIPES:
-        raise ValueError(f"config key finetune.recipe = {name!r}: choose one of {sorted(RECIPES)}")
-    overrides = {key: value for key, value in finetune_config.items() if key not in RUN_KEYS}
-    unknown = set(overrides) - {field.name for field in dataclasses.fields(Recipe)}
-    if unknown:
-        raise ValueError(f"config keys finetune.{', finetune.'.join(sorted(unknown))} are not recipe settings")
-    return name, dataclasses.replace(RECIPES[name], **overrides), overrides
 
 
 def trainable_parameters(model, recipe: Recipe) -> list[torch.nn.Parameter]:
@@ -241,9 +200,11 @@ def update_ema(ema, model, decay: float) -> None:
 
 def save_checkpoint(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
+    temporary = partial_path(path)
     torch.save(state, temporary)
+    fault_point("finetune", "checkpoint")
     temporary.replace(path)  # a kill mid-write leaves the previous checkpoint whole
+    fault_point("finetune", "checkpointed")
 
 
 def plot_curves(steps: pd.DataFrame, epochs: pd.DataFrame, title: str) -> plt.Figure:
@@ -297,6 +258,7 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
     total_steps = recipe.epochs * steps_per_epoch
     step, step_rows, epoch_rows, resumes, seconds_before = 0, [], [], [], 0.0
 
+    remove(partial_path(checkpoint_path))  # a checkpoint whose write was killed; the last whole one stays
     resumed = _resume(checkpoint_path, identity, total_steps, model, ema, optimizer, generator)
     if resumed is not None:
         step, step_rows, epoch_rows, resumes, seconds_before = resumed

@@ -34,7 +34,7 @@ import pandas as pd
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
-from latent_interp import store
+from latent_interp import atomic, store
 
 SSIM_SETTINGS = {"win_size": 7, "channel_axis": -1, "data_range": 1.0}
 TABLE_COLUMNS = ["model", "split", "triplet", "origin", "frame", "mse", "psnr", "ssim"]
@@ -70,8 +70,10 @@ def metric_spec() -> dict:
     }
 
 
-def compute_split_metrics(frames_path, recon_path, table_path, spec_path, model: str, split: str) -> pd.DataFrame:
-    """One metrics table for one model and split, streamed chunk by chunk over the two stores."""
+def compute_split_metrics(frames_path, recon_path, table_path, spec_path, model: str, split: str,
+                          shard: tuple[int, int] | None = None) -> pd.DataFrame:
+    """One metrics table for one model and split, streamed chunk by chunk over the two stores; with ``shard``
+    (index, count), the rows of that shard's triplets (``gather_tables`` concatenates them)."""
     frames_group = store.open_store(frames_path, "frames")
     recon_group = store.open_store(recon_path, "recon")
     names = store.require_same_triplets(frames_group, recon_group, frames_path, recon_path)
@@ -81,9 +83,13 @@ def compute_split_metrics(frames_path, recon_path, table_path, spec_path, model:
         raise ValueError(f"{frames_path} has frames {truth.shape} but {recon_path} has {reconstruction.shape}")
     annotations = store.read_annotations(frames_group)
     size = truth.shape[2:4]
+    first, last = (0, len(names)) if shard is None else store.shard_rows(len(names), *shard, align=truth.chunks[0])
     rows = []
-    with tqdm(total=len(names), desc=f"metrics {model}/{split}", unit="triplet") as progress:
+    with tqdm(total=last - first, desc=f"metrics {model}/{split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(truth):
+            start, stop = max(start, first), min(stop, last)
+            if start >= stop:
+                continue
             truth_chunk, recon_chunk = truth[start:stop], reconstruction[start:stop]
             for offset in range(stop - start):
                 index = start + offset
@@ -99,9 +105,25 @@ def compute_split_metrics(frames_path, recon_path, table_path, spec_path, model:
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS + (ROI_COLUMNS if annotations is not None else []))
     if annotations is not None:
         table = table.merge(annotations[["triplet", *ANNOTATION_COLUMNS]], on="triplet", how="left")
-    table.to_csv(table_path, index=False, float_format="%.8g")
+    atomic.write_csv(table, table_path, "metrics" if shard is None else f"metrics-shard{shard[0]}",
+                     float_format="%.8g")
     Path(spec_path).write_text(json.dumps(metric_spec(), indent=2) + "\n")
     return table
+
+
+def gather_tables(shard_tables: list[str], shard_specs: list[str], table_path, spec_path) -> None:
+    """The shards' metrics tables, in order, as one table: the bytes an unsharded run writes (the header once)."""
+    specs = {Path(path).read_text() for path in shard_specs}
+    if len(specs) != 1:
+        raise ValueError(f"the shards' metric specs differ ({', '.join(map(str, shard_specs))}): made by different code")
+    with open(table_path, "w", newline="") as out:
+        for index, path in enumerate(shard_tables):
+            with open(path, newline="") as table:
+                header = table.readline()
+                if index == 0:
+                    out.write(header)
+                out.writelines(table)
+    Path(spec_path).write_text(specs.pop())
 
 
 def roi_box(annotation, size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:

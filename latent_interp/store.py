@@ -25,6 +25,11 @@ Schema (README "Stores and tables" repeats it):
 
 Stores are written whole by one job into a fresh folder (``mode="w"``) and never changed in place afterwards. Rows
 are chunked many triplets together (about 4 MiB a chunk): one latent triplet alone is only 48 KiB.
+
+Sharded splits (config ``data.shard_size``): a shard store holds the rows ``attrs["shard"]["rows"]`` = [start,
+stop) of its split, with the same arrays and attrs plus ``shard`` (index, count, rows). Shards start on the chunk
+grid of the whole split's store, so every chunk, and every micro-batch inside it, holds the same rows as in an
+unsharded run; ``gather`` concatenates them into a store byte-identical to the unsharded one.
 """
 
 from __future__ import annotations
@@ -166,3 +171,50 @@ def chunk_ranges(array: zarr.Array):
     step = array.chunks[0]
     for start in range(0, array.shape[0], step):
         yield start, min(start + step, array.shape[0])
+
+
+def shard_rows(total: int, index: int, count: int, align: int) -> tuple[int, int]:
+    """Rows [start, stop) of shard ``index`` of ``count``: about total / count rows each, starting on multiples of
+    ``align`` (the whole store's chunk rows). Trailing shards are empty when alignment leaves nothing for them."""
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index} of {count} does not exist")
+    per_shard = -(-max(total, 1) // count)
+    per_shard = -(-per_shard // align) * align
+    return min(index * per_shard, total), min((index + 1) * per_shard, total)
+
+
+def shard_attrs(index: int, count: int, rows: tuple[int, int]) -> dict:
+    return {"shard": {"index": index, "count": count, "rows": list(rows)}}
+
+
+def gather(shard_paths: list[str | Path], out_path: str | Path) -> zarr.Group:
+    """Concatenate the shards of one split, in order, into the store an unsharded run writes: the same attrs (less
+    ``shard``), names, arrays and chunking, copied one shard chunk at a time."""
+    shards = [open_store(path) for path in shard_paths]
+    first = dict(shards[0].attrs)
+    expected_start = 0
+    for index, (path, shard) in enumerate(zip(shard_paths, shards)):
+        attrs = dict(shard.attrs)
+        record = attrs.pop("shard", None)
+        if record is None or (record["index"], record["count"], record["rows"][0]) != (index, len(shards),
+                                                                                       expected_start):
+            raise ValueError(f"{path}: expected shard {index} of {len(shards)} from row {expected_start}, found "
+                             f"{record}")
+        if attrs != {k: v for k, v in first.items() if k != "shard"}:
+            raise ValueError(f"{path}: attrs differ from {shard_paths[0]}'s; the shards were made differently")
+        expected_start = record["rows"][1]
+    attrs = {k: v for k, v in first.items() if k not in ("shard", "kind", "split")}
+    group = create(out_path, first["kind"], first["split"], attrs, [n for shard in shards for n in names(shard)],
+                   [o for shard in shards for o in origins(shard)])
+    for name in shards[0].array_keys():
+        if name in (TRIPLETS, ORIGINS):
+            continue
+        template = shards[0][name]
+        target = add_array(group, name, template.shape[1:], template.dtype)
+        offset = 0
+        for shard in shards:
+            source = shard[name]
+            for start, stop in chunk_ranges(source):
+                target[offset + start:offset + stop] = source[start:stop]
+            offset += source.shape[0]
+    return group

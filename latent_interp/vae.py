@@ -10,11 +10,12 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import re
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
+
+from latent_interp.weights import HUB_ID, WEIGHT_SUFFIXES, source_format  # noqa: F401 (torch-free, for the Snakefile)
 
 # kl-f8 geometry: three 2x downsamplings (8x in all) and 4 latent channels. Widths are cut about 8x from kl-f8's
 # (128, 256, 512, 512), one ResNet layer per block, and no mid-block attention, so the model trains on 2 CPU cores.
@@ -33,8 +34,6 @@ TINY_VAE_CONFIG = dict(
 
 
 KL_F8_CONFIG = Path(__file__).parent / "configs" / "kl-f8"  # kl-f8-anime2's architecture, for single files
-WEIGHT_SUFFIXES = {".safetensors", ".bin"}
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def build_vae(**overrides) -> AutoencoderKL:
@@ -82,37 +81,15 @@ def file_digest(path: str | Path) -> str:
 
 
 def folder_digest(folder: str | Path) -> str:
-    """sha256 over the folder's config and weight files, so a store records exactly which weights made it."""
+    """sha256 over the folder's ``config.json`` and weight files, so a store records exactly which weights made it.
+    Provenance files beside them (``finetune.json``, ``training.json``) are left out: a resumed fine-tune records
+    its resume there, and its weights are still the same model."""
     digest = hashlib.sha256()
     for path in sorted(Path(folder).iterdir()):
-        if path.suffix in WEIGHT_SUFFIXES | {".json"}:
+        if path.suffix in WEIGHT_SUFFIXES or path.name == "config.json":
             digest.update(path.name.encode())
             digest.update(file_digest(path).encode())
     return digest.hexdigest()
-
-
-def source_format(source: str | Path) -> str:
-    """How ``vae.pretrained`` stores its weights: ``diffusers`` folder, ``safetensors`` or ``ckpt`` single file
-    (latent-diffusion key layout), or a ``hub`` id."""
-    path = Path(source)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"vae.pretrained = {str(source)!r}: no diffusers folder there (expected {path / 'config.json'}). "
-                "Point vae.pretrained at a folder written by AutoencoderKL.save_pretrained, or at a single "
-                ".safetensors/.ckpt file."
-            )
-        return "diffusers"
-    if path.is_file() and path.suffix == ".safetensors":
-        return "safetensors"
-    if path.is_file() and path.suffix in {".ckpt", ".pt", ".pth"}:
-        return "ckpt"
-    if not path.exists() and HUB_ID.match(str(source)):
-        return "hub"
-    raise FileNotFoundError(
-        f"vae.pretrained = {str(source)!r}: no such folder or file. Give a diffusers folder (config.json + weights), "
-        "a latent-diffusion single file (.safetensors or .ckpt), or a hub id such as bullhug/kl-f8-anime2."
-    )
 
 
 def load_vae(source: str | Path, device: torch.device | str = "cpu",

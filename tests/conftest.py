@@ -70,10 +70,17 @@ def tiny_config() -> dict:
     return config
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+def snakemake_command(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> list[str]:
+    """Targets go in ``args`` after the options: --configfile takes every word up to the next option."""
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir), "--cores",
+            "2", *args, "--configfile", str(workdir / "config.yaml")]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None,
+              snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
+    # Run from the workdir, as a user would: "python -m" puts the current folder first on sys.path.
+    result = subprocess.run(snakemake_command(workdir, *args, snakefile=snakefile), capture_output=True, text=True,
+                            cwd=workdir, env={**os.environ, "PYTHONHASHSEED": "0", **(env or {})})
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
                              f"{result.stderr[-6000:]}")

@@ -64,3 +64,38 @@ def test_reconstruct_refuses_a_different_vae(frames_store, micro_vae_dir, tmp_pa
     vae.build_vae(block_out_channels=(8, 16, 16, 16), norm_num_groups=4).save_pretrained(other)
     with pytest.raises(ValueError, match="was encoded by"):
         encode.reconstruct_split(latents, other, tmp_path / "recon.zarr", "train")
+
+
+def _tree_bytes(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_shards_gather_into_the_bytes_of_an_unsharded_run(frames_store, micro_vae_dir, tmp_path, monkeypatch, count):
+    """Shards start on the whole store's chunk grid, so each micro-batch holds the same frames as unsharded."""
+    monkeypatch.setattr(store, "CHUNK_BYTES", 3 * 4 * 4 * 4 * 4)  # one latent triplet a chunk: 4 chunks in train
+    encode.encode_split(frames_store, micro_vae_dir, tmp_path / "whole.zarr", "train", batch_size=2)
+    encode.reconstruct_split(tmp_path / "whole.zarr", micro_vae_dir, tmp_path / "whole-recon.zarr", "train", 2)
+    latent_shards = [tmp_path / f"latents{i}.zarr" for i in range(count)]
+    recon_shards = [tmp_path / f"recon{i}.zarr" for i in range(count)]
+    for index, (latents, recon) in enumerate(zip(latent_shards, recon_shards)):
+        encode.encode_split(frames_store, micro_vae_dir, latents, "train", batch_size=2, shard=(index, count))
+        encode.reconstruct_split(tmp_path / "whole.zarr", micro_vae_dir, recon, "train", 2, shard=(index, count))
+    sizes = [store.open_store(path)[store.MEAN].shape[0] for path in latent_shards]
+    assert sum(sizes) == 4 and sizes[0] < 4  # a real split of the rows
+    store.gather(latent_shards, tmp_path / "gathered.zarr")
+    store.gather(recon_shards, tmp_path / "gathered-recon.zarr")
+    assert _tree_bytes(tmp_path / "gathered.zarr") == _tree_bytes(tmp_path / "whole.zarr")
+    assert _tree_bytes(tmp_path / "gathered-recon.zarr") == _tree_bytes(tmp_path / "whole-recon.zarr")
+
+
+def test_gather_refuses_missing_or_foreign_shards(frames_store, micro_vae_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "CHUNK_BYTES", 3 * 4 * 4 * 4 * 4)
+    shards = [tmp_path / f"latents{i}.zarr" for i in range(3)]
+    for index, path in enumerate(shards):
+        encode.encode_split(frames_store, micro_vae_dir, path, "train", batch_size=2, shard=(index, 3))
+    with pytest.raises(ValueError, match="latents0.zarr: expected shard 0 of 2 from row 0"):
+        store.gather([shards[0], shards[2]], tmp_path / "gathered.zarr")
+    encode.encode_split(frames_store, micro_vae_dir, tmp_path / "other.zarr", "train", batch_size=4, shard=(1, 3))
+    with pytest.raises(ValueError, match="other.zarr: attrs differ"):
+        store.gather([shards[0], tmp_path / "other.zarr", shards[2]], tmp_path / "gathered.zarr")

@@ -193,3 +193,18 @@ def test_comparison_pairs_images_and_bounds_the_difference():
     # Pairing: the spread of the images' PSNR (std ~4 dB) does not widen the interval of a ~0.5 dB gain.
     assert row.psnr_diff_ci_high - row.psnr_diff_ci_low < 0.3
     assert metrics.compare_models(_table(base_psnr, "pretrained")).empty  # nothing to compare with
+
+
+def test_shard_tables_gather_into_the_bytes_of_one_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "CHUNK_BYTES", 2 * 3 * 16 * 16 * 3)  # two triplets a chunk
+    (frames, recon), _, _ = _pair_of_stores(tmp_path, [f"t{i}" for i in range(6)])
+    metrics.compute_split_metrics(frames, recon, tmp_path / "whole.csv", tmp_path / "whole.json", "m", "val")
+    tables, specs = [], []
+    for index in range(3):
+        tables.append(tmp_path / f"shard{index}.csv")
+        specs.append(tmp_path / f"shard{index}.json")
+        metrics.compute_split_metrics(frames, recon, tables[-1], specs[-1], "m", "val", shard=(index, 3))
+    assert [len(pd.read_csv(table)) for table in tables] == [6, 6, 6]  # 2 triplets x 3 frames each
+    metrics.gather_tables(tables, specs, tmp_path / "gathered.csv", tmp_path / "gathered.json")
+    assert (tmp_path / "gathered.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert (tmp_path / "gathered.json").read_bytes() == (tmp_path / "whole.json").read_bytes()

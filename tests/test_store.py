@@ -60,3 +60,13 @@ def test_provenance_has_no_timestamp():
     record = store.provenance("ingest", {"size": 8})
     assert record["stage"] == "ingest" and record["settings"] == {"size": 8}
     assert set(record) == {"stage", "settings", "versions"}
+
+
+@pytest.mark.parametrize("total, count, align", [(10, 3, 1), (10, 3, 4), (7, 3, 7), (0, 2, 5), (100, 7, 3)])
+def test_shards_cover_the_rows_once_in_order_on_the_chunk_grid(total, count, align):
+    shards = [store.shard_rows(total, index, count, align) for index in range(count)]
+    assert shards[0][0] == 0 and shards[-1][1] == total
+    assert all(previous[1] == following[0] for previous, following in zip(shards, shards[1:]))
+    assert all(start % align == 0 or start == total for start, _ in shards)
+    with pytest.raises(ValueError, match="shard 3 of 3"):
+        store.shard_rows(total, 3, 3, align)

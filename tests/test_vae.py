@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import pytest
 import torch
@@ -59,3 +60,10 @@ def test_prepare_torch_never_asks_for_more_threads_than_cpus():
     assert torch.get_num_threads() == available
     vae.prepare_torch(1)
     assert torch.get_num_threads() == 1
+
+
+def test_digest_ignores_provenance_beside_the_weights(micro_vae_dir, tmp_path):
+    """A resumed fine-tune records its resume in finetune.json; its weights are the same model."""
+    shutil.copytree(micro_vae_dir, tmp_path / "model")
+    (tmp_path / "model" / "finetune.json").write_text('{"resumed_at_steps": [2]}')
+    assert vae.folder_digest(tmp_path / "model") == vae.folder_digest(micro_vae_dir)

@@ -276,3 +276,10 @@ def test_a_finetuned_encoder_is_a_latent_space_of_its_own(tmp_path_factory):
 def test_lint_is_clean():
     result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
     assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr, result.stdout
+
+
+def test_snakefmt_is_clean():
+    """The Snakefile and the rules keep snakefmt's layout (line length 120, pyproject.toml)."""
+    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -33,9 +33,10 @@ SECTIONS = (overview.section, data.section, reconstruction.section, finetune.sec
             geometry.section, embeddings.section, provenance.section)
 
 
-def build_report(out_path, figures_dir, inputs: ReportInputs) -> None:
-    """Write the page to ``out_path`` and its figures under ``figures_dir``."""
-    ctx = Context(inputs, figures_dir, out_path)
+def build_report(out_path, figures_dir, inputs: ReportInputs, linked_figures_dir=None) -> None:
+    """Write the page to ``out_path`` and its figures under ``figures_dir``, which the page links as
+    ``linked_figures_dir`` (default ``figures_dir``) relative to ``out_path``'s folder."""
+    ctx = Context(inputs, figures_dir, out_path, linked_figures_dir)
     triplets.add_triplet_index(ctx)
     ctx.panel_keys = triplets.panel_keys(ctx, embeddings.trajectory_keys(ctx))
     triplets.add_panel_images(ctx, ctx.panel_keys)

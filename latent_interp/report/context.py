@@ -58,10 +58,10 @@ class ReportInputs:
 class Context:
     """The inputs, loaded lazily and once; ``payload`` is the JSON the page's scripts read (see ``page``)."""
 
-    def __init__(self, inputs: ReportInputs, figures_dir, report_path):
+    def __init__(self, inputs: ReportInputs, figures_dir, report_path, linked_figures_dir=None):
         self.inputs = inputs
         self.settings = inputs.settings
-        self.figures = FigureWriter(figures_dir, Path(report_path).parent)
+        self.figures = FigureWriter(figures_dir, Path(report_path).parent, linked_figures_dir)
         self.payload: dict = {"tables": {}, "embeddings": [], "thumbs": {}, "images": {}}
         self.panel_keys: list[str] = []  # the triplets whose images are embedded (triplets.panel_keys)
 

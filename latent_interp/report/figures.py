@@ -28,10 +28,12 @@ class Figure:
 
 
 class FigureWriter:
-    def __init__(self, folder, report_dir):
+    def __init__(self, folder, report_dir, linked_folder=None):
+        """Figures go to ``folder``; the page links them where they will be, ``linked_folder`` (default
+        ``folder``; the rule writes both under temporary names, latent_interp.atomic)."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.relative = Path(os.path.relpath(self.folder, report_dir))
+        self.relative = Path(os.path.relpath(linked_folder or self.folder, report_dir))
         self.written: list[str] = []
 
     def save(self, figure: plt.Figure, name: str, caption: str, embed: bool = True) -> Figure:

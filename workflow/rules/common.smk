@@ -1,9 +1,11 @@
 # Config validation, the names the rules share, and every input function.
+import re
 from pathlib import Path
 
 from snakemake.utils import validate
 
-from latent_interp import data, finetune, synthetic, vae
+# Only torch-free modules: every Snakemake process (each dry run, each cluster job) builds the DAG from these.
+from latent_interp import data, recipes, sources, synthetic, weights
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -20,29 +22,47 @@ EMBED_METHODS = config["embed"]["methods"]
 # Fine-tuning validates on val, and the collapse check runs there; without a val split both use the last split.
 VAL_SPLIT = "val" if "val" in SPLITS else SPLITS[-1]
 ENV = "../../envs/latent-interp.yaml"
+SCRIPTS = Path(workflow.main_snakefile).parent / "workflow" / "scripts"
+# What the rules that run a VAE on a split pass on: the model's weights and the vae.* settings.
+VAE_PARAMS = dict(
+    vae=lambda wildcards: MODELS[wildcards.model],
+    batch_size=config["vae"].get("batch_size", 16),
+    device=config["vae"].get("device", "auto"),
+    single_file_config=config["vae"].get("single_file_config"),
+)
 
 if config["finetune"]["enabled"] and "train" not in SPLITS:
-    raise ValueError("config key finetune.enabled: fine-tuning trains on a split named train, and data.splits has "
-                     f"none ({SPLITS}); add it or set finetune.enabled: false")
+    raise ValueError(
+        "config key finetune.enabled: fine-tuning trains on a split named train, and data.splits has "
+        f"none ({SPLITS}); add it or set finetune.enabled: false"
+    )
 
 # The latent study (rules interp_train, interp, geometry, embed) works per latent space. A decoder-only fine-tune
 # keeps the encoder, so model "finetuned" then has pretrained's latents: its predictors, geometry and embeddings are
 # pretrained's, computed once (rule latent_twin checks that the latents agree); only its decoder is scored again.
 LATENT_SPACE = {model: model for model in MODELS}
-if "finetuned" in MODELS and finetune.recipe_from_config(config["finetune"])[1].trainable == "decoder":
+if "finetuned" in MODELS and recipes.recipe_from_config(config["finetune"])[1].trainable == "decoder":
     LATENT_SPACE["finetuned"] = "pretrained"
 LATENT_MODELS = [model for model in MODELS if LATENT_SPACE[model] == model]
 TWINS = {model: space for model, space in LATENT_SPACE.items() if space != model}
 # What rule geometry writes for each latent space, by the name latent_interp.geometry.analyse_geometry uses.
-GEOMETRY_OUTPUTS = {"trajectories": "trajectories.csv", "channels": "channels.csv", "histograms": "histograms.csv",
-                    "correlation": "correlation.csv", "clusters": "clusters.csv", "summary": "geometry.json"}
+GEOMETRY_OUTPUTS = {
+    "trajectories": "trajectories.csv",
+    "channels": "channels.csv",
+    "histograms": "histograms.csv",
+    "correlation": "correlation.csv",
+    "clusters": "clusters.csv",
+    "summary": "geometry.json",
+}
 # Predictors fit on train and choose their settings on val; they are scored on every other split.
 INTERP_SPLITS = [split for split in SPLITS if split != "train"]
 # The geometry's linear probes fit on train and are scored on test (or the last split).
 PROBE_TEST = "test" if "test" in SPLITS else SPLITS[-1]
 if "train" not in SPLITS or "val" not in SPLITS:  # selecting on the split they are scored on would leak it
-    raise ValueError(f"config key data.splits: the interpolation predictors fit on a split named train and choose "
-                     f"their settings on one named val, but data.splits is {SPLITS}")
+    raise ValueError(
+        f"config key data.splits: the interpolation predictors fit on a split named train and choose "
+        f"their settings on one named val, but data.splits is {SPLITS}"
+    )
 
 if SYNTHETIC and config["data"].get("layout", "folders") != "folders":
     raise ValueError("config key data.source: synthetic draws a 'folders' layout; set data.layout: folders")
@@ -52,10 +72,49 @@ if SYNTHETIC:
         raise ValueError(f"config key data.synthetic.triplets has no count for split(s) {_missing}")
 
 
+def triplets_listed(split):
+    """How many triplets the split's source holds, known before ingest (which may skip some)."""
+    if SYNTHETIC:
+        return SYNTHETIC["triplets"][split]
+    return len(data.split_source(config["data"], split).triplet_dirs())
+
+
+# A split above data.shard_size triplets is encoded, reconstructed and scored as SHARDS[split] parallel jobs whose
+# stores and tables the gather rules concatenate (README "Sharded splits"); the others run as one job each.
+SHARD_SIZE = config["data"].get("shard_size")
+SHARDS = {split: -(-triplets_listed(split) // SHARD_SIZE) for split in SPLITS} if SHARD_SIZE else {}
+SHARDS = {split: count for split, count in SHARDS.items() if count > 1}
+
+
+def one_of(names):
+    """A wildcard pattern that matches exactly these names (and nothing when there are none)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+WHOLE_SPLIT = one_of([split for split in SPLITS if split not in SHARDS])
+SHARDED_SPLIT = one_of(list(SHARDS))
+
+
+def shard_files(pattern):
+    """Input function: ``pattern`` expanded over the shards of the job's split (and its other wildcards)."""
+    return lambda wildcards: expand(pattern, shard=range(SHARDS[wildcards.split]), **wildcards)
+
+
+def shard_of(wildcards):
+    """The job's shard as the package functions take it: (index, count)."""
+    return int(wildcards.shard), SHARDS[wildcards.split]
+
+
 def synthetic_frame_files(split):
     """The files that synthesize_<split> writes, known from the config alone before any job runs."""
     specs = synthetic.triplet_specs(SYNTHETIC["seed"], split, SYNTHETIC["triplets"][split])
     return [f"{config['data']['root']}/{split}/{path}" for path in synthetic.frame_relpaths(specs)]
+
+
+def code(script):
+    """The package files that workflow/scripts/<script>.py runs (latent_interp.sources), as the rule's ``code``
+    input: editing them reruns the rule, editing any other module does not."""
+    return list(sources.script_sources(SCRIPTS / f"{script}.py"))
 
 
 def split_source(wildcards):
@@ -79,11 +138,7 @@ def vae_files(wildcards):
 def model_files(model):
     if model == "finetuned":
         return [FINETUNED]
-    source = MODELS[model]
-    form = vae.source_format(source)  # raises, naming vae.pretrained, before any job runs
-    if form == "diffusers":
-        return sorted(str(p) for p in Path(source).iterdir() if p.suffix in vae.WEIGHT_SUFFIXES | {".json"})
-    return [source] if form != "hub" else []
+    return weights.weight_files(MODELS[model])  # raises, naming vae.pretrained, before any job runs
 
 
 def all_of(pattern, **wildcards):

@@ -4,20 +4,20 @@ rule embed:
         latents=lambda wildcards: expand("results/latents/{model}/{split}.zarr", model=wildcards.model, split=SPLITS),
         clusters="results/geometry/{model}/clusters.csv",
         trajectories="results/geometry/{model}/trajectories.csv",
+        code=code("embed"),
     output:
         table="results/embeddings/{model}/{method}.csv",
         plot="results/embeddings/{model}/{method}.png",
         settings="results/embeddings/{model}/{method}.json",
-    params:
-        seed=config["embed"].get("seed", 0),
-        max_points=config["embed"].get("max_points", 5000),
-        trajectories=config["embed"].get("trajectories", 12),
     log:
         "results/logs/embed/{model}/{method}.log",
     benchmark:
         "results/benchmarks/embed/{model}/{method}.tsv"
-    threads: 2
     conda:
         ENV
+    params:
+        seed=config["embed"].get("seed", 0),
+        max_points=config["embed"].get("max_points", 5000),
+        trajectories=config["embed"].get("trajectories", 12),
     script:
         "../scripts/embed.py"

@@ -1,24 +1,26 @@
 # The two GPU stages. resources: gpu=1 lets profiles/default run one at a time and the slurm executor ask for a GPU.
+# A split of more than data.shard_size triplets runs as shard jobs (encode_shard, reconstruct_shard) that
+# gather_store concatenates into the same store; the others as one job (encode, reconstruct).
 rule encode:
     input:
         frames="results/frames/{split}.zarr",
         vae=vae_files,
+        code=code("encode"),
     output:
         directory("results/latents/{model}/{split}.zarr"),
-    params:
-        vae=lambda wildcards: MODELS[wildcards.model],
-        batch_size=config["vae"].get("batch_size", 16),
-        device=config["vae"].get("device", "auto"),
-        single_file_config=config["vae"].get("single_file_config"),
     log:
         "results/logs/encode/{model}/{split}.log",
     benchmark:
         "results/benchmarks/encode/{model}/{split}.tsv"
-    threads: 4
-    resources:
-        gpu=1,
+    wildcard_constraints:
+        split=WHOLE_SPLIT,
     conda:
         ENV
+    resources:
+        gpu=1,
+    params:
+        **VAE_PARAMS,
+        shard=None,
     script:
         "../scripts/encode.py"
 
@@ -27,21 +29,69 @@ rule reconstruct:
     input:
         latents="results/latents/{model}/{split}.zarr",
         vae=vae_files,
+        code=code("reconstruct"),
     output:
         directory("results/recon/{model}/{split}.zarr"),
-    params:
-        vae=lambda wildcards: MODELS[wildcards.model],
-        batch_size=config["vae"].get("batch_size", 16),
-        device=config["vae"].get("device", "auto"),
-        single_file_config=config["vae"].get("single_file_config"),
     log:
         "results/logs/reconstruct/{model}/{split}.log",
     benchmark:
         "results/benchmarks/reconstruct/{model}/{split}.tsv"
-    threads: 4
+    wildcard_constraints:
+        split=WHOLE_SPLIT,
+    conda:
+        ENV
     resources:
         gpu=1,
+    params:
+        **VAE_PARAMS,
+        shard=None,
+    script:
+        "../scripts/reconstruct.py"
+
+
+use rule encode as encode_shard with:
+    output:
+        temp(directory("results/shards/latents/{model}/{split}/{shard}.zarr")),
+    log:
+        "results/logs/encode/{model}/{split}/shard{shard}.log",
+    benchmark:
+        "results/benchmarks/encode/{model}/{split}/shard{shard}.tsv"
+    wildcard_constraints:
+        split=SHARDED_SPLIT,
+    params:
+        **VAE_PARAMS,
+        shard=shard_of,
+
+
+use rule reconstruct as reconstruct_shard with:
+    output:
+        temp(directory("results/shards/recon/{model}/{split}/{shard}.zarr")),
+    log:
+        "results/logs/reconstruct/{model}/{split}/shard{shard}.log",
+    benchmark:
+        "results/benchmarks/reconstruct/{model}/{split}/shard{shard}.tsv"
+    wildcard_constraints:
+        split=SHARDED_SPLIT,
+    params:
+        **VAE_PARAMS,
+        shard=shard_of,
+
+
+# Cheap: a copy, chunk by chunk. The gathered store is byte-identical to an unsharded run's (latent_interp.store).
+rule gather_store:
+    input:
+        shards=shard_files("results/shards/{stage}/{model}/{split}/{shard}.zarr"),
+        code=code("gather_store"),
+    output:
+        directory("results/{stage}/{model}/{split}.zarr"),
+    log:
+        "results/logs/gather_store/{stage}/{model}/{split}.log",
+    benchmark:
+        "results/benchmarks/gather_store/{stage}/{model}/{split}.tsv"
+    wildcard_constraints:
+        stage="latents|recon",
+        split=SHARDED_SPLIT,
     conda:
         ENV
     script:
-        "../scripts/reconstruct.py"
+        "../scripts/gather_store.py"

@@ -6,8 +6,17 @@ rule finetune:
         train="results/frames/train.zarr",
         val=f"results/frames/{VAL_SPLIT}.zarr",
         vae=lambda wildcards: model_files("pretrained"),
+        code=code("finetune"),
     output:
         directory(FINETUNED),
+    log:
+        "results/logs/finetune.log",
+    benchmark:
+        "results/benchmarks/finetune.tsv"
+    conda:
+        ENV
+    resources:
+        gpu=1,
     params:
         pretrained=config["vae"]["pretrained"],
         settings=config["finetune"],
@@ -15,14 +24,5 @@ rule finetune:
         batch_size=config["vae"].get("batch_size", 16),
         device=config["vae"].get("device", "auto"),
         single_file_config=config["vae"].get("single_file_config"),
-    log:
-        "results/logs/finetune.log",
-    benchmark:
-        "results/benchmarks/finetune.tsv"
-    threads: 4
-    resources:
-        gpu=1,
-    conda:
-        ENV
     script:
         "../scripts/finetune.py"

@@ -3,6 +3,7 @@ rule geometry:
     input:
         latents=lambda wildcards: expand("results/latents/{model}/{split}.zarr", model=wildcards.model, split=SPLITS),
         frames=expand("results/frames/{split}.zarr", split=SPLITS),
+        code=code("geometry"),
     output:
         # the names and files of GEOMETRY_OUTPUTS (common.smk), which the report reads
         trajectories="results/geometry/{model}/trajectories.csv",
@@ -11,16 +12,15 @@ rule geometry:
         correlation="results/geometry/{model}/correlation.csv",
         clusters="results/geometry/{model}/clusters.csv",
         summary="results/geometry/{model}/geometry.json",
-    params:
-        settings=config["geometry"],
-        probe_test=PROBE_TEST,
     log:
         "results/logs/geometry/{model}.log",
     benchmark:
         "results/benchmarks/geometry/{model}.tsv"
-    threads: 2
     conda:
         ENV
+    params:
+        settings=config["geometry"],
+        probe_test=PROBE_TEST,
     script:
         "../scripts/geometry.py"
 
@@ -28,18 +28,19 @@ rule geometry:
 rule latent_twin:
     input:
         latents=lambda wildcards: expand("results/latents/{model}/{split}.zarr", model=wildcards.model, split=SPLITS),
-        twin=lambda wildcards: expand("results/latents/{model}/{split}.zarr", model=TWINS[wildcards.model],
-                                      split=SPLITS),
+        twin=lambda wildcards: expand(
+            "results/latents/{model}/{split}.zarr", model=TWINS[wildcards.model], split=SPLITS
+        ),
+        code=code("latent_twin"),
     output:
         "results/geometry/{model}/same_latents.json",
-    params:
-        twin=lambda wildcards: TWINS[wildcards.model],
     log:
         "results/logs/latent_twin/{model}.log",
     benchmark:
         "results/benchmarks/latent_twin/{model}.tsv"
-    threads: 1
     conda:
         ENV
+    params:
+        twin=lambda wildcards: TWINS[wildcards.model],
     script:
         "../scripts/latent_twin.py"

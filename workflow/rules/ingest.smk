@@ -1,20 +1,20 @@
 rule ingest:
     input:
-        split_frame_files,
+        frames=split_frame_files,
+        code=code("ingest"),
     output:
         store=directory("results/frames/{split}.zarr"),
         skipped="results/frames/{split}.skipped.csv",
+    log:
+        "results/logs/ingest/{split}.log",
+    benchmark:
+        "results/benchmarks/ingest/{split}.tsv"
+    conda:
+        ENV
     params:
         source=split_source,
         size=config["preprocess"]["size"],
         resample=config["preprocess"]["resample"],
         on_error=config["data"].get("on_error", "skip"),
-    log:
-        "results/logs/ingest/{split}.log",
-    benchmark:
-        "results/benchmarks/ingest/{split}.tsv"
-    threads: 4
-    conda:
-        ENV
     script:
         "../scripts/ingest.py"

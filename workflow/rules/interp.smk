@@ -7,21 +7,21 @@ rule interp_train:
     input:
         train="results/latents/{model}/train.zarr",
         val=f"results/latents/{{model}}/{VAL_SPLIT}.zarr",
+        code=code("interp_train"),
     output:
         directory("results/predictors/{model}"),
-    params:
-        # only the keys that shape the predictors: a new gallery or LPIPS setting must not retrain them
-        settings={key: config["interp"][key] for key in TRAINING_KEYS if key in config["interp"]},
-        device=config["vae"].get("device", "auto"),
     log:
         "results/logs/interp_train/{model}.log",
     benchmark:
         "results/benchmarks/interp_train/{model}.tsv"
-    threads: 4
-    resources:
-        gpu=1,
     conda:
         ENV
+    resources:
+        gpu=1,
+    params:
+        # only the keys that shape the predictors: a new gallery or LPIPS setting must not retrain them
+        settings={key: config["interp"][key] for key in TRAINING_KEYS if key in config["interp"]},
+        device=config["vae"].get("device", "auto"),
     script:
         "../scripts/interp_train.py"
 
@@ -34,46 +34,43 @@ rule interp:
         predictors=predictors_of_space,
         vae=vae_files,
         lpips=lpips_files,
+        code=code("interp"),
     output:
         table="results/interp/{model}/{split}.csv",
         spec="results/interp/{model}/{split}.spec.json",
         store=directory("results/interp/{model}/{split}.zarr"),
-    params:
-        vae=lambda wildcards: MODELS[wildcards.model],
-        gallery=config["interp"]["gallery_triplets"],
-        sample=config["interp"].get("sample_triplets", 24),
-        seed=config["interp"].get("seed", 0),
-        lpips=config["interp"]["lpips"],
-        batch_size=config["vae"].get("batch_size", 16),
-        device=config["vae"].get("device", "auto"),
-        single_file_config=config["vae"].get("single_file_config"),
     log:
         "results/logs/interp/{model}/{split}.log",
     benchmark:
         "results/benchmarks/interp/{model}/{split}.tsv"
-    threads: 4
-    resources:
-        gpu=1,
     conda:
         ENV
+    resources:
+        gpu=1,
+    params:
+        **VAE_PARAMS,
+        gallery=config["interp"]["gallery_triplets"],
+        sample=config["interp"].get("sample_triplets", 24),
+        seed=config["interp"].get("seed", 0),
+        lpips=config["interp"]["lpips"],
     script:
         "../scripts/interp.py"
 
 
 rule interp_summary:
     input:
-        expand("results/interp/{model}/{split}.csv", model=list(MODELS), split=INTERP_SPLITS),
+        tables=expand("results/interp/{model}/{split}.csv", model=list(MODELS), split=INTERP_SPLITS),
+        code=code("interp_summary"),
     output:
         "results/interp/summary.csv",
-    params:
-        resamples=config["metrics"].get("bootstrap_resamples", 1000),
-        seed=config["metrics"].get("seed", 0),
     log:
         "results/logs/interp_summary.log",
     benchmark:
         "results/benchmarks/interp_summary.tsv"
-    threads: 1
     conda:
         ENV
+    params:
+        resamples=config["metrics"].get("bootstrap_resamples", 1000),
+        seed=config["metrics"].get("seed", 0),
     script:
         "../scripts/interp_summary.py"

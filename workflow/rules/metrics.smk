@@ -2,6 +2,7 @@ rule metrics:
     input:
         frames="results/frames/{split}.zarr",
         recon="results/recon/{model}/{split}.zarr",
+        code=code("metrics"),
     output:
         table="results/metrics/{model}/{split}.csv",
         spec="results/metrics/{model}/{split}.spec.json",
@@ -9,29 +10,66 @@ rule metrics:
         "results/logs/metrics/{model}/{split}.log",
     benchmark:
         "results/benchmarks/metrics/{model}/{split}.tsv"
-    threads: 1
+    wildcard_constraints:
+        split=WHOLE_SPLIT,
     conda:
         ENV
+    params:
+        shard=None,
     script:
         "../scripts/metrics.py"
 
 
+use rule metrics as metrics_shard with:
+    output:
+        table=temp("results/shards/metrics/{model}/{split}/{shard}.csv"),
+        spec=temp("results/shards/metrics/{model}/{split}/{shard}.spec.json"),
+    log:
+        "results/logs/metrics/{model}/{split}/shard{shard}.log",
+    benchmark:
+        "results/benchmarks/metrics/{model}/{split}/shard{shard}.tsv"
+    wildcard_constraints:
+        split=SHARDED_SPLIT,
+    params:
+        shard=shard_of,
+
+
+rule gather_metrics:
+    input:
+        tables=shard_files("results/shards/metrics/{model}/{split}/{shard}.csv"),
+        specs=shard_files("results/shards/metrics/{model}/{split}/{shard}.spec.json"),
+        code=code("gather_metrics"),
+    output:
+        table="results/metrics/{model}/{split}.csv",
+        spec="results/metrics/{model}/{split}.spec.json",
+    log:
+        "results/logs/gather_metrics/{model}/{split}.log",
+    benchmark:
+        "results/benchmarks/gather_metrics/{model}/{split}.tsv"
+    wildcard_constraints:
+        split=SHARDED_SPLIT,
+    conda:
+        ENV
+    script:
+        "../scripts/gather_metrics.py"
+
+
 rule metrics_summary:
     input:
-        all_of("results/metrics/{model}/{split}.csv"),
+        tables=all_of("results/metrics/{model}/{split}.csv"),
+        code=code("metrics_summary"),
     output:
         summary="results/metrics/summary.csv",
         comparison="results/metrics/comparison.csv",
-    params:
-        resamples=config["metrics"].get("bootstrap_resamples", 1000),
-        seed=config["metrics"].get("seed", 0),
     log:
         "results/logs/metrics_summary.log",
     benchmark:
         "results/benchmarks/metrics_summary.tsv"
-    threads: 1
     conda:
         ENV
+    params:
+        resamples=config["metrics"].get("bootstrap_resamples", 1000),
+        seed=config["metrics"].get("seed", 0),
     script:
         "../scripts/metrics_summary.py"
 
@@ -40,13 +78,13 @@ rule collapse_check:
     input:
         frames=f"results/frames/{VAL_SPLIT}.zarr",
         recon=f"results/recon/{{model}}/{VAL_SPLIT}.zarr",
+        code=code("collapse_check"),
     output:
         "results/metrics/{model}/collapse.json",
     log:
         "results/logs/collapse_check/{model}.log",
     benchmark:
         "results/benchmarks/collapse_check/{model}.tsv"
-    threads: 1
     conda:
         ENV
     script:

@@ -18,9 +18,16 @@ rule report:
         predictors=expand("results/predictors/{model}", model=LATENT_MODELS),
         geometry=expand("results/geometry/{model}/{file}", model=LATENT_MODELS, file=GEOMETRY_OUTPUTS.values()),
         twins=expand("results/geometry/{model}/same_latents.json", model=list(TWINS)),
+        code=code("report"),
     output:
         report="results/report.html",
         figures=directory("results/figures"),
+    log:
+        "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
+    conda:
+        ENV
     params:
         config=config,
         models=list(MODELS),
@@ -32,12 +39,5 @@ rule report:
         geometry_names=list(GEOMETRY_OUTPUTS),
         lpips_skipped=not lpips_files(None),
         settings=config["report"],
-    log:
-        "results/logs/report.log",
-    benchmark:
-        "results/benchmarks/report.tsv"
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/report.py"

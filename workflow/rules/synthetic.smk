@@ -5,19 +5,20 @@ for _split in SPLITS if SYNTHETIC else []:
     rule:
         name:
             f"synthesize_{_split}"
+        input:
+            code=code("synthesize"),
         output:
             synthetic_frame_files(_split),
+        log:
+            f"results/logs/synthesize/{_split}.log",
+        benchmark:
+            f"results/benchmarks/synthesize/{_split}.tsv"
+        conda:
+            ENV
         params:
             split=_split,
             seed=SYNTHETIC["seed"],
             triplets=SYNTHETIC["triplets"][_split],
             raw_size=SYNTHETIC["raw_size"],
-        log:
-            f"results/logs/synthesize/{_split}.log",
-        benchmark:
-            f"results/benchmarks/synthesize/{_split}.tsv"
-        threads: 1
-        conda:
-            ENV
         script:
             "../scripts/synthesize.py"

@@ -3,7 +3,9 @@ import sys
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 from latent_interp.encode import encode_split  # noqa: E402
+from latent_interp.atomic import staged  # noqa: E402
 
 sm = snakemake  # noqa: F821
-encode_split(sm.input.frames, sm.params.vae, sm.output[0], sm.wildcards.split, sm.params.batch_size,
-             sm.params.device, sm.threads, sm.params.single_file_config)
+with staged(sm.output) as out:  # written under temporary names, renamed when whole
+    encode_split(sm.input.frames, sm.params.vae, out[0], sm.wildcards.split, sm.params.batch_size,
+                 sm.params.device, sm.threads, sm.params.single_file_config, sm.params.shard)

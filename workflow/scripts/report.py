@@ -3,14 +3,15 @@ import itertools
 import sys
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
+from latent_interp.atomic import staged  # noqa: E402
 from latent_interp.report import ReportInputs, ReportSettings, build_report  # noqa: E402
 
-params, inputs = snakemake.params, snakemake.input  # noqa: F821
+params, inputs, output = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
 # The rule lists its inputs in expand()'s order: models outer, then splits, methods or names inner.
 by_model_split = list(itertools.product(params.models, params.splits))
 by_model_interp = list(itertools.product(params.models, params.interp_splits))
 geometry_count = len(params.geometry_names)
-build_report(snakemake.output.report, snakemake.output.figures, ReportInputs(  # noqa: F821
+report_inputs = ReportInputs(
     config=dict(params.config), models=list(params.models), splits=list(params.splits),
     frames=dict(zip(params.splits, inputs.frames)), skipped=dict(zip(params.splits, inputs.skipped)),
     recon=dict(zip(by_model_split, inputs.recon)), latents=dict(zip(by_model_split, inputs.latents)),
@@ -25,4 +26,6 @@ build_report(snakemake.output.report, snakemake.output.figures, ReportInputs(  #
     geometry={m: dict(zip(params.geometry_names, inputs.geometry[i * geometry_count:(i + 1) * geometry_count]))
               for i, m in enumerate(params.latent_models)},
     twins=dict(params.twins), twin_records=dict(zip(params.twins, inputs.twins)), lpips_skipped=params.lpips_skipped,
-    settings=ReportSettings(**params.settings)))
+    settings=ReportSettings(**params.settings))
+with staged(output) as out:  # written under temporary names, renamed when whole; the page links the final folder
+    build_report(out.report, out.figures, report_inputs, linked_figures_dir=output.figures)

@@ -1,0 +1,155 @@
+"""Reruns are exact: a changed triplet reruns its split's chain and what reads it, a changed module the stages that
+run it, and a sharded split gives the bytes of an unsharded one, one failed shard rerunning alone."""
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO, job_counts, new_workdir, planned_jobs, snakemake, tiny_config
+
+# What every change to one split's frames reruns beyond that split's own jobs: the aggregates over all splits.
+AGGREGATES = {"geometry": 1, "latent_twin": 1, "embed": 3, "metrics_summary": 1, "interp_summary": 1, "report": 1,
+              "all": 1}
+
+
+def _as_files(run: Path):
+    """The run's config, reading the drawn frames as data (data.source files): triplet folders can come and go."""
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["source"] = "files"
+    return config
+
+
+def _plan_with(run: Path, config: dict, change) -> dict:
+    """The dry run's job counts after ``change(frames_root)``, then the run's config and frames as they were."""
+    path, original = run / "config.yaml", (run / "config.yaml").read_text()
+    path.write_text(yaml.safe_dump(config))
+    undo = None
+    try:
+        undo = change(run / "results" / "synthetic")
+        return planned_jobs(run)
+    finally:
+        if undo:
+            undo()
+        path.write_text(original)
+
+
+def _add_triplet(split: str):
+    def change(root: Path):
+        source = sorted((root / split).iterdir())[0]
+        added = source.with_name(source.name + "_added")
+        shutil.copytree(source, added)
+        return lambda: shutil.rmtree(added)
+    return change
+
+
+def _remove_triplet(split: str):
+    def change(root: Path):
+        source = sorted((root / split).iterdir())[-1]
+        kept = root.parent / f"removed-{source.name}"
+        shutil.move(source, kept)
+        return lambda: shutil.move(kept, source)
+    return change
+
+
+def test_triplets_added_or_removed_rerun_their_split_and_what_reads_it(workflow_run):
+    run = workflow_run
+    config = _as_files(run)
+    # The report's params hold the config, so switching the data source alone reruns the report, nothing else.
+    assert _plan_with(run, config, lambda root: None) == {"report": 1, "all": 1}
+    # A test triplet reaches no training: the test chain of both models and the aggregates.
+    assert _plan_with(run, config, _add_triplet("test")) == {
+        "ingest": 1, "encode": 2, "reconstruct": 2, "metrics": 2, "interp": 2, **AGGREGATES}
+    # A val triplet: the fine-tune validates on val and the predictors choose their settings there, so the
+    # finetuned model is new (all its splits rerun) and so are the predictors (every interpolation).
+    assert _plan_with(run, config, _remove_triplet("val")) == {
+        "ingest": 1, "encode": 4, "reconstruct": 4, "metrics": 4, "finetune": 1, "collapse_check": 2,
+        "interp_train": 1, "interp": 4, **AGGREGATES}
+    # A train triplet: the same, except that val's pretrained scores stand.
+    assert _plan_with(run, config, _add_triplet("train")) == {
+        "ingest": 1, "encode": 4, "reconstruct": 4, "metrics": 4, "finetune": 1, "collapse_check": 1,
+        "interp_train": 1, "interp": 4, **AGGREGATES}
+    assert planned_jobs(run) == {}  # everything as it was
+
+
+def _copy_of_repository(destination: Path) -> Path:
+    """The Snakefile, rules, scripts, profiles and package: a change to the copy's modules is a code change."""
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, destination / name)
+    for name in ("workflow", "profiles", "envs", "latent_interp", "models"):
+        shutil.copytree(REPO / name, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return destination / "Snakefile"
+
+
+def test_a_module_change_reruns_the_stages_that_run_it(tmp_path_factory):
+    copy = tmp_path_factory.mktemp("repository")
+    snakefile = _copy_of_repository(copy)
+    env = {"PYTHONPATH": str(copy)}  # the scripts and the Snakefile import the copy's package
+    workdir = new_workdir(tmp_path_factory, "code", tiny_config())
+    target = "results/metrics/pretrained/val.csv"
+    snakemake(workdir, target, snakefile=snakefile, env=env)
+
+    def plan_after(module: str, edit: str = "\n# a change\n") -> dict:
+        path = copy / "latent_interp" / module
+        original = path.read_text()
+        path.write_text(original + edit)
+        try:
+            return job_counts(snakemake(workdir, "-n", target, snakefile=snakefile, env=env).stdout)
+        finally:
+            path.write_text(original)
+
+    assert plan_after("metrics.py") == {"metrics": 1}
+    # encode.py holds both GPU stages; store.py is read by every stage but the drawing of the demo frames
+    assert plan_after("encode.py") == {"encode": 1, "reconstruct": 1, "metrics": 1}
+    assert plan_after("store.py") == {"ingest": 1, "encode": 1, "reconstruct": 1, "metrics": 1}
+    assert plan_after("geometry.py") == {} and plan_after("report/page.py") == {}
+    (copy / "latent_interp" / "metrics.py").touch()  # a touch is no change: inputs this small compare by checksum
+    assert job_counts(snakemake(workdir, "-n", target, snakefile=snakefile, env=env).stdout) == {}
+
+
+SHARDED_TARGETS = ("results/metrics/pretrained/test.csv", "results/metrics/pretrained/test.spec.json",
+                   "results/recon/pretrained/test.zarr", "results/latents/pretrained/test.zarr")
+
+
+def _sharded_config(shard_size):
+    """256 px frames, so that a recon chunk is 7 triplets and 12 test triplets make real shards of the chunk grid."""
+    config = tiny_config()
+    config["preprocess"]["size"] = 256
+    config["data"]["synthetic"]["triplets"]["test"] = 12
+    config["data"]["shard_size"] = shard_size
+    return config
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_sharded_split_gives_the_bytes_of_an_unsharded_run_and_a_failed_shard_reruns_alone(tmp_path_factory):
+    whole = new_workdir(tmp_path_factory, "unsharded", _sharded_config(None))
+    snakemake(whole, *SHARDED_TARGETS)
+    sharded = new_workdir(tmp_path_factory, "sharded", _sharded_config(4))
+    planned = planned_jobs_for(sharded)
+    assert planned["encode_shard"] == planned["reconstruct_shard"] == planned["metrics_shard"] == 3
+    assert planned["gather_store"] == 2 and planned["gather_metrics"] == 1 and "reconstruct" not in planned
+    # Shard 1 of the reconstruction dies mid-store; --keep-going lets every other job that can run finish.
+    failed = snakemake(sharded, "--keep-going", *SHARDED_TARGETS, check=False,
+                       env={"LATENT_INTERP_FAULT": "reconstruct-shard1:mid-store:kill"})
+    assert failed.returncode != 0
+    assert planned_jobs_for(sharded) == {"reconstruct_shard": 1, "gather_store": 1, "metrics_shard": 3,
+                                         "gather_metrics": 1}
+    snakemake(sharded, *SHARDED_TARGETS)
+    for target in SHARDED_TARGETS:
+        path = Path(target)
+        if path.suffix == ".zarr":
+            assert _files(sharded / path) == _files(whole / path), target
+        else:
+            assert (sharded / path).read_bytes() == (whole / path).read_bytes(), target
+    assert not (sharded / "results" / "shards").exists()  # shard outputs are temporary
+    assert not list(sharded.rglob("*.partial*"))
+    logs = sharded / "results" / "logs"
+    assert (logs / "reconstruct" / "pretrained" / "test" / "shard1.log").exists()
+    assert (logs / "gather_store" / "recon" / "pretrained" / "test.log").exists()
+
+
+def planned_jobs_for(workdir: Path) -> dict:
+    return job_counts(snakemake(workdir, "-n", *SHARDED_TARGETS).stdout)
