@@ -115,7 +115,8 @@ def gather_tables(shard_tables: list[str], shard_specs: list[str], table_path, s
     """The shards' metrics tables, in order, as one table: the bytes an unsharded run writes (the header once)."""
     specs = {Path(path).read_text() for path in shard_specs}
     if len(specs) != 1:
-        raise ValueError(f"the shards' metric specs differ ({', '.join(map(str, shard_specs))}): made by different code")
+        raise ValueError(f"the shards' metric specs differ ({', '.join(map(str, shard_specs))}): made by different "
+                         "code")
     with open(table_path, "w", newline="") as out:
         for index, path in enumerate(shard_tables):
             with open(path, newline="") as table:

@@ -103,3 +103,22 @@ def workflow_run(tmp_path_factory) -> Path:
     workdir = new_workdir(tmp_path_factory, "run", tiny_config())
     snakemake(workdir)
     return workdir
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_run(request, tmp_path_factory):
+    """The workflow on the Slurm test cluster, started at the session's start when test_slurm.py is selected, so that
+    it runs beside the other tests (tests/slurm_run.py); None otherwise."""
+    if not any(Path(str(item.fspath)).name == "test_slurm.py" for item in request.session.items):
+        yield None
+        return
+    from slurm_run import SlurmRun
+
+    config = tiny_config()
+    config["embed"]["methods"] = ["pca"]  # UMAP and t-SNE add nothing to scheduling; the local run has all three
+    workdir = tmp_path_factory.mktemp("slurm")
+    command = snakemake_command(workdir, "results/report.html", "--profile", str(REPO / "profiles" / "slurm"),
+                                "--profile", str(REPO / "tests" / "profiles" / "slurm-test"))
+    run = SlurmRun(workdir, config, command)
+    yield run
+    run.stop()

@@ -3,6 +3,7 @@ latent_interp.atomic; the documented recovery (--unlock, then the same command: 
 --rerun-incomplete) reruns only what was interrupted and gives the bytes of an uninterrupted run. A second run on a
 directory in use is refused and changes nothing."""
 
+import json
 import os
 import signal
 import subprocess
@@ -106,8 +107,8 @@ def test_kills_mid_store_and_mid_table_recover_to_the_uninterrupted_bytes(workfl
     assert _partials(workdir) == [] and _plan(workdir, VAL_METRICS) == {}
 
 
-def test_kills_between_a_checkpoints_write_and_its_rename_recover_to_the_uninterrupted_model(workflow_run,
-                                                                                              tmp_path_factory):
+def test_a_killed_fine_tune_starts_over_or_resumes_and_ends_with_the_uninterrupted_model(workflow_run,
+                                                                                        tmp_path_factory):
     workdir = new_workdir(tmp_path_factory, "killed-finetune", tiny_config())
     model, checkpoints = "results/models/finetuned", workdir / "results" / "checkpoints"
 
@@ -116,11 +117,17 @@ def test_kills_between_a_checkpoints_write_and_its_rename_recover_to_the_uninter
     assert [p.name for p in checkpoints.iterdir()] == [".finetuned.partial.pt"]
     assert not (workdir / model).exists() and _plan(workdir, model) == {"finetune": 1}
 
-    _kill_group(_paused_at(workdir, model, "finetune:checkpoint"))
+    # Now Snakemake's whole process group dies once the first checkpoint is in place: the rerun resumes from it.
+    _kill_group(_paused_at(workdir, model, "finetune:checkpointed"))
+    assert not (workdir / model).exists() and [p.name for p in checkpoints.iterdir()] == ["finetuned.pt"]
     snakemake(workdir, "--unlock")
     assert _plan(workdir, model) == {"finetune": 1}
 
     snakemake(workdir, model)
+    record = json.loads((workdir / model / "finetune.json").read_text())
+    assert len(record["resumed_at_steps"]) == 1 and record["resumed_at_steps"][0] > 0
+    assert "resumed from" in (workdir / "results" / "logs" / "finetune.log").read_text()
+    # resumed or not, the same weights: the data order and the RNG states come back with the checkpoint
     for name in ("diffusion_pytorch_model.safetensors", "config.json"):
         assert (workdir / model / name).read_bytes() == (workflow_run / model / name).read_bytes(), name
     assert [p.name for p in checkpoints.iterdir()] == ["finetuned.pt"] and _partials(workdir) == []

@@ -112,10 +112,10 @@ SHARDED_TARGETS = ("results/metrics/pretrained/test.csv", "results/metrics/pretr
 
 
 def _sharded_config(shard_size):
-    """256 px frames, so that a recon chunk is 7 triplets and 12 test triplets make real shards of the chunk grid."""
+    """256 px frames, so that a recon chunk is 7 triplets and 9 test triplets make real shards of the chunk grid."""
     config = tiny_config()
     config["preprocess"]["size"] = 256
-    config["data"]["synthetic"]["triplets"]["test"] = 12
+    config["data"]["synthetic"]["triplets"]["test"] = 9
     config["data"]["shard_size"] = shard_size
     return config
 
