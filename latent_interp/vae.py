@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL
 
-from latent_interp.weights import HUB_ID, WEIGHT_SUFFIXES, source_format  # noqa: F401 (torch-free, for the Snakefile)
+from latent_interp.weights import HUB_ID, WEIGHT_SUFFIXES, is_model_file, source_format  # noqa: F401 (torch-free, for the Snakefile)
 
 # kl-f8 geometry: three 2x downsamplings (8x in all) and 4 latent channels. Widths are cut about 8x from kl-f8's
 # (128, 256, 512, 512), one ResNet layer per block, and no mid-block attention, so the model trains on 2 CPU cores.
@@ -81,12 +81,11 @@ def file_digest(path: str | Path) -> str:
 
 
 def folder_digest(folder: str | Path) -> str:
-    """sha256 over the folder's ``config.json`` and weight files, so a store records exactly which weights made it.
-    Provenance files beside them (``finetune.json``, ``training.json``) are left out: a resumed fine-tune records
-    its resume there, and its weights are still the same model."""
+    """sha256 over the folder's model files (``weights.is_model_file``), so a store records exactly which weights
+    made it."""
     digest = hashlib.sha256()
     for path in sorted(Path(folder).iterdir()):
-        if path.suffix in WEIGHT_SUFFIXES or path.name == "config.json":
+        if is_model_file(path):
             digest.update(path.name.encode())
             digest.update(file_digest(path).encode())
     return digest.hexdigest()

@@ -35,10 +35,16 @@ def source_format(source: str | Path) -> str:
     )
 
 
+def is_model_file(path: Path) -> bool:
+    """A diffusers folder's ``config.json`` or weights: what defines the model. Provenance beside them
+    (``finetune.json``, ``training.json``) does not: a resumed fine-tune records its resume there."""
+    return path.suffix in WEIGHT_SUFFIXES or path.name == "config.json"
+
+
 def weight_files(source: str | Path) -> list[str]:
     """The files a VAE is loaded from (a diffusers folder's config and weights, or the single file; none for a hub
     id), so that new weights make everything encoded with them stale."""
     form = source_format(source)
     if form == "diffusers":
-        return sorted(str(p) for p in Path(source).iterdir() if p.suffix in WEIGHT_SUFFIXES | {".json"})
+        return sorted(str(p) for p in Path(source).iterdir() if is_model_file(p))
     return [str(source)] if form != "hub" else []

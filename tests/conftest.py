@@ -1,5 +1,6 @@
 """Shared fixtures: tiny models built from a config and tiny data drawn by the package's own generator."""
 
+import hashlib
 import os
 import re
 import subprocess
@@ -44,6 +45,16 @@ def ingest_folder(folder: Path, out: Path, split: str, size: int, **options) -> 
     """Ingest every triplet folder under ``folder`` (the ``folders`` layout), skipped list next to the store."""
     return data.ingest_split(data.SplitSource(Path(folder)), out, Path(out).with_suffix(".skipped.csv"), split, size,
                              **options)
+
+
+def file_digests(root: Path, *parts: str) -> dict[str, str]:
+    """sha256 of every file under ``root`` (or under its ``parts``, folders or files), keyed by the path relative to
+    ``root``: what "the same bytes" means for stores, tables and folders. Snakemake's timestamps and PNG plots (whose
+    metadata may differ) are left out."""
+    files = [p for part in (parts or (".",)) for p in ([root / part] if (root / part).is_file() else
+                                                       sorted((root / part).rglob("*")))
+             if p.is_file() and p.name != ".snakemake_timestamp" and p.suffix != ".png"]
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from latent_interp import data, encode, store, vae
-from conftest import ingest_folder
+from conftest import file_digests, ingest_folder
 
 
 @pytest.fixture
@@ -66,10 +66,6 @@ def test_reconstruct_refuses_a_different_vae(frames_store, micro_vae_dir, tmp_pa
         encode.reconstruct_split(latents, other, tmp_path / "recon.zarr", "train")
 
 
-def _tree_bytes(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.parametrize("count", [2, 3])
 def test_shards_gather_into_the_bytes_of_an_unsharded_run(frames_store, micro_vae_dir, tmp_path, monkeypatch, count):
     """Shards start on the whole store's chunk grid, so each micro-batch holds the same frames as unsharded."""
@@ -85,8 +81,8 @@ def test_shards_gather_into_the_bytes_of_an_unsharded_run(frames_store, micro_va
     assert sum(sizes) == 4 and sizes[0] < 4  # a real split of the rows
     store.gather(latent_shards, tmp_path / "gathered.zarr")
     store.gather(recon_shards, tmp_path / "gathered-recon.zarr")
-    assert _tree_bytes(tmp_path / "gathered.zarr") == _tree_bytes(tmp_path / "whole.zarr")
-    assert _tree_bytes(tmp_path / "gathered-recon.zarr") == _tree_bytes(tmp_path / "whole-recon.zarr")
+    assert file_digests(tmp_path / "gathered.zarr") == file_digests(tmp_path / "whole.zarr")
+    assert file_digests(tmp_path / "gathered-recon.zarr") == file_digests(tmp_path / "whole-recon.zarr")
 
 
 def test_gather_refuses_missing_or_foreign_shards(frames_store, micro_vae_dir, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from latent_interp.atomic import FAULT_MARKER_VARIABLE, FAULT_VARIABLE
-from conftest import job_counts, new_workdir, snakemake, snakemake_command, tiny_config
+from conftest import file_digests, job_counts, new_workdir, snakemake, snakemake_command, tiny_config
 
 VAL_METRICS = "results/metrics/pretrained/val.csv"
 
@@ -58,12 +58,6 @@ def _snapshot(root: Path) -> dict:
             for p in sorted(root.rglob("*"))}
 
 
-def _tree_bytes(path: Path) -> dict:
-    if path.is_file():
-        return {"": path.read_bytes()}
-    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
-
-
 def test_kills_mid_store_and_mid_table_recover_to_the_uninterrupted_bytes(workflow_run, tmp_path_factory):
     workdir = new_workdir(tmp_path_factory, "killed", tiny_config())
     latents = workdir / "results" / "latents" / "pretrained"
@@ -103,7 +97,7 @@ def test_kills_mid_store_and_mid_table_recover_to_the_uninterrupted_bytes(workfl
     snakemake(workdir, VAL_METRICS)
     for path in ("results/frames/val.zarr", "results/latents/pretrained/val.zarr", "results/recon/pretrained/val.zarr",
                  VAL_METRICS, "results/metrics/pretrained/val.spec.json"):
-        assert _tree_bytes(workdir / path) == _tree_bytes(workflow_run / path), path
+        assert file_digests(workdir, path) == file_digests(workflow_run, path), path
     assert _partials(workdir) == [] and _plan(workdir, VAL_METRICS) == {}
 
 

@@ -6,23 +6,18 @@ Skipped only where the cluster cannot start (not root, no Slurm packages) and LA
 CI sets it, so there a cluster that does not start fails the test.
 """
 
-import hashlib
 import json
 import os
 import re
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, job_counts
+from conftest import REPO, file_digests, job_counts
 
 LOCAL_RULES = {"all", "metrics_summary", "interp_summary"}  # the Snakefile's localrules
 
 
-def _digests(root: Path) -> dict[str, str]:
-    files = [p for sub in ("frames", "latents", "recon", "metrics", "interp", "predictors", "geometry", "embeddings")
-             for p in (root / sub).rglob("*") if p.is_file() and not p.name.endswith(".png")]
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+STUDY = ("frames", "latents", "recon", "metrics", "interp", "predictors", "geometry", "embeddings")
 
 
 def test_the_workflow_runs_on_slurm_with_gpu_jobs_side_by_side_and_matches_a_local_run(slurm_run, workflow_run):
@@ -52,7 +47,7 @@ def test_the_workflow_runs_on_slurm_with_gpu_jobs_side_by_side_and_matches_a_loc
     assert len(record["resumed_at_steps"]) == 1 and record["resumed_at_steps"][0] > 0
     assert "resumed from" in (workdir / "results" / "logs" / "finetune.log").read_text()
     # The same stores, tables and embeddings as the local run of the same config, the resumed fine-tune included.
-    on_slurm, on_this_machine = _digests(workdir / "results"), _digests(workflow_run / "results")
+    on_slurm, on_this_machine = (file_digests(root / "results", *STUDY) for root in (workdir, workflow_run))
     assert len(on_slurm) > 200
     assert on_slurm == {path: digest for path, digest in on_this_machine.items()
                         if path in on_slurm or not path.startswith("embeddings/")}

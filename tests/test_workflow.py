@@ -4,7 +4,6 @@ One module-scoped run is shared by the checks that only read its outputs; checks
 same directory afterwards, in file order (pytest runs a module's tests in the order they are written).
 """
 
-import hashlib
 import json
 import re
 import subprocess
@@ -18,7 +17,7 @@ import yaml
 
 from latent_interp import geometry, interp, metrics, store
 from latent_interp.report.page import read_payload
-from conftest import REPO, SIZE, TRIPLETS, new_workdir, planned_jobs, snakemake, tiny_config
+from conftest import REPO, SIZE, TRIPLETS, file_digests, new_workdir, planned_jobs, snakemake, tiny_config
 
 SPLITS = ("train", "val", "test")
 
@@ -159,14 +158,9 @@ def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
               "results/interp/summary.csv", "results/geometry/pretrained/geometry.json",
               "results/geometry/finetuned/same_latents.json")
 
-    def digests(root: Path) -> dict[str, str]:
-        files = [p for sub in ("frames", "latents", "recon", "metrics", "interp", "predictors", "geometry")
-                 for p in (root / sub).rglob("*")
-                 if p.is_file() and p.name != ".snakemake_timestamp"]
-        files.append(root / "embeddings" / "pretrained" / "pca.csv")
-        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-
-    first, second = digests(run / "results"), digests(other / "results")
+    parts = ("frames", "latents", "recon", "metrics", "interp", "predictors", "geometry",
+             "embeddings/pretrained/pca.csv")
+    first, second = file_digests(run / "results", *parts), file_digests(other / "results", *parts)
     assert len(first) > 20 and first == second
 
 
