@@ -24,29 +24,75 @@ def autocast_for(device: torch.device):
     return contextlib.nullcontext()
 
 
+def to_model_input(frames_uint8: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 [F, H, W, 3] -> float32 [F, 3, H, W] in [-1, 1] on ``device`` (``data.to_model_range``); on CUDA the
+    uint8 frames are what crosses to the GPU (a quarter of the float bytes) and the GPU scales them."""
+    if device.type != "cuda":  # numpy's bits exactly (torch may divide by multiplying with the reciprocal)
+        return torch.from_numpy(data.to_model_range(frames_uint8)).contiguous(memory_format=memory_format(device))
+    x = torch.from_numpy(np.ascontiguousarray(frames_uint8)).to(device, non_blocking=True).permute(0, 3, 1, 2)
+    return (x.float() / 127.5 - 1.0).contiguous(memory_format=memory_format(device))
+
+
+def to_uint8_frames(images: torch.Tensor) -> np.ndarray:
+    """float [F, 3, H, W] in [-1, 1] -> uint8 [F, H, W, 3] on the host: ``data.to_uint8``'s bits, done on the device."""
+    scaled = ((images.float() + 1.0) * 127.5).clamp_(0, 255).round_().to(torch.uint8)
+    return scaled.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """The layout the VAE runs fastest in, measured (bench P7): channels_last (NHWC) on the CPU, where on 2 cores
+    the tiny VAE encoded 12.3 -> 17.1 and decoded 5.0 -> 6.7 frames/s at 256 px (oneDNN); the default (NCHW) on
+    CUDA, where channels_last made kl-f8's encoder slower (an H200 in bf16, batch 64: 599 -> 467 frames/s)."""
+    return torch.contiguous_format if device.type == "cuda" else torch.channels_last
+
+
+def prepare_model(model, device: torch.device):
+    """The model's weights in ``memory_format(device)``, the layout its inputs come in."""
+    return model.to(memory_format=memory_format(device))
+
+
+def batch_slices(count: int, batch_size: int) -> list[slice]:
+    """``count`` frames in the fewest batches of at most ``batch_size``, of equal sizes (within one): a read of 84
+    frames runs as 6 batches of 14 rather than 5 of 16 and one of 4, which costs nearly as much as a whole one."""
+    batches = -(-count // batch_size)
+    edges = [i * count // batches for i in range(batches + 1)] if count else []
+    return [slice(start, stop) for start, stop in zip(edges, edges[1:])]
+
+
 @torch.inference_mode()
 def encode_frames(model, frames_uint8: np.ndarray, device: torch.device, batch_size: int):
-    """uint8 [F, H, W, 3] -> posterior (mean, logvar), each float32 [F, C, h, w]."""
-    means, logvars = [], []
-    for start in range(0, len(frames_uint8), batch_size):
-        x = torch.from_numpy(data.to_model_range(frames_uint8[start:start + batch_size])).to(device)
+    """uint8 [F, H, W, 3] -> posterior (mean, logvar), each float32 [F, C, h, w].
+
+    The outputs are allocated once, before the batches: per-batch results kept in a list sat between the batches'
+    activations on the heap and fragmented it, so memory grew with the frames (bench P5: 583 -> 2,547 MiB for 1,000
+    -> 10,000 triplets at 64 px)."""
+    means = logvars = None
+    for batch in batch_slices(len(frames_uint8), batch_size):
+        x = to_model_input(frames_uint8[batch], device)
         with autocast_for(device):
             posterior = model.encode(x).latent_dist
-        means.append(posterior.mean.float().cpu().numpy())
-        logvars.append(posterior.logvar.float().cpu().numpy())
-    return np.concatenate(means), np.concatenate(logvars)
+        if means is None:
+            means = np.empty((len(frames_uint8), *posterior.mean.shape[1:]), np.float32)
+            logvars = np.empty_like(means)
+        means[batch] = posterior.mean.float().cpu().numpy()
+        logvars[batch] = posterior.logvar.float().cpu().numpy()
+    return means, logvars
 
 
 @torch.inference_mode()
 def decode_latents(model, latents: np.ndarray, device: torch.device, batch_size: int) -> np.ndarray:
-    """float32 [F, C, h, w] (unscaled) -> uint8 [F, H, W, 3]."""
-    frames = []
-    for start in range(0, len(latents), batch_size):
-        z = torch.from_numpy(np.ascontiguousarray(latents[start:start + batch_size])).to(device)
+    """float32 [F, C, h, w] (unscaled) -> uint8 [F, H, W, 3], into one array allocated up front (see encode_frames)."""
+    frames = None
+    for batch in batch_slices(len(latents), batch_size):
+        z = torch.from_numpy(np.ascontiguousarray(latents[batch])).to(device, non_blocking=True)
+        z = z.contiguous(memory_format=memory_format(device))
         with autocast_for(device):
             images = model.decode(z).sample
-        frames.append(data.to_uint8(images.float().cpu().numpy()))
-    return np.concatenate(frames)
+        decoded = to_uint8_frames(images)
+        if frames is None:
+            frames = np.empty((len(latents), *decoded.shape[1:]), np.uint8)
+        frames[batch] = decoded
+    return frames
 
 
 def _open_stage(source_path, kind: str, vae_source, device: str, threads: int, single_file_config, settings: dict):
@@ -55,6 +101,7 @@ def _open_stage(source_path, kind: str, vae_source, device: str, threads: int, s
     torch_device = vae.pick_device(device)
     source = store.open_store(source_path, kind)
     model, vae_record = vae.load_vae(vae_source, torch_device, single_file_config)
+    model = prepare_model(model, torch_device)
     settings = {**settings, "device": torch_device.type,
                 "autocast": "bf16" if torch_device.type == "cuda" else "none (float32)"}
     return torch_device, source, model, vae_record, settings
@@ -63,18 +110,30 @@ def _open_stage(source_path, kind: str, vae_source, device: str, threads: int, s
 def _derived_store(out_path, kind: str, split: str, source, vae_record: dict, settings: dict, triplet_shape,
                    dtype, shard: tuple[int, int] | None):
     """A fresh store with the source store's triplets, preprocessing record and the VAE that made it, and the rows
-    [start, stop) of the source it holds: all of them, or one shard's (index, count), aligned to the chunks of the
-    whole split's store (latent_interp.store)."""
+    [start, stop) of the source it holds: all of them, or one shard's (index, count). A shard starts where a read of
+    the whole split's store would (``_read_rows``), so its micro-batches hold the rows an unsharded run's do."""
     total = len(store.names(source))
     attrs = {"vae": vae_record, "preprocess": source.attrs["preprocess"],
              "provenance": store.provenance("encode" if kind == "latents" else "reconstruct", settings)}
     rows = (0, total)
     if shard is not None:
-        rows = store.shard_rows(total, *shard, align=store.triplets_per_chunk(triplet_shape, dtype, total))
+        chunk_rows = store.triplets_per_chunk(triplet_shape, dtype, total)
+        rows = store.shard_rows(total, *shard, align=store.rows_per_read(chunk_rows, _read_rows(settings)))
         attrs.update(store.shard_attrs(*shard, rows))
     group = store.create(out_path, kind, split, attrs, store.names(source)[slice(*rows)],
                          store.origins(source)[slice(*rows)])
     return group, rows[0]
+
+
+# Whether store reads and writes run in threads beside the model (store.read_ahead, store.WriteBehind): on CUDA
+# they hide the store behind the GPU (an H200 encoded 458 frames/s in the stage against 467 bare, bench P1); on the
+# CPU they take cores from torch's threads (2 cores, tiny VAE at 128 px: 100-109 frames/s with them, 117-126 without).
+OVERLAP_IO = {"cuda": True, "cpu": False}
+
+
+def _read_rows(settings: dict) -> int:
+    """Triplets read at a time: at least a batch of frames, so a GPU sees whole batches (store.chunk_ranges)."""
+    return -(-settings["batch_size"] // 3)
 
 
 def _shard_label(shard, separator=" ") -> str:
@@ -96,12 +155,15 @@ def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int 
                                   np.float32, shard)
     mean = store.add_array(group, store.MEAN, latent_shape, np.float32)
     logvar = store.add_array(group, store.LOGVAR, latent_shape, np.float32)
-    with tqdm(total=mean.shape[0], desc=f"encode {split}{_shard_label(shard)}", unit="triplet") as progress:
-        for start, stop in store.chunk_ranges(mean):
-            batch = frames[first + start:first + stop].reshape(-1, height, width, 3)
-            batch_mean, batch_logvar = encode_frames(model, batch, torch_device, batch_size)
-            mean[start:stop] = batch_mean.reshape(stop - start, *latent_shape)
-            logvar[start:stop] = batch_logvar.reshape(stop - start, *latent_shape)
+    spans = list(store.chunk_ranges(mean, _read_rows(settings)))
+    # The next chunk is read and the last one written in threads while the model runs (bench P1).
+    with tqdm(total=mean.shape[0], desc=f"encode {split}{_shard_label(shard)}", unit="triplet") as progress, \
+            store.WriteBehind(OVERLAP_IO.get(torch_device.type, True)) as writer:
+        for (start, stop), batch in store.read_ahead(frames, spans, first, OVERLAP_IO.get(torch_device.type, True)):
+            batch_mean, batch_logvar = encode_frames(model, batch.reshape(-1, height, width, 3), torch_device,
+                                                     batch_size)
+            writer.write((mean, slice(start, stop), batch_mean.reshape(stop - start, *latent_shape)),
+                         (logvar, slice(start, stop), batch_logvar.reshape(stop - start, *latent_shape)))
             progress.update(stop - start)
             fault_point(f"encode{_shard_label(shard, '-')}", "mid-store")
 
@@ -112,19 +174,23 @@ def reconstruct_split(latents_path, vae_source, out_path, split: str, batch_size
     ``shard`` (index, count), one shard of it."""
     torch_device, latents_group, model, vae_record, settings = _open_stage(
         latents_path, "latents", vae_source, device, threads, single_file_config,
-        {"batch_size": batch_size, "decoded": "posterior mean"})
-    if vae_record["sha256"] != latents_group.attrs["vae"]["sha256"]:
-        raise ValueError(f"{latents_path} was encoded by {latents_group.attrs['vae']['source']} "
-                         f"(sha256 {latents_group.attrs['vae']['sha256'][:12]}), not by {vae_source}")
+        {"batch_size": batch_size, "decoded": f"posterior mean of {latents_path}"})
+    encoded_by = latents_group.attrs["vae"]
+    # Another model's latents are fine when its encoder is this one's (a decoder-only fine-tune decodes its base's).
+    if vae_record["encoder_sha256"] != encoded_by.get("encoder_sha256"):
+        raise ValueError(f"{latents_path} was encoded by {encoded_by['source']} (encoder sha256 "
+                         f"{str(encoded_by.get('encoder_sha256'))[:12]}), whose encoder is not {vae_source}'s "
+                         f"({vae_record['encoder_sha256'][:12]})")
     mean = latents_group[store.MEAN]
     size = latents_group.attrs["preprocess"]["size"]
     group, first = _derived_store(out_path, "recon", split, latents_group, vae_record, settings, (3, size, size, 3),
                                   np.uint8, shard)
     frames = store.add_array(group, store.FRAMES, (3, size, size, 3), np.uint8)
-    with tqdm(total=frames.shape[0], desc=f"reconstruct {split}{_shard_label(shard)}", unit="triplet") as progress:
-        for start, stop in store.chunk_ranges(frames):
-            latents = mean[first + start:first + stop].reshape(-1, *mean.shape[2:])
-            decoded = decode_latents(model, latents, torch_device, batch_size)
-            frames[start:stop] = decoded.reshape(stop - start, 3, size, size, 3)
+    spans = list(store.chunk_ranges(frames, _read_rows(settings)))
+    with tqdm(total=frames.shape[0], desc=f"reconstruct {split}{_shard_label(shard)}", unit="triplet") as progress, \
+            store.WriteBehind(OVERLAP_IO.get(torch_device.type, True)) as writer:
+        for (start, stop), latents in store.read_ahead(mean, spans, first, OVERLAP_IO.get(torch_device.type, True)):
+            decoded = decode_latents(model, latents.reshape(-1, *mean.shape[2:]), torch_device, batch_size)
+            writer.write((frames, slice(start, stop), decoded.reshape(stop - start, 3, size, size, 3)))
             progress.update(stop - start)
             fault_point(f"reconstruct{_shard_label(shard, '-')}", "mid-store")

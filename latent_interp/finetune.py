@@ -57,7 +57,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from latent_interp import data, encode, metrics, store, vae  # noqa: E402
+from latent_interp import encode, metrics, store, vae  # noqa: E402
 from latent_interp.atomic import fault_point, partial_path, remove  # noqa: E402
 # The recipes are config, not training: the Snakefile reads them without importing torch.
 from latent_interp.recipes import RECIPES, RESUMABLE_CHANGES, RUN_KEYS, Recipe, recipe_from_config  # noqa: E402,F401
@@ -131,9 +131,11 @@ def read_split_frames(path) -> tuple[np.ndarray, str]:
     return frames, hashlib.sha256(np.ascontiguousarray(frames).data).hexdigest()
 
 
-def validate(model, frames: np.ndarray, device: torch.device, batch_size: int) -> dict:
-    """Val figures of decoding the posterior mean: means of the per-image metrics and the collapse check's figures."""
-    means, _ = encode.encode_frames(model, frames, device, batch_size)
+def validate(model, frames: np.ndarray, device: torch.device, batch_size: int, means: np.ndarray | None = None) -> dict:
+    """Val figures of decoding the posterior mean: means of the per-image metrics and the collapse check's figures.
+    ``means``: the frames' posterior means when the encoder is frozen (they cannot change between epochs)."""
+    if means is None:
+        means, _ = encode.encode_frames(model, frames, device, batch_size)
     reconstructions = encode.decode_latents(model, means, device, batch_size)
     per_image = np.array([metrics.image_metrics(t, r) for t, r in zip(frames, reconstructions)])
     moments = metrics.CollapseMoments()
@@ -244,6 +246,7 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
     checkpoint_every = int(finetune_config.get("checkpoint_every", 50))
     torch_device = vae.pick_device(device)
     model, pretrained_record = vae.load_vae(pretrained, torch_device, single_file_config)
+    model = encode.prepare_model(model, torch_device)  # the fast layout (channels_last on CPU); saved unaffected
     train_frames, train_digest = read_split_frames(train_frames_path)
     val_frames, val_digest = read_split_frames(val_frames_path)
     settings = {"recipe": recipe_name, **dataclasses.asdict(recipe), "seed": seed}
@@ -264,8 +267,12 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
         step, step_rows, epoch_rows, resumes, seconds_before = resumed
 
     evaluated = ema if ema is not None else model
+    # A frozen encoder gives the val frames the same posterior every epoch (its EMA copy too): encoded once.
+    val_means = (encode.encode_frames(evaluated, val_frames, torch_device, batch_size_eval)[0]
+                 if recipe.trainable == "decoder" else None)
     if not epoch_rows:  # epoch 0: the pretrained model, the baseline every later epoch is read against
-        epoch_rows.append({"epoch": 0, "step": 0, **validate(evaluated, val_frames, torch_device, batch_size_eval),
+        epoch_rows.append({"epoch": 0, "step": 0, **validate(evaluated, val_frames, torch_device, batch_size_eval,
+                                                             val_means),
                            "evaluated": "ema" if ema is not None else "model"})
     started = time.time() - seconds_before
 
@@ -288,7 +295,7 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
             batches, batches_epoch = epoch_batches(len(train_frames), recipe.batch_size, seed, epoch), epoch
         indices = batches[batch_index]
         batch = crop_batch(train_frames[indices], recipe.crop, seed, step)
-        x = torch.from_numpy(data.to_model_range(batch)).to(torch_device)
+        x = encode.to_model_input(batch, torch_device)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, recipe)
         with encode.autocast_for(torch_device):
@@ -316,7 +323,7 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
         if step % steps_per_epoch == 0 or step == total_steps:
             model.eval()
             epoch_rows.append({"epoch": epoch + 1, "step": step,
-                               **validate(evaluated, val_frames, torch_device, batch_size_eval),
+                               **validate(evaluated, val_frames, torch_device, batch_size_eval, val_means),
                                "evaluated": "ema" if ema is not None else "model"})
             model.train()
             print(f"epoch {epoch + 1}: val PSNR {epoch_rows[-1]['val_psnr']:.2f} dB, SSIM "
@@ -336,7 +343,8 @@ def _write_outputs(out_dir: Path, evaluated, recipe_name, settings, overrides, p
                    epoch_rows, resumes, train_path, val_path, train_count, val_count, torch_device,
                    checkpoint_path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
-    evaluated.save_pretrained(out_dir, safe_serialization=True)
+    # Saved in the default layout: the same bytes whichever layout trained it, and what safetensors expects.
+    evaluated.to(memory_format=torch.contiguous_format).save_pretrained(out_dir, safe_serialization=True)
     steps, epochs = pd.DataFrame(step_rows), pd.DataFrame(epoch_rows)
     steps.to_csv(out_dir / "training_steps.csv", index=False, float_format="%.6g")
     epochs.to_csv(out_dir / "training_epochs.csv", index=False, float_format="%.6g")

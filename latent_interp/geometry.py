@@ -252,23 +252,3 @@ def cluster_frames(flat: np.ndarray, frames_table: pd.DataFrame, settings: dict)
             "triplets_in_one_cluster": float((per_triplet == 1).mean()),
             "sizes": np.bincount(labels, minlength=k).tolist()}
 
-
-def compare_latents(model_paths: list[str], twin_paths: list[str], out_path, model: str, twin: str) -> dict:
-    """Rule latent_twin: are ``model``'s latents those of ``twin`` (a decoder-only fine-tune keeps the encoder)?
-    Records the largest difference; the report then shows ``twin``'s geometry once for both."""
-    largest = scale = 0.0
-    for path, twin_path in zip(model_paths, twin_paths):
-        first, second = store.open_store(path, "latents"), store.open_store(twin_path, "latents")
-        store.require_same_triplets(first, second, path, twin_path)
-        for start, stop in store.chunk_ranges(first[store.MEAN]):
-            a, b = first[store.MEAN][start:stop], second[store.MEAN][start:stop]
-            largest = max(largest, float(np.abs(a - b).max(initial=0)))
-            scale = max(scale, float(np.abs(b).max(initial=0)))
-    relative = largest / scale if scale else 0.0
-    record = {"model": model, "same_as": twin, "max_abs_difference": largest, "relative_difference": relative,
-              "identical": largest == 0.0, "latents": list(model_paths), "twin_latents": list(twin_paths)}
-    if relative > 1e-2:  # not float noise: the encoder did change, and analysing the twin alone would be wrong
-        raise ValueError(f"{model}'s latents differ from {twin}'s by up to {largest:.4g} ({relative:.2%} of their "
-                         f"range), though its encoder was not fine-tuned (finetune.trainable: decoder)")
-    Path(out_path).write_text(json.dumps(record, indent=2) + "\n")
-    return record

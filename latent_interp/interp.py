@@ -36,6 +36,7 @@ mean ``<m>`` with a 95% bootstrap CI over triplets (``<m>_ci_low``, ``<m>_ci_hig
 
 from __future__ import annotations
 
+import bisect
 import json
 from pathlib import Path
 
@@ -150,6 +151,7 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
     names = store.require_same_triplets(frames_group, latents_group, frames_path, latents_path)
     store.require_same_triplets(frames_group, recon_group, frames_path, recon_path)
     model, vae_record = vae.load_vae(vae_source, torch_device, single_file_config)
+    model = encode.prepare_model(model, torch_device)
     if vae_record["sha256"] != recon_group.attrs["vae"]["sha256"]:
         raise ValueError(f"{recon_path} was decoded by {recon_group.attrs['vae']['source']}, not by {vae_source}")
     learned, predictors_record = predictors.load_predictors(predictors_dir, torch_device)
@@ -178,6 +180,8 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
                                                   "sample_triplets": sample_triplets, "seed": seed})},
         names, origins)
     predicted_store = store.add_array(group, "predicted_latents", (len(latent_methods), *mean.shape[2:]), np.float32)
+    keeper = GalleryKeeper(names, gallery_triplets, sample_triplets, seed)
+    psnr_column = TABLE_COLUMNS.index("psnr")
     rows = []
     with tqdm(total=len(names), desc=f"interp {model_name}/{split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(mean):
@@ -186,6 +190,7 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
                                                               model, latent_methods, torch_device, batch_size)
             predicted_store[start:stop] = np.stack([predicted[m] for m in latent_methods], axis=1)
             truth = truth_frames[:, 1]
+            lerp_first = len(rows) + methods.index("latent_lerp") * (stop - start)  # rows go method by method
             for method in methods:
                 lpips = scorer.lpips(truth, images[method])
                 for offset in range(stop - start):
@@ -193,15 +198,48 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
                     rows.append([model_name, split, names[index], origins[index], method,
                                  *scorer.rows(index, truth[offset], images[method][offset],
                                               latent_errors[method][offset], lpips[offset])])
+            for offset, row in enumerate(rows[lerp_first:lerp_first + stop - start]):
+                keeper.offer(names[start + offset], row[psnr_column],
+                             lambda offset=offset: np.stack([images[m][offset] for m in methods]))
             progress.update(stop - start)
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS + (metrics.ROI_COLUMNS if annotations is not None else []))
     if annotations is not None:
         table = table.merge(annotations[["triplet", *metrics.ANNOTATION_COLUMNS]], on="triplet", how="left")
     table.to_csv(table_path, index=False, float_format="%.8g")
     Path(spec_path).write_text(json.dumps(interp_spec(lpips_record, predictors_dir), indent=2) + "\n")
-    _write_gallery(group, table, names, mean, frames, recon, learned, model, methods, latent_methods, torch_device,
-                   batch_size, gallery_order(table, gallery_triplets, sample_triplets, seed))
+    _write_gallery(group, methods, frames.shape[2:], keeper, gallery_order(table, gallery_triplets, sample_triplets,
+                                                                           seed))
     return table
+
+
+class GalleryKeeper:
+    """The in-betweens the gallery will hold, kept while the split streams by, so that none is decoded twice: the
+    fixed-seed sample (known from the names alone) and the ``count`` worst latent_lerp PSNRs so far (the order
+    ``gallery_order`` gives: lowest PSNR first, NaN last, ties by name). Memory: at most count + sample triplets."""
+
+    def __init__(self, names: list[str], count, sample: int, seed: int):
+        everyone = sorted(names)
+        drawn = np.random.default_rng(seed).permutation(len(everyone))[:sample]  # as gallery_order draws them
+        self.sampled = {everyone[i] for i in drawn}
+        self.count = len(names) if count == "all" else int(count)
+        self.worst: list[tuple] = []  # (key, name), the count lowest keys so far, sorted
+        self.images: dict[str, np.ndarray] = {}
+
+    def offer(self, name: str, psnr: float, images) -> None:
+        """Consider triplet ``name`` (its latent_lerp PSNR); ``images()`` gives its methods' frames if it is kept."""
+        key = (bool(np.isnan(psnr)), psnr, name)
+        if self.count and (len(self.worst) < self.count or key < self.worst[-1][0]):
+            bisect.insort(self.worst, (key, name))
+            if len(self.worst) > self.count:
+                _, dropped = self.worst.pop()
+                if dropped not in self.sampled:
+                    self.images.pop(dropped, None)
+            self.images[name] = images()
+        elif name in self.sampled:
+            self.images[name] = images()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.images[name]
 
 
 def _predict_chunk(latents, truth_frames, recon_frames, learned, model, latent_methods, device, batch_size):
@@ -240,18 +278,14 @@ def gallery_order(table: pd.DataFrame, count, sample: int = 0, seed: int = 0) ->
     return worst + typical, len(worst)
 
 
-def _write_gallery(group, table, names, mean, frames, recon, learned, model, methods, latent_methods, device,
-                   batch_size, order: tuple[list[str], int]) -> None:
+def _write_gallery(group, methods, frame_shape, keeper: GalleryKeeper, order: tuple[list[str], int]) -> None:
     picked, worst = order
-    position = {name: i for i, name in enumerate(names)}
     group.attrs["gallery_worst"] = worst
     store.write_strings(group, "gallery_triplets", picked)
-    gallery = store.add_array(group, "gallery", (len(methods), *frames.shape[2:]), np.uint8, count=len(picked))
+    gallery = store.add_array(group, "gallery", (len(methods), *frame_shape), np.uint8, count=len(picked))
     for start in range(0, len(picked), gallery.chunks[0]):  # whole chunks, in gallery order
-        indices = [position[name] for name in picked[start:start + gallery.chunks[0]]]
-        images, _, _ = _predict_chunk(mean.oindex[indices], frames.oindex[indices], recon.oindex[indices], learned,
-                                      model, latent_methods, device, batch_size)
-        gallery[start:start + len(indices)] = np.stack([images[m] for m in methods], axis=1)
+        gallery[start:start + gallery.chunks[0]] = np.stack([keeper[name]
+                                                             for name in picked[start:start + gallery.chunks[0]]])
 
 
 def _group_rows(table: pd.DataFrame, key: tuple, resamples: int, seed: int) -> list[dict]:

@@ -70,10 +70,127 @@ def metric_spec() -> dict:
     }
 
 
+def chunk_metrics(truth_chunk: np.ndarray, recon_chunk: np.ndarray, boxes: list) -> list[list[float]]:
+    """Per image of a chunk of triplets [T, 3, H, W, 3]: (MSE, PSNR, SSIM) and, where ``boxes[t]`` is a RoI, the same
+    inside it. A top-level function, so a process pool can run it."""
+    rows = []
+    for offset, box in enumerate(boxes):
+        for frame in range(3):
+            pair = truth_chunk[offset, frame], recon_chunk[offset, frame]
+            row = list(image_metrics(*pair))
+            if box is not None:
+                (top, bottom), (left, right) = box
+                row += image_metrics(pair[0][top:bottom, left:right], pair[1][top:bottom, left:right])
+            rows.append(row)
+    return rows
+
+
+def torch_image_metrics(truth_uint8, reconstruction_uint8, device) -> np.ndarray:
+    """``image_metrics`` of a batch [B, H, W, 3] on a torch device, as [B, 3] (MSE, PSNR, SSIM), equal to skimage's
+    values to 1e-5 (tests/test_metrics.py): float64, and SSIM's uniform 7x7 window as an average pool over the
+    interior, which is exactly the region skimage averages (it crops (7 - 1) / 2 pixels at each border)."""
+    import torch
+    import torch.nn.functional as F
+
+    def to_unit(images):
+        tensor = torch.as_tensor(np.ascontiguousarray(images)).to(device, non_blocking=True)
+        return tensor.permute(0, 3, 1, 2).to(torch.float64) / 255.0
+
+    x, y = to_unit(truth_uint8), to_unit(reconstruction_uint8)
+    mse = ((x - y) ** 2).mean(dim=(1, 2, 3))
+    psnr = 10 * torch.log10(1.0 / mse)  # inf where identical, as skimage gives
+    win, c1, c2 = SSIM_SETTINGS["win_size"], (0.01 * 1.0) ** 2, (0.03 * 1.0) ** 2
+    covariance_norm = win * win / (win * win - 1)  # skimage's sample covariance
+
+    def mean(t):
+        return F.avg_pool2d(t, win, stride=1)
+
+    ux, uy = mean(x), mean(y)
+    vx = covariance_norm * (mean(x * x) - ux * ux)
+    vy = covariance_norm * (mean(y * y) - uy * uy)
+    vxy = covariance_norm * (mean(x * y) - ux * uy)
+    ssim_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    ssim = ssim_map.mean(dim=(2, 3)).mean(dim=1)  # per channel, then over channels
+    return torch.stack([mse, psnr, ssim], dim=1).cpu().numpy()
+
+
+class _Engine:
+    """Where the per-image metrics run: skimage in this process (``workers`` 1), skimage in a pool of ``workers``
+    processes (the CPU lever: the work is per image and independent), or torch on a CUDA device (the GPU lever,
+    so that scoring keeps up with decoding). All three give the same rows, in the same order."""
+
+    def __init__(self, workers: int, device: str):
+        self.torch_device = None
+        if device != "cpu":
+            import torch  # only here: the CPU engines never import it
+
+            picked = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                  "cpu" if device == "auto" else device)
+            if picked.type == "cuda" and not torch.cuda.is_available():
+                raise RuntimeError(f"config key metrics.device asks for {device!r}, but torch sees no CUDA device")
+            self.torch_device = picked if picked.type == "cuda" else None
+        self.pool = None
+        if self.torch_device is None and workers > 1:
+            import concurrent.futures
+            import multiprocessing
+
+            # fork, not spawn: a spawned worker would run the Snakemake script again as its main module. The workers
+            # are forked here, before any store is opened, so no zarr I/O thread is copied into them half-way.
+            self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            self.pool.submit(int).result()  # with fork, the first task starts every worker at once
+        self.workers = workers
+        self.description = ("torch float64 on " + str(self.torch_device) if self.torch_device is not None
+                            else f"skimage in {workers} processes" if self.pool else "skimage in one process")
+
+    def map(self, chunks):
+        """(truth, recon, boxes) chunks -> their rows, in order; a pool keeps 2 chunks per worker in flight."""
+        if self.pool is None:
+            for chunk in chunks:
+                yield self._run(*chunk)
+            return
+        pending = []
+        for chunk in chunks:
+            pending.append(self.pool.submit(chunk_metrics, *chunk))
+            if len(pending) >= 2 * self.workers:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+    def _run(self, truth, recon, boxes):
+        if self.torch_device is None:
+            return chunk_metrics(truth, recon, boxes)
+        whole = torch_image_metrics(truth.reshape(-1, *truth.shape[2:]), recon.reshape(-1, *recon.shape[2:]),
+                                    self.torch_device)
+        rows = []
+        for offset, box in enumerate(boxes):
+            for frame in range(3):
+                row = [float(v) for v in whole[3 * offset + frame]]
+                if box is not None:  # a few small crops per triplet: skimage on the CPU
+                    (top, bottom), (left, right) = box
+                    row += image_metrics(truth[offset, frame, top:bottom, left:right],
+                                         recon[offset, frame, top:bottom, left:right])
+                rows.append(row)
+        return rows
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
 def compute_split_metrics(frames_path, recon_path, table_path, spec_path, model: str, split: str,
-                          shard: tuple[int, int] | None = None) -> pd.DataFrame:
+                          shard: tuple[int, int] | None = None, workers: int = 1, device: str = "cpu") -> pd.DataFrame:
     """One metrics table for one model and split, streamed chunk by chunk over the two stores; with ``shard``
-    (index, count), the rows of that shard's triplets (``gather_tables`` concatenates them)."""
+    (index, count), the rows of that shard's triplets (``gather_tables`` concatenates them). ``workers`` processes
+    score the chunks on the CPU; ``device`` cuda (or auto with a GPU) scores them with torch instead."""
+    engine = _Engine(workers, device)  # first: its worker processes start before the stores are opened
+    try:
+        return _score_split(engine, frames_path, recon_path, table_path, spec_path, model, split, shard)
+    finally:
+        engine.close()
+
+
+def _score_split(engine: _Engine, frames_path, recon_path, table_path, spec_path, model: str, split: str,
+                 shard: tuple[int, int] | None) -> pd.DataFrame:
     frames_group = store.open_store(frames_path, "frames")
     recon_group = store.open_store(recon_path, "recon")
     names = store.require_same_triplets(frames_group, recon_group, frames_path, recon_path)
@@ -84,24 +201,24 @@ def compute_split_metrics(frames_path, recon_path, table_path, spec_path, model:
     annotations = store.read_annotations(frames_group)
     size = truth.shape[2:4]
     first, last = (0, len(names)) if shard is None else store.shard_rows(len(names), *shard, align=truth.chunks[0])
+    spans = [(max(start, first), min(stop, last)) for start, stop in store.chunk_ranges(truth)]
+    spans = [(start, stop) for start, stop in spans if start < stop]
+
+    def chunks():
+        for start, stop in spans:
+            boxes = [None if annotations is None else roi_box(annotations.iloc[index], size)
+                     for index in range(start, stop)]
+            yield truth[start:stop], reconstruction[start:stop], boxes
+
+    print(f"metrics {model}/{split}: {engine.description}")
     rows = []
     with tqdm(total=last - first, desc=f"metrics {model}/{split}", unit="triplet") as progress:
-        for start, stop in store.chunk_ranges(truth):
-            start, stop = max(start, first), min(stop, last)
-            if start >= stop:
-                continue
-            truth_chunk, recon_chunk = truth[start:stop], reconstruction[start:stop]
+        for (start, stop), values in zip(spans, engine.map(chunks())):
             for offset in range(stop - start):
                 index = start + offset
-                box = None if annotations is None else roi_box(annotations.iloc[index], size)
-                for frame in range(3):
-                    pair = truth_chunk[offset, frame], recon_chunk[offset, frame]
-                    row = [model, split, names[index], origins[index], frame + 1, *image_metrics(*pair)]
-                    if box is not None:
-                        (top, bottom), (left, right) = box
-                        row += image_metrics(pair[0][top:bottom, left:right], pair[1][top:bottom, left:right])
-                    rows.append(row)
-                progress.update(1)
+                rows += [[model, split, names[index], origins[index], frame + 1, *values[3 * offset + frame]]
+                         for frame in range(3)]
+            progress.update(stop - start)
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS + (ROI_COLUMNS if annotations is not None else []))
     if annotations is not None:
         table = table.merge(annotations[["triplet", *ANNOTATION_COLUMNS]], on="triplet", how="left")

@@ -190,14 +190,17 @@ def train_network(name: str, settings: dict, train: tuple, val: tuple, scale: fl
     for epoch in tqdm(range(1, settings["epochs"] + 1), desc=f"train {name}", unit="epoch"):
         model.train()
         order = torch.randperm(len(first), generator=generator).to(first.device)
-        total = 0.0
+        # Summed on the device (float64, as a Python float would): reading the loss every step would make the CPU
+        # wait for the GPU at each step (bench P10).
+        total = torch.zeros((), dtype=torch.float64, device=first.device)
         for start in range(0, len(order), settings["batch_size"]):
             batch = order[start:start + settings["batch_size"]]
             loss = F.mse_loss(model(first[batch], third[batch]) / scale, second[batch] / scale)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * len(batch)
+            total += loss.detach().double() * len(batch)
+        total = float(total)
         if not math.isfinite(total):
             raise FloatingPointError(f"predictor {name}: the training loss became {total} in epoch {epoch}")
         val_mse = latent_mse(predict(model, val[0], val[2]), val[1])

@@ -17,8 +17,8 @@ Schema (README "Stores and tables" repeats it):
     ``mean``      float32 [N, 3, C, h, w]   posterior mean, NOT multiplied by the scaling factor (the seed's latents)
     ``logvar``    float32 [N, 3, C, h, w]   posterior log-variance
     ``triplets``, ``origins`` as above
-    attrs: ``kind`` ("latents"), ``split``, ``vae`` (source, format, sha256, scaling_factor, config),
-    ``preprocess`` (copied from the frames store), ``provenance``.
+    attrs: ``kind`` ("latents"), ``split``, ``vae`` (source, format, sha256, encoder_sha256, scaling_factor,
+    config), ``preprocess`` (copied from the frames store), ``provenance``.
 
 ``results/interp/{model}/{split}.zarr`` (interp): predicted latents and the gallery; schema in
 ``latent_interp.interp``.
@@ -35,6 +35,7 @@ unsharded run; ``gather`` concatenates them into a store byte-identical to the u
 from __future__ import annotations
 
 import platform
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
@@ -131,7 +132,17 @@ def add_array(group: zarr.Group, name: str, triplet_shape: tuple[int, ...], dtyp
     """An array of ``count`` triplets (default: as many as the store's names), chunked along axis 0."""
     count = group[TRIPLETS].shape[0] if count is None else count
     chunk = triplets_per_chunk(triplet_shape, dtype, count)
-    return group.create_array(name, shape=(count, *triplet_shape), dtype=dtype, chunks=(chunk, *triplet_shape))
+    return group.create_array(name, shape=(count, *triplet_shape), dtype=dtype, chunks=(chunk, *triplet_shape),
+                              compressors=compressors_for(dtype))
+
+
+def compressors_for(dtype):
+    """float32 arrays (latents): Blosc LZ4 over byte-shuffled floats, smaller and faster to read than zarr's default
+    Zstd (4,000 latent triplets: 0.87 of the raw size read at 1,440 MiB/s, against 0.92 at 980 MiB/s; bench P3).
+    Frames (uint8) keep zarr's default, Zstd."""
+    if np.dtype(dtype).kind == "f":
+        return [zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=np.dtype(dtype).itemsize)]
+    return "auto"
 
 
 def open_store(path: str | Path, kind: str | None = None) -> zarr.Group:
@@ -166,11 +177,69 @@ def require_same_triplets(first: zarr.Group, second: zarr.Group, first_path, sec
     return first_names
 
 
-def chunk_ranges(array: zarr.Array):
-    """(start, stop) along axis 0, one chunk at a time: stream a store with memory bounded by one chunk."""
-    step = array.chunks[0]
+def rows_per_read(chunk_rows: int, min_rows: int = 1) -> int:
+    """Whole chunks, enough of them for ``min_rows`` rows: a GPU stage reads as many triplets as fill its batch."""
+    return chunk_rows * max(1, -(-min_rows // chunk_rows))
+
+
+def chunk_ranges(array: zarr.Array, min_rows: int = 1):
+    """(start, stop) along axis 0, whole chunks at a time, at least ``min_rows`` rows each (the last may be
+    fewer): stream a store with memory bounded by a few chunks."""
+    step = rows_per_read(array.chunks[0], min_rows)
     for start in range(0, array.shape[0], step):
         yield start, min(start + step, array.shape[0])
+
+
+def read_ahead(array: zarr.Array, spans: list[tuple[int, int]], offset: int = 0, overlap: bool = True):
+    """((start, stop), array[offset + start:offset + stop]) for each span; with ``overlap``, the next span is read in
+    a thread while the caller works on this one, so a GPU never waits for decompression."""
+    if not overlap:
+        for start, stop in spans:
+            yield (start, stop), array[offset + start:offset + stop]
+        return
+    with ThreadPoolExecutor(1) as pool:
+        def read(index):
+            start, stop = spans[index]
+            return pool.submit(array.__getitem__, slice(offset + start, offset + stop))
+
+        upcoming = read(0) if spans else None
+        for index, span in enumerate(spans):
+            rows = upcoming.result()
+            if index + 1 < len(spans):
+                upcoming = read(index + 1)
+            yield span, rows
+
+
+class WriteBehind:
+    """Writes (array, rows, values) in a thread while the caller computes the next chunk (with ``overlap``; else at
+    once); at most one chunk's writes wait, so memory stays at two chunks. Leaving the block waits for the last
+    write (and raises its error)."""
+
+    def __init__(self, overlap: bool = True):
+        self.pool, self.pending, self.overlap = ThreadPoolExecutor(1), None, overlap
+
+    def write(self, *writes) -> None:
+        self.wait()
+        if not self.overlap:
+            for array, rows, values in writes:
+                array[rows] = values
+            return
+        self.pending = self.pool.submit(lambda: [array.__setitem__(rows, values) for array, rows, values in writes])
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                self.wait()
+        finally:
+            self.pool.shutdown(wait=True)
 
 
 def shard_rows(total: int, index: int, count: int, align: int) -> tuple[int, int]:

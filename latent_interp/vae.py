@@ -12,8 +12,12 @@ import hashlib
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import torch
-from diffusers import AutoencoderKL
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL
 
 from latent_interp.weights import HUB_ID, WEIGHT_SUFFIXES, is_model_file, source_format  # noqa: F401 (torch-free, for the Snakefile)
 
@@ -36,9 +40,17 @@ TINY_VAE_CONFIG = dict(
 KL_F8_CONFIG = Path(__file__).parent / "configs" / "kl-f8"  # kl-f8-anime2's architecture, for single files
 
 
+def autoencoder_class():
+    """diffusers' AutoencoderKL, imported when a model is built or loaded: importing diffusers takes about 3 s
+    beyond torch, which the jobs that only pick a device or set threads (interp_train) need not pay."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL
+
+
 def build_vae(**overrides) -> AutoencoderKL:
     """A freshly initialised AutoencoderKL with the tiny config, any key overridden (tests shrink it further)."""
-    return AutoencoderKL(**{**TINY_VAE_CONFIG, **overrides})
+    return autoencoder_class()(**{**TINY_VAE_CONFIG, **overrides})
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -91,6 +103,22 @@ def folder_digest(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
+# The weights that map a frame to its posterior: equal encoder digests mean equal latents, so a decoder-only
+# fine-tune decodes its base model's latents instead of encoding every split again (encode.reconstruct_split checks).
+ENCODER_PREFIXES = ("encoder.", "quant_conv.")
+
+
+def encoder_digest(model: torch.nn.Module) -> str:
+    """sha256 over the encoder's tensors (names, dtypes, shapes and bytes, in name order)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        if name.startswith(ENCODER_PREFIXES):
+            tensor = tensor.detach().to("cpu", copy=False).contiguous()
+            digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def load_vae(source: str | Path, device: torch.device | str = "cpu",
              single_file_config: str | Path | None = None) -> tuple[AutoencoderKL, dict]:
     """Load the VAE from any form ``source_format`` accepts; return it in eval mode with its provenance record.
@@ -103,13 +131,13 @@ def load_vae(source: str | Path, device: torch.device | str = "cpu",
     options = dict(torch_dtype=torch.float32, low_cpu_mem_usage=False)
     config_dir = str(single_file_config or KL_F8_CONFIG)
     if form == "diffusers":
-        model, digest = AutoencoderKL.from_pretrained(source, **options), folder_digest(source)
+        model, digest = autoencoder_class().from_pretrained(source, **options), folder_digest(source)
     elif form == "safetensors":
-        model = AutoencoderKL.from_single_file(str(source), config=config_dir, local_files_only=True, **options)
+        model = autoencoder_class().from_single_file(str(source), config=config_dir, local_files_only=True, **options)
         digest = file_digest(source)
     elif form == "ckpt":
         state_dict = checkpoint_state_dict(source)
-        model = AutoencoderKL.from_single_file(state_dict, config=config_dir, local_files_only=True, **options)
+        model = autoencoder_class().from_single_file(state_dict, config=config_dir, local_files_only=True, **options)
         digest = file_digest(source)
     else:
         model, digest = _load_from_hub(str(source), options), None
@@ -118,6 +146,7 @@ def load_vae(source: str | Path, device: torch.device | str = "cpu",
         "source": str(source),
         "format": form,
         "sha256": digest,
+        "encoder_sha256": encoder_digest(model),
         "scaling_factor": float(model.config.scaling_factor),
         "config": {key: value for key, value in model.config.items() if not key.startswith("_")},
     }
@@ -128,7 +157,7 @@ def load_vae(source: str | Path, device: torch.device | str = "cpu",
 
 def _load_from_hub(hub_id: str, options: dict) -> AutoencoderKL:
     try:
-        return AutoencoderKL.from_pretrained(hub_id, local_files_only=bool(os.environ.get("HF_HUB_OFFLINE")),
+        return autoencoder_class().from_pretrained(hub_id, local_files_only=bool(os.environ.get("HF_HUB_OFFLINE")),
                                              **options)
     except Exception as error:  # offline, unknown id, or no access: all end the same way for the user
         raise RuntimeError(

@@ -65,9 +65,9 @@ def snakemake(workdir, *args):
 def test_real_config_dry_runs(workdir):
     jobs = job_counts(snakemake(workdir, "-n"))
     assert "synthesize_train" not in jobs and jobs["ingest"] == 3 and jobs["report"] == 1
-    assert jobs["finetune"] == 1 and jobs["encode"] == 2 * 3  # pretrained and finetuned
-    # The latent study: predictors and geometry once (the decoder-only fine-tune shares the latents), scores per model
-    assert jobs["interp_train"] == 1 and jobs["interp"] == 2 * 2 and jobs["geometry"] == 1 and jobs["latent_twin"] == 1
+    # Encoded once: the decoder-only fine-tune shares pretrained's latents; reconstructed and scored per model.
+    assert jobs["finetune"] == 1 and jobs["encode"] == 3 and jobs["reconstruct"] == 2 * 3
+    assert jobs["interp_train"] == 1 and jobs["interp"] == 2 * 2 and jobs["geometry"] == 1
 
 
 def test_val_is_carved_from_train_10k_by_name(workdir, atd_tree):

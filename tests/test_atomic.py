@@ -48,15 +48,6 @@ def test_a_killed_attempts_partial_is_removed_and_names_are_kept(tmp_path):
         pass
 
 
-def test_staged_tree_moves_every_file_into_the_folder(tmp_path):
-    with atomic.staged_tree(tmp_path / "split") as partial:
-        (partial / "a").mkdir()
-        (partial / "a" / "frame1.jpg").write_bytes(b"x")
-        assert not (tmp_path / "split").exists()
-    assert (tmp_path / "split" / "a" / "frame1.jpg").read_bytes() == b"x"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["split"]
-
-
 def test_a_table_written_in_halves_has_the_bytes_of_one_write(tmp_path):
     table = pd.DataFrame({"name": list("abcde"), "value": [0.1, 2.0, 1 / 3, float("nan"), 5.0]})
     atomic.write_csv(table, tmp_path / "halves.csv", "metrics", float_format="%.8g")

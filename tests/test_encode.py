@@ -62,8 +62,39 @@ def test_reconstruct_refuses_a_different_vae(frames_store, micro_vae_dir, tmp_pa
     encode.encode_split(frames_store, micro_vae_dir, latents, "train")
     other = tmp_path / "other-vae"
     vae.build_vae(block_out_channels=(8, 16, 16, 16), norm_num_groups=4).save_pretrained(other)
-    with pytest.raises(ValueError, match="was encoded by"):
+    with pytest.raises(ValueError, match="whose encoder is not"):
         encode.reconstruct_split(latents, other, tmp_path / "recon.zarr", "train")
+
+
+def _with_changed(part: str, base_dir, out_dir):
+    """A copy of the model at ``base_dir`` with the weights of ``part`` (encoder or decoder) nudged."""
+    model, _ = vae.load_vae(base_dir)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.startswith(part + "."):
+                tensor.add_(0.01)
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+def test_a_decoder_only_change_decodes_the_base_models_latents(frames_store, micro_vae_dir, tmp_path):
+    """Equal encoders, equal latents: a decoder-only fine-tune reconstructs from its base's store (bench P8)."""
+    latents = tmp_path / "latents.zarr"
+    encode.encode_split(frames_store, micro_vae_dir, latents, "train")
+    tuned = _with_changed("decoder", micro_vae_dir, tmp_path / "tuned")
+    encode.reconstruct_split(latents, tuned, tmp_path / "recon.zarr", "train")
+    recon = store.open_store(tmp_path / "recon.zarr", "recon")
+    assert recon.attrs["vae"]["sha256"] != store.open_store(latents).attrs["vae"]["sha256"]
+    assert recon.attrs["provenance"]["settings"]["decoded"] == f"posterior mean of {latents}"
+    assert recon.attrs["vae"]["encoder_sha256"] == store.open_store(latents).attrs["vae"]["encoder_sha256"]
+
+
+def test_an_encoder_change_is_refused(frames_store, micro_vae_dir, tmp_path):
+    latents = tmp_path / "latents.zarr"
+    encode.encode_split(frames_store, micro_vae_dir, latents, "train")
+    tuned = _with_changed("encoder", micro_vae_dir, tmp_path / "tuned")
+    with pytest.raises(ValueError, match="whose encoder is not"):
+        encode.reconstruct_split(latents, tuned, tmp_path / "recon.zarr", "train")
 
 
 @pytest.mark.parametrize("count", [2, 3])
@@ -95,3 +126,12 @@ def test_gather_refuses_missing_or_foreign_shards(frames_store, micro_vae_dir, t
     encode.encode_split(frames_store, micro_vae_dir, tmp_path / "other.zarr", "train", batch_size=4, shard=(1, 3))
     with pytest.raises(ValueError, match="other.zarr: attrs differ"):
         store.gather([shards[0], tmp_path / "other.zarr", shards[2]], tmp_path / "gathered.zarr")
+
+
+@pytest.mark.parametrize("count, batch_size", [(84, 16), (16, 16), (17, 16), (1, 16), (0, 16), (100, 7)])
+def test_batches_cover_every_frame_once_in_equal_sizes(count, batch_size):
+    slices = encode.batch_slices(count, batch_size)
+    covered = [i for batch in slices for i in range(count)[batch]]
+    sizes = [batch.stop - batch.start for batch in slices]
+    assert covered == list(range(count)) and len(slices) == -(-count // batch_size)
+    assert all(0 < size <= batch_size for size in sizes) and (not sizes or max(sizes) - min(sizes) <= 1)

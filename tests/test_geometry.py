@@ -103,14 +103,3 @@ def test_probes_without_a_second_class_say_why(tmp_path):
     result = geometry.linear_probe(np.zeros((4, 2)), ["Disney"] * 4, np.zeros((2, 2)), ["Japan"] * 2, 0)
     assert "skipped" in result
 
-
-def test_compare_latents_accepts_twins_and_refuses_different_encoders(tmp_path):
-    paths = {}
-    for name, separated in (("a", True), ("b", True), ("c", False)):  # a and b: the same latents; c: others
-        (tmp_path / name).mkdir()
-        paths[name] = _stores(tmp_path / name, "train", 4, 0, separated)[0]
-    record = geometry.compare_latents([paths["b"]], [paths["a"]], tmp_path / "same.json", "finetuned", "pretrained")
-    assert record["identical"] and record["max_abs_difference"] == 0
-    assert json.loads((tmp_path / "same.json").read_text())["same_as"] == "pretrained"
-    with pytest.raises(ValueError, match="finetune.trainable"):
-        geometry.compare_latents([paths["c"]], [paths["a"]], tmp_path / "other.json", "finetuned", "pretrained")

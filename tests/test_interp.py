@@ -187,6 +187,22 @@ def test_the_report_section_shows_every_method_with_its_units_and_the_gallery(sc
     assert f'data-keys="val/{gallery[0]},val/{gallery[1]}"' in html  # worst first
     images = ctx.payload["images"][f"val/{gallery[0]}"]["interp"]["pretrained"]
     assert set(images) == set(interp.METHODS) - triplets.REUSED  # repeat and the ceiling are not stored twice
+    ctx.figures.close()  # the SVGs are drawn by a second process
     assert (tmp_path / "figures" / "interpolation_gallery_pretrained_val.svg").is_file()
     rows = ctx.payload["tables"]["interp-triplets"]["rows"]
     assert len(rows) == len(store.names(store.open_store(root / "val.zarr"))) and rows[0][0].startswith("val/")
+
+
+@pytest.mark.parametrize("count, sample", [(3, 4), (0, 5), ("all", 0), (2, 0)])
+def test_the_gallery_keeper_holds_what_gallery_order_picks_and_no_more(count, sample):
+    """The streamed choice (interp.GalleryKeeper) keeps every triplet the gallery shows, ties, NaN and infinite
+    PSNRs included, and at most count + sample of them, so the gallery is never decoded a second time."""
+    names = [f"t{i:02d}" for i in range(20)]
+    psnr = np.random.default_rng(1).choice([20.0, 21.0, 22.5, np.inf, np.nan], size=len(names))
+    keeper = interp.GalleryKeeper(names, count, sample, seed=3)
+    for name, value in zip(names, psnr):
+        keeper.offer(name, value, lambda name=name: np.array([int(name[1:])]))
+    table = pd.DataFrame({"triplet": names, "method": "latent_lerp", "psnr": psnr})
+    picked, _ = interp.gallery_order(table, count, sample, seed=3)
+    assert all(keeper[name][0] == int(name[1:]) for name in picked)
+    assert len(keeper.images) <= (len(names) if count == "all" else count + sample)

@@ -83,6 +83,47 @@ def test_stores_with_different_names_are_refused(tmp_path):
         metrics.compute_split_metrics(frames, recon, tmp_path / "t.csv", tmp_path / "t.json", "m", "val")
 
 
+@pytest.mark.parametrize("kind", ["random", "cartoon", "identical"])
+def test_torch_metrics_equal_skimage_to_1e_5(kind):
+    """The GPU engine's formulas, run here on the CPU in float64: the same numbers as skimage's per-image calls."""
+    import torch
+
+    if kind == "cartoon":
+        truth = np.stack(synthetic.render_triplet(synthetic.triplet_specs(0, "val", 1)[0], 64, 48))
+        rec = np.stack([_jpeg_degraded(frame, 20) for frame in truth])
+    else:
+        truth, rec = random_images(3, 40, seed=5)[:2], random_images(3, 40, seed=6)[:2]
+        rec = truth.copy() if kind == "identical" else rec
+    values = metrics.torch_image_metrics(truth, rec, torch.device("cpu"))
+    for index in range(len(truth)):
+        expected = metrics.image_metrics(truth[index], rec[index])
+        np.testing.assert_allclose(values[index], expected, rtol=0, atol=1e-5)
+        assert (values[index][1] == np.inf) == (kind == "identical")
+
+
+@pytest.mark.parametrize("workers, device", [(2, "cpu"), (1, "torch-on-cpu")])
+def test_every_engine_writes_the_same_table(tmp_path, monkeypatch, workers, device):
+    """A process pool (2 workers, chunks of 1 triplet so that many are in flight) and the torch engine, forced onto
+    the CPU here, give the single-process rows, in the same order, RoI columns included."""
+    (frames, recon), _, _ = _pair_of_stores(tmp_path, ["a", "b", "c", "d", "e", "f"])
+    group = zarr.open_group(str(frames), mode="r+")
+    store.write_annotations(group, [{"level": 0, "general_motion_type": "rotation", "behavior": "walking",
+                                     "motion_roi": [8, 4, 24, 12], "image_size": [64, 32]}] * 6)
+    reference = metrics.compute_split_metrics(frames, recon, tmp_path / "one.csv", tmp_path / "one.json", "m", "test")
+    monkeypatch.setattr(store, "CHUNK_BYTES", 1)
+    if device == "torch-on-cpu":
+        import torch
+
+        monkeypatch.setattr(metrics._Engine, "__init__", lambda self, workers, device: (
+            setattr(self, "torch_device", torch.device("cpu")), setattr(self, "pool", None),
+            setattr(self, "description", "torch on cpu")) and None)
+    table = metrics.compute_split_metrics(frames, recon, tmp_path / "t.csv", tmp_path / "t.json", "m", "test",
+                                          workers=workers, device="cpu")
+    numeric = ["mse", "psnr", "ssim", *metrics.ROI_COLUMNS]
+    assert table.drop(columns=numeric).equals(reference.drop(columns=numeric))
+    np.testing.assert_allclose(table[numeric].to_numpy(), reference[numeric].to_numpy(), rtol=0, atol=1e-5)
+
+
 def _table(psnr_values, model="m"):
     rows = []
     for i, psnr in enumerate(psnr_values):

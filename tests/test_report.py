@@ -133,6 +133,7 @@ def test_finetune_section_shows_the_run_the_curves_and_the_differences(frame_tre
     assert "2 steps of batch 8 on 12 train frames" in html
     assert re.search(r'<td class="num good" data-sort="2\.0\d*">\+2\.0', html)  # a gain wholly above zero, in green
     assert html.count("data:image/png;base64,") == 1 and "Validation by epoch" in html
+    ctx.figures.close()  # the SVGs are drawn by a second process
     assert (tmp_path / "figures" / "finetune_curves.svg").stat().st_size > 1000
 
 
@@ -174,11 +175,15 @@ def test_figures_are_written_as_png_and_svg_and_names_are_unique(tmp_path):
     import matplotlib.pyplot as plt
 
     writer = figures.FigureWriter(tmp_path / "results" / "figures", tmp_path / "results")
-    shown = writer.save(plt.figure(), "a/b c", "caption")
+    figure, axis = plt.subplots()
+    axis.plot([0, 1], [1, 0], label="a line")
+    shown = writer.save(figure, "a/b c", "caption")
     assert (shown.png, shown.svg) == ("figures/a_b_c.png", "figures/a_b_c.svg")
-    assert shown.uri.startswith("data:image/png;base64,") and (tmp_path / "results" / "figures" / "a_b_c.svg").is_file()
     with pytest.raises(ValueError, match="two report figures"):
         writer.save(plt.figure(), "a/b c", "again")
+    writer.close()  # the SVG is drawn by a second process: whole once close returns
+    svg = (tmp_path / "results" / "figures" / "a_b_c.svg").read_text()
+    assert shown.uri.startswith("data:image/png;base64,") and svg.rstrip().endswith("</svg>") and "<path" in svg
 
 
 def test_images_are_shrunk_to_the_width_asked_never_enlarged():

@@ -103,7 +103,7 @@ def test_a_ckpt_that_would_run_code_is_refused_unrun(tmp_path):
 
 
 def test_single_file_default_config_is_kl_f8():
-    config = vae.AutoencoderKL.load_config(vae.KL_F8_CONFIG)
+    config = vae.autoencoder_class().load_config(vae.KL_F8_CONFIG)
     assert config["block_out_channels"] == [128, 256, 512, 512] and config["layers_per_block"] == 2
     assert config["scaling_factor"] == pytest.approx(0.18215) and config["latent_channels"] == 4
 

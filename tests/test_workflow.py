@@ -93,9 +93,15 @@ def test_the_latent_study_scores_every_method_on_val_and_test_for_both_models(ru
     assert study["triplets"] == sum(TRIPLETS.values()) and "accuracy" in study["probes"]["origin"]
     trajectories = pd.read_csv(results / "geometry" / "pretrained" / "trajectories.csv")
     assert list(trajectories.columns) == geometry.TRAJECTORY_COLUMNS
-    twin = json.loads((results / "geometry" / "finetuned" / "same_latents.json").read_text())
-    assert twin["same_as"] == "pretrained" and twin["identical"]
+    # Work done once (bench P8): the decoder-only fine-tune is never encoded; it decodes pretrained's latents, whose
+    # encoder digest is its own.
     assert not (results / "geometry" / "finetuned" / "geometry.json").exists()
+    assert not (results / "latents" / "finetuned").exists()
+    recon = store.open_store(results / "recon" / "finetuned" / "test.zarr", "recon")
+    assert recon.attrs["provenance"]["settings"]["decoded"] == "posterior mean of results/latents/pretrained/test.zarr"
+    pretrained = store.open_store(results / "latents" / "pretrained" / "test.zarr", "latents").attrs["vae"]
+    assert recon.attrs["vae"]["encoder_sha256"] == pretrained["encoder_sha256"]
+    assert recon.attrs["vae"]["sha256"] != pretrained["sha256"]
 
 
 def test_the_predictors_cannot_see_test_triplets(run):
@@ -140,9 +146,9 @@ def test_every_job_left_a_log_and_a_benchmark(run):
     assert {"ingest/val.log", "encode/pretrained/val.log", "reconstruct/pretrained/test.log",
             "metrics/pretrained/train.log", "embed/pretrained/umap.log", "report.log",
             "synthesize/val.log", "metrics_summary.log", "collapse_check/pretrained.log", "finetune.log",
-            "encode/finetuned/test.log", "collapse_check/finetuned.log", "interp_train/pretrained.log",
+            "reconstruct/finetuned/test.log", "collapse_check/finetuned.log", "interp_train/pretrained.log",
             "interp/finetuned/test.log", "interp_summary.log", "geometry/pretrained.log",
-            "latent_twin/finetuned.log"} <= logs
+            "reconstruct/finetuned/val.log"} <= logs
     assert "encode val" in (run / "results" / "logs" / "encode" / "pretrained" / "val.log").read_text()  # tqdm
     assert len(list((run / "results" / "benchmarks").rglob("*.tsv"))) == len(logs)
 
@@ -155,8 +161,7 @@ def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
     other = new_workdir(tmp_path_factory, "again", tiny_config())
     snakemake(other, "results/metrics/summary.csv", "results/metrics/pretrained/collapse.json",
               "results/metrics/finetuned/collapse.json", "results/embeddings/pretrained/pca.csv",
-              "results/interp/summary.csv", "results/geometry/pretrained/geometry.json",
-              "results/geometry/finetuned/same_latents.json")
+              "results/interp/summary.csv", "results/geometry/pretrained/geometry.json")
 
     parts = ("frames", "latents", "recon", "metrics", "interp", "predictors", "geometry",
              "embeddings/pretrained/pca.csv")
@@ -180,7 +185,22 @@ def test_a_report_setting_reruns_the_interp_stores_not_the_predictors(run):
 
 def test_editing_one_test_frame_reruns_only_the_test_chain(run):
     """Test frames feed no fine-tune and no collapse check: only the test split's jobs of both models rerun, and
-    the aggregates that read them. (A train or val frame would also rerun the fine-tune, which reads both.)"""
+    the aggregates that read them. (A train or val frame would also rerun the fine-tune, which reads both.) The
+    drawn frames are read as data (data.source: files), the way edited frames are: each is an input of its own."""
+    path = run / "config.yaml"
+    original = path.read_text()
+    config = yaml.safe_load(original)
+    config["data"]["source"] = "files"
+    path.write_text(yaml.safe_dump(config))
+    try:
+        _edit_one_test_frame_and_rerun(run)
+    finally:
+        path.write_text(original)
+    assert planned_jobs(run) == {"report": 1, "all": 1}  # the data source is a param of the report, nothing else
+    snakemake(run)
+
+
+def _edit_one_test_frame_and_rerun(run):
     frame = sorted((run / "results" / "synthetic" / "test").glob("*/frame2.jpg"))[0]
     train_latents = run / "results" / "latents" / "pretrained" / "train.zarr" / "mean" / "zarr.json"
     finetuned_weights = run / "results" / "models" / "finetuned" / "diffusion_pytorch_model.safetensors"
@@ -191,13 +211,13 @@ def test_editing_one_test_frame_reruns_only_the_test_chain(run):
     image[:8, :8] = 255 - image[:8, :8]
     Image.fromarray(image).save(frame, quality=95)
     # The predictors read train and val only: they stay; the test split's scores, the latent space's geometry and
-    # embeddings (over every split), the twin check and the report rerun.
-    assert planned_jobs(run) == {"ingest": 1, "encode": 2, "reconstruct": 2, "metrics": 2, "metrics_summary": 1,
-                                 "interp": 2, "interp_summary": 1, "geometry": 1, "latent_twin": 1, "embed": 3,
-                                 "report": 1, "all": 1}
+    # embeddings (over every split) and the report rerun. The fine-tuned model decodes pretrained's latents: one
+    # encode, two reconstructions.
+    assert planned_jobs(run) == {"ingest": 1, "encode": 1, "reconstruct": 2, "metrics": 2, "metrics_summary": 1,
+                                 "interp": 2, "interp_summary": 1, "geometry": 1, "embed": 3, "report": 1, "all": 1}
     stores_to_write = set(re.findall(r"output: (results/\S+\.zarr)", snakemake(run, "-n").stdout))
-    assert stores_to_write == {"results/frames/test.zarr", *(f"results/{stage}/{model}/test.zarr" for stage in
-                               ("latents", "recon") for model in ("pretrained", "finetuned"))}
+    assert stores_to_write == {"results/frames/test.zarr", "results/latents/pretrained/test.zarr",
+                               *(f"results/recon/{model}/test.zarr" for model in ("pretrained", "finetuned"))}
     snakemake(run)
     assert train_latents.stat().st_mtime_ns == train_mtime
     assert finetuned_weights.stat().st_mtime_ns == finetuned_mtime
@@ -229,7 +249,7 @@ def test_without_the_finetune_only_the_pretrained_model_is_planned(tmp_path_fact
     config["finetune"]["enabled"] = False
     planned = planned_jobs(new_workdir(tmp_path_factory, "no-finetune", config))
     assert "finetune" not in planned and planned["encode"] == len(SPLITS) and planned["collapse_check"] == 1
-    assert planned["interp"] == 2 and planned["geometry"] == 1 and "latent_twin" not in planned
+    assert planned["interp"] == 2 and planned["geometry"] == 1
 
 
 def test_a_finetuned_encoder_is_a_latent_space_of_its_own(tmp_path_factory):
@@ -237,7 +257,7 @@ def test_a_finetuned_encoder_is_a_latent_space_of_its_own(tmp_path_factory):
     config["finetune"]["trainable"] = "all"
     planned = planned_jobs(new_workdir(tmp_path_factory, "encoder-trained", config))
     assert planned["interp_train"] == 2 and planned["geometry"] == 2 and planned["embed"] == 2 * 3
-    assert "latent_twin" not in planned
+    assert planned["encode"] == 2 * len(SPLITS)
 
 
 def test_lint_is_clean():

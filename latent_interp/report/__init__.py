@@ -37,8 +37,11 @@ def build_report(out_path, figures_dir, inputs: ReportInputs, linked_figures_dir
     """Write the page to ``out_path`` and its figures under ``figures_dir``, which the page links as
     ``linked_figures_dir`` (default ``figures_dir``) relative to ``out_path``'s folder."""
     ctx = Context(inputs, figures_dir, out_path, linked_figures_dir)
-    triplets.add_triplet_index(ctx)
-    ctx.panel_keys = triplets.panel_keys(ctx, embeddings.trajectory_keys(ctx))
-    triplets.add_panel_images(ctx, ctx.panel_keys)
-    sections = [section for make in SECTIONS if (section := make(ctx)) is not None]
+    try:
+        triplets.add_triplet_index(ctx)
+        ctx.panel_keys = triplets.panel_keys(ctx, embeddings.trajectory_keys(ctx))
+        triplets.add_panel_images(ctx, ctx.panel_keys)
+        sections = [section for make in SECTIONS if (section := make(ctx)) is not None]
+    finally:
+        ctx.figures.close()
     Path(out_path).write_text(page.render(sections, ctx.payload, "latent-interp report"))

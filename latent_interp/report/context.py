@@ -50,7 +50,6 @@ class ReportInputs:
     predictor_dirs: dict[str, str] = field(default_factory=dict)   # by latent space
     geometry: dict[str, dict[str, str]] = field(default_factory=dict)   # latent space -> output name -> path
     twins: dict[str, str] = field(default_factory=dict)   # model -> the model whose latents it shares
-    twin_records: dict[str, str] = field(default_factory=dict)
     lpips_skipped: bool = True
     settings: ReportSettings = field(default_factory=ReportSettings)
 

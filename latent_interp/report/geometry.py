@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from latent_interp import store
 from latent_interp.report import tables
 from latent_interp.report.context import Context
 from latent_interp.report.page import Section
@@ -124,9 +125,9 @@ def section(ctx: Context) -> Section | None:
     if not ctx.inputs.geometry:
         return None
     twins = []
-    for model, twin in ctx.inputs.twins.items():
-        record = ctx.read_json(ctx.inputs.twin_records[model])
-        twins.append({"model": model, "twin": twin, "difference": record["max_abs_difference"]})
+    for model, twin in ctx.inputs.twins.items():  # the digest reconstruct checked against twin's latents
+        decoder = store.open_store(ctx.inputs.recon[(model, ctx.inputs.splits[0])], "recon").attrs["vae"]
+        twins.append({"model": model, "twin": twin, "encoder_sha256": decoder["encoder_sha256"]})
     spaces = []
     for model, paths in ctx.inputs.geometry.items():
         summary = ctx.read_json(paths["summary"])

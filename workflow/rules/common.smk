@@ -5,7 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 # Only torch-free modules: every Snakemake process (each dry run, each cluster job) builds the DAG from these.
-from latent_interp import data, recipes, sources, synthetic, weights
+from latent_interp import data, recipes, sources, weights
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -19,6 +19,8 @@ MODELS = {"pretrained": config["vae"]["pretrained"]}
 if config["finetune"]["enabled"]:
     MODELS["finetuned"] = FINETUNED
 EMBED_METHODS = config["embed"]["methods"]
+# metrics.device cpu scores in a process per thread of the rule; anything else with torch on the GPU.
+METRICS_GPU = 0 if config["metrics"].get("device", "cpu") == "cpu" else 1
 # Fine-tuning validates on val, and the collapse check runs there; without a val split both use the last split.
 VAL_SPLIT = "val" if "val" in SPLITS else SPLITS[-1]
 ENV = "../../envs/latent-interp.yaml"
@@ -37,9 +39,10 @@ if config["finetune"]["enabled"] and "train" not in SPLITS:
         f"none ({SPLITS}); add it or set finetune.enabled: false"
     )
 
-# The latent study (rules interp_train, interp, geometry, embed) works per latent space. A decoder-only fine-tune
-# keeps the encoder, so model "finetuned" then has pretrained's latents: its predictors, geometry and embeddings are
-# pretrained's, computed once (rule latent_twin checks that the latents agree); only its decoder is scored again.
+# Latents and the latent study (rules encode, interp_train, geometry, embed) exist once per latent space. A
+# decoder-only fine-tune keeps the encoder, so model "finetuned" then has pretrained's latents: it is never encoded,
+# its predictors, geometry and embeddings are pretrained's, and only its decoder is run and scored again (reconstruct,
+# metrics, interp). Rule reconstruct refuses latents whose encoder digest is not the model's.
 LATENT_SPACE = {model: model for model in MODELS}
 if "finetuned" in MODELS and recipes.recipe_from_config(config["finetune"])[1].trainable == "decoder":
     LATENT_SPACE["finetuned"] = "pretrained"
@@ -105,12 +108,6 @@ def shard_of(wildcards):
     return int(wildcards.shard), SHARDS[wildcards.split]
 
 
-def synthetic_frame_files(split):
-    """The files that synthesize_<split> writes, known from the config alone before any job runs."""
-    specs = synthetic.triplet_specs(SYNTHETIC["seed"], split, SYNTHETIC["triplets"][split])
-    return [f"{config['data']['root']}/{split}/{path}" for path in synthetic.frame_relpaths(specs)]
-
-
 def code(script):
     """The package files that workflow/scripts/<script>.py runs (latent_interp.sources), as the rule's ``code``
     input: editing them reruns the rule, editing any other module does not."""
@@ -123,9 +120,10 @@ def split_source(wildcards):
 
 
 def split_frame_files(wildcards):
-    """Every frame (and annotation) file of a split, not its folder: editing one frame makes only that split stale."""
+    """Every frame (and annotation) file of a split, not its folder: editing one frame makes only that split stale.
+    The demo's drawn split is the folder its synthesize rule writes."""
     if SYNTHETIC:
-        return synthetic_frame_files(wildcards.split)
+        return [f"{config['data']['root']}/{wildcards.split}"]
     return data.split_input_files(split_source(wildcards))
 
 
@@ -153,7 +151,7 @@ def lpips_files(wildcards):
 
 
 def latents_of_space(wildcards):
-    """The latents a model's interpolation reads: those of its latent space (LATENT_SPACE)."""
+    """The latents a model decodes and interpolates: those of its latent space (LATENT_SPACE)."""
     return f"results/latents/{LATENT_SPACE[wildcards.model]}/{wildcards.split}.zarr"
 
 

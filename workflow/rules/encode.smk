@@ -27,7 +27,7 @@ rule encode:
 
 rule reconstruct:
     input:
-        latents="results/latents/{model}/{split}.zarr",
+        latents=latents_of_space,
         vae=vae_files,
         code=code("reconstruct"),
     output:

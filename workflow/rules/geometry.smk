@@ -23,24 +23,3 @@ rule geometry:
         probe_test=PROBE_TEST,
     script:
         "../scripts/geometry.py"
-
-
-rule latent_twin:
-    input:
-        latents=lambda wildcards: expand("results/latents/{model}/{split}.zarr", model=wildcards.model, split=SPLITS),
-        twin=lambda wildcards: expand(
-            "results/latents/{model}/{split}.zarr", model=TWINS[wildcards.model], split=SPLITS
-        ),
-        code=code("latent_twin"),
-    output:
-        "results/geometry/{model}/same_latents.json",
-    log:
-        "results/logs/latent_twin/{model}.log",
-    benchmark:
-        "results/benchmarks/latent_twin/{model}.tsv"
-    conda:
-        ENV
-    params:
-        twin=lambda wildcards: TWINS[wildcards.model],
-    script:
-        "../scripts/latent_twin.py"

@@ -14,8 +14,11 @@ rule metrics:
         split=WHOLE_SPLIT,
     conda:
         ENV
+    resources:
+        gpu=METRICS_GPU,
     params:
         shard=None,
+        device=config["metrics"].get("device", "cpu"),
     script:
         "../scripts/metrics.py"
 
@@ -32,6 +35,7 @@ use rule metrics as metrics_shard with:
         split=SHARDED_SPLIT,
     params:
         shard=shard_of,
+        device=config["metrics"].get("device", "cpu"),
 
 
 rule gather_metrics:

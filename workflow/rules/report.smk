@@ -8,7 +8,7 @@ rule report:
         frames=expand("results/frames/{split}.zarr", split=SPLITS),
         skipped=expand("results/frames/{split}.skipped.csv", split=SPLITS),
         recon=all_of("results/recon/{model}/{split}.zarr"),
-        latents=all_of("results/latents/{model}/{split}.zarr"),
+        latents=all_of("results/latents/{model}/{split}.zarr", model=LATENT_MODELS),
         collapse=expand("results/metrics/{model}/collapse.json", model=list(MODELS)),
         embeddings=all_of("results/embeddings/{model}/{method}.csv", model=LATENT_MODELS, method=EMBED_METHODS),
         settings=all_of("results/embeddings/{model}/{method}.json", model=LATENT_MODELS, method=EMBED_METHODS),
@@ -17,7 +17,6 @@ rule report:
         interp_stores=all_of("results/interp/{model}/{split}.zarr", split=INTERP_SPLITS),
         predictors=expand("results/predictors/{model}", model=LATENT_MODELS),
         geometry=expand("results/geometry/{model}/{file}", model=LATENT_MODELS, file=GEOMETRY_OUTPUTS.values()),
-        twins=expand("results/geometry/{model}/same_latents.json", model=list(TWINS)),
         code=code("report"),
     output:
         report="results/report.html",

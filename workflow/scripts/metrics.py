@@ -8,4 +8,4 @@ from latent_interp.atomic import staged  # noqa: E402
 sm = snakemake  # noqa: F821
 with staged(sm.output) as out:  # written under temporary names, renamed when whole
     compute_split_metrics(sm.input.frames, sm.input.recon, out.table, out.spec, sm.wildcards.model,
-                          sm.wildcards.split, sm.params.shard)
+                          sm.wildcards.split, sm.params.shard, workers=sm.threads, device=sm.params.device)

@@ -9,12 +9,13 @@ from latent_interp.report import ReportInputs, ReportSettings, build_report  # n
 params, inputs, output = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
 # The rule lists its inputs in expand()'s order: models outer, then splits, methods or names inner.
 by_model_split = list(itertools.product(params.models, params.splits))
+by_space_split = list(itertools.product(params.latent_models, params.splits))  # latents exist per latent space
 by_model_interp = list(itertools.product(params.models, params.interp_splits))
 geometry_count = len(params.geometry_names)
 report_inputs = ReportInputs(
     config=dict(params.config), models=list(params.models), splits=list(params.splits),
     frames=dict(zip(params.splits, inputs.frames)), skipped=dict(zip(params.splits, inputs.skipped)),
-    recon=dict(zip(by_model_split, inputs.recon)), latents=dict(zip(by_model_split, inputs.latents)),
+    recon=dict(zip(by_model_split, inputs.recon)), latents=dict(zip(by_space_split, inputs.latents)),
     metric_tables=dict(zip(by_model_split, inputs.tables)), metrics_summary=inputs.summary, metrics_spec=inputs.spec,
     collapse=dict(zip(params.models, inputs.collapse)), comparison=inputs.comparison,
     finetune_dir=inputs.finetuned[0] if inputs.finetuned else None,
@@ -25,7 +26,7 @@ report_inputs = ReportInputs(
     predictor_dirs=dict(zip(params.latent_models, inputs.predictors)),
     geometry={m: dict(zip(params.geometry_names, inputs.geometry[i * geometry_count:(i + 1) * geometry_count]))
               for i, m in enumerate(params.latent_models)},
-    twins=dict(params.twins), twin_records=dict(zip(params.twins, inputs.twins)), lpips_skipped=params.lpips_skipped,
+    twins=dict(params.twins), lpips_skipped=params.lpips_skipped,
     settings=ReportSettings(**params.settings))
 with staged(output) as out:  # written under temporary names, renamed when whole; the page links the final folder
     build_report(out.report, out.figures, report_inputs, linked_figures_dir=output.figures)
