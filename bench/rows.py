@@ -23,14 +23,14 @@ def _device():
 def _gpu_vae(tmp: Path) -> Path:
     """kl-f8's architecture (latent_interp/configs/kl-f8) with random weights: its speed is the real VAE's."""
     import torch
-    from diffusers import AutoencoderKL
 
     from latent_interp import vae
 
     folder = tmp / "kl-f8-random"
     if not folder.exists():
         torch.manual_seed(0)
-        AutoencoderKL.from_config(AutoencoderKL.load_config(vae.KL_F8_CONFIG)).save_pretrained(folder)
+        autoencoder = vae.autoencoder_class()
+        autoencoder.from_config(autoencoder.load_config(vae.KL_F8_CONFIG)).save_pretrained(folder)
     return folder
 
 
@@ -74,7 +74,8 @@ def p1_encode(quick: bool, tmp: Path) -> Row:
                                 cores())
         times[name] = timer.seconds
     frames = count // 2 * 3
-    stage_rate = frames / (times["whole"] - times["half"])
+    # At --quick sizes timing noise can exceed the difference; a floor keeps the (meaningless) figure defined.
+    stage_rate = frames / max(times["whole"] - times["half"], 1e-3)
     model, _ = vae.load_vae(model_dir, device)
     model = encode.prepare_model(model, device)
     flat = triplets[:count // 2].reshape(-1, size, size, 3)

@@ -88,6 +88,34 @@ class StagedOutputs(list):
         return [(name, self[index]) for name, index in self._names.items()]
 
 
+def worker_pool(workers: int):
+    """A pool of ``workers`` forked processes, started now, that die with this process.
+
+    Forked, not spawned: a spawned worker would run the Snakemake script again as its main module. Started now: the
+    caller does this before opening a store, so no zarr I/O thread is copied into them half-way. Dying with this
+    process: a job killed at a fault point, by Slurm or by hand must not leave workers behind, which would hold
+    its log and pipes open and hang whoever waits for the job."""
+    import concurrent.futures
+    import multiprocessing
+
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                                  initializer=_die_with_parent, initargs=(os.getpid(),))
+    pool.submit(int).result()  # with fork, the first task starts every worker at once
+    return pool
+
+
+def _die_with_parent(parent: int) -> None:
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1  # <sys/prctl.h>
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown still ends the workers
+        return
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
+
+
 @contextmanager
 def staged(outputs):
     """Temporary paths for ``outputs`` (``snakemake.output`` or a list of paths); on success each is renamed into

@@ -156,7 +156,7 @@ def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int 
     mean = store.add_array(group, store.MEAN, latent_shape, np.float32)
     logvar = store.add_array(group, store.LOGVAR, latent_shape, np.float32)
     spans = list(store.chunk_ranges(mean, _read_rows(settings)))
-    # The next chunk is read and the last one written in threads while the model runs (bench P1).
+    # Reads whole chunks, at least a batch of frames; on CUDA the next read and the last write run beside the model.
     with tqdm(total=mean.shape[0], desc=f"encode {split}{_shard_label(shard)}", unit="triplet") as progress, \
             store.WriteBehind(OVERLAP_IO.get(torch_device.type, True)) as writer:
         for (start, stop), batch in store.read_ahead(frames, spans, first, OVERLAP_IO.get(torch_device.type, True)):

@@ -131,13 +131,7 @@ class _Engine:
             self.torch_device = picked if picked.type == "cuda" else None
         self.pool = None
         if self.torch_device is None and workers > 1:
-            import concurrent.futures
-            import multiprocessing
-
-            # fork, not spawn: a spawned worker would run the Snakemake script again as its main module. The workers
-            # are forked here, before any store is opened, so no zarr I/O thread is copied into them half-way.
-            self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-            self.pool.submit(int).result()  # with fork, the first task starts every worker at once
+            self.pool = atomic.worker_pool(workers)  # before any store is opened (compute_split_metrics)
         self.workers = workers
         self.description = ("torch float64 on " + str(self.torch_device) if self.torch_device is not None
                             else f"skimage in {workers} processes" if self.pool else "skimage in one process")

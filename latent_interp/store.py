@@ -24,7 +24,8 @@ Schema (README "Stores and tables" repeats it):
 ``latent_interp.interp``.
 
 Stores are written whole by one job into a fresh folder (``mode="w"``) and never changed in place afterwards. Rows
-are chunked many triplets together (about 4 MiB a chunk): one latent triplet alone is only 48 KiB.
+are chunked many triplets together (about 4 MiB a chunk): one latent triplet alone is only 48 KiB. Float arrays are
+compressed with Blosc LZ4 over shuffled bytes, uint8 frames with zarr's default Zstd (``compressors_for``).
 
 Sharded splits (config ``data.shard_size``): a shard store holds the rows ``attrs["shard"]["rows"]`` = [start,
 stop) of its split, with the same arrays and attrs plus ``shard`` (index, count, rows). Shards start on the chunk

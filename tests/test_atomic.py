@@ -88,3 +88,29 @@ def test_a_pause_happens_once_per_marker(tmp_path):
     process = _run_point({atomic.FAULT_VARIABLE: "encode:mid-store:pause",
                           atomic.FAULT_MARKER_VARIABLE: str(marker)}, tmp_path)
     assert process.wait(timeout=60) == 0 and process.stdout.read().strip() == "went on"
+
+
+def test_pool_workers_die_with_a_killed_job():
+    """A job SIGKILLed mid-stage (a fault point, Slurm, a user) leaves no pool worker behind to hold its pipes."""
+    code = ("from latent_interp import atomic; import os, time\n"
+            "pool = atomic.worker_pool(2)\n"
+            "print(*[p.pid for p in pool._processes.values()], flush=True)\n"
+            "time.sleep(60)\n")
+    job = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in job.stdout.readline().split()]
+    assert len(workers) == 2
+    job.send_signal(signal.SIGKILL)
+    job.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_running, workers))
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import io
-import multiprocessing
 import os
 import pickle
 import re
@@ -19,6 +18,8 @@ matplotlib.use("Agg")  # jobs run without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from latent_interp.atomic import worker_pool  # noqa: E402
 
 
 @dataclass
@@ -41,13 +42,12 @@ class FigureWriter:
 
         Each savefig draws the whole figure again, so the SVG is drawn in a second process while this one draws the
         PNG and goes on (on 2 cores the demo's report took 40 s, most of it in savefig). The worker is forked now,
-        before the report opens a store, so none of zarr's I/O threads is copied into it."""
+        before the report opens a store (latent_interp.atomic.worker_pool)."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.relative = Path(os.path.relpath(linked_folder or self.folder, report_dir))
         self.written: list[str] = []
-        self.pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-        self.pool.submit(int).result()  # with fork, the first task starts the worker
+        self.pool = worker_pool(1)
         self.pending: list[concurrent.futures.Future] = []
 
     def close(self) -> None:
