@@ -114,21 +114,28 @@ def torch_image_metrics(truth_uint8, reconstruction_uint8, device) -> np.ndarray
     return torch.stack([mse, psnr, ssim], dim=1).cpu().numpy()
 
 
+def torch_engine_device(device: str):
+    """The torch device that scores for config value ``device`` (metrics.device), or None for skimage: a CUDA device
+    for ``cuda``/``cuda:N``, and for ``auto`` when torch sees one."""
+    if device == "cpu":
+        return None
+    import torch  # only here: the CPU engines never import it
+
+    if device == "auto":
+        return torch.device("cuda") if torch.cuda.is_available() else None
+    picked = torch.device(device)
+    if picked.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"config key metrics.device asks for {device!r}, but torch sees no CUDA device")
+    return picked if picked.type == "cuda" else None
+
+
 class _Engine:
     """Where the per-image metrics run: skimage in this process (``workers`` 1), skimage in a pool of ``workers``
     processes (the CPU lever: the work is per image and independent), or torch on a CUDA device (the GPU lever,
     so that scoring keeps up with decoding). All three give the same rows, in the same order."""
 
     def __init__(self, workers: int, device: str):
-        self.torch_device = None
-        if device != "cpu":
-            import torch  # only here: the CPU engines never import it
-
-            picked = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                  "cpu" if device == "auto" else device)
-            if picked.type == "cuda" and not torch.cuda.is_available():
-                raise RuntimeError(f"config key metrics.device asks for {device!r}, but torch sees no CUDA device")
-            self.torch_device = picked if picked.type == "cuda" else None
+        self.torch_device = torch_engine_device(device)
         self.pool = None
         if self.torch_device is None and workers > 1:
             self.pool = atomic.worker_pool(workers)  # before any store is opened (compute_split_metrics)
