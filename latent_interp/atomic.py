@@ -140,6 +140,26 @@ def staged(outputs):
         os.replace(temporary, final)
 
 
+@contextmanager
+def staged_tree(folder: str | Path):
+    """A temporary folder whose files are moved into ``folder`` once complete: for rules whose outputs are many
+    files under one folder (the demo's frames)."""
+    folder = Path(folder)
+    temporary = partial_path(folder)
+    remove(temporary)
+    temporary.mkdir(parents=True)
+    try:
+        yield temporary
+    except BaseException:
+        remove(temporary)
+        raise
+    for source in sorted(p for p in temporary.rglob("*") if p.is_file()):
+        target = folder / source.relative_to(temporary)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+    remove(temporary)
+
+
 def write_csv(table: pd.DataFrame, path: str | Path, stage: str, **options) -> None:
     """``table.to_csv(path, index=False)`` in two halves, with the ``<stage>:mid-table`` fault point between them:
     the same bytes as one call."""

@@ -147,6 +147,10 @@ def _draw_shape(canvas: Image.Image, polygon, colour, origin: str, outline_width
     draw.polygon(polygon, outline=(20, 16, 24), width=outline_width)
 
 
+def frame_relpaths(specs: list[TripletSpec], ext: str = "jpg") -> list[str]:
+    """``<triplet>/frame{1,2,3}.<ext>`` for every triplet, the order the frames are written in."""
+    return [f"{spec.name}/frame{k}.{ext}" for spec in specs for k in (1, 2, 3)]
+
 
 def write_split(out_dir: str | Path, seed: int, split: str, count: int, width: int, height: int,
                 quality: int = 95) -> list[TripletSpec]:

@@ -90,6 +90,16 @@ def test_a_pause_happens_once_per_marker(tmp_path):
     assert process.wait(timeout=60) == 0 and process.stdout.read().strip() == "went on"
 
 
+def test_staged_tree_moves_every_file_into_the_folder(tmp_path):
+    with atomic.staged_tree(tmp_path / "split") as partial:
+        (partial / "a").mkdir()
+        (partial / "a" / "frame1.jpg").write_bytes(b"x")
+        assert not (tmp_path / "split").exists()
+    assert (tmp_path / "split" / "a" / "frame1.jpg").read_bytes() == b"x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["split"]
+
+
+
 def test_pool_workers_die_with_a_killed_job():
     """A job SIGKILLed mid-stage (a fault point, Slurm, a user) leaves no pool worker behind to hold its pipes."""
     code = ("from latent_interp import atomic; import os, time\n"

@@ -48,7 +48,7 @@ def test_the_workflow_runs_on_slurm_with_gpu_jobs_side_by_side_and_matches_a_loc
     assert "resumed from" in (workdir / "results" / "logs" / "finetune.log").read_text()
     # The same stores, tables and embeddings as the local run of the same config, the resumed fine-tune included.
     on_slurm, on_this_machine = (file_digests(root / "results", *STUDY) for root in (workdir, workflow_run))
-    assert len(on_slurm) > 200
+    assert len(on_slurm) > 150  # the decoder-only fine-tune has no latents of its own
     assert on_slurm == {path: digest for path, digest in on_this_machine.items()
                         if path in on_slurm or not path.startswith("embeddings/")}
     summary = (f"slurm run: {len(submitted)} Slurm jobs (the fine-tune twice) + {local} local, peak GPU jobs "

@@ -54,4 +54,4 @@ def test_styles_differ_between_origins():
 def test_write_split_writes_atd_layout(tmp_path):
     specs = synthetic.write_split(tmp_path / "val", seed=0, split="val", count=3, width=40, height=24)
     written = sorted(str(p.relative_to(tmp_path / "val")) for p in (tmp_path / "val").rglob("*.jpg"))
-    assert written == sorted(f"{spec.name}/frame{k}.jpg" for spec in specs for k in (1, 2, 3))
+    assert written == sorted(synthetic.frame_relpaths(specs))

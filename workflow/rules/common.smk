@@ -5,7 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 # Only torch-free modules: every Snakemake process (each dry run, each cluster job) builds the DAG from these.
-from latent_interp import data, recipes, sources, weights
+from latent_interp import data, recipes, sources, synthetic, weights
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -108,6 +108,12 @@ def shard_of(wildcards):
     return int(wildcards.shard), SHARDS[wildcards.split]
 
 
+def synthetic_frame_files(split):
+    """The files that synthesize_<split> writes, known from the config alone before any job runs."""
+    specs = synthetic.triplet_specs(SYNTHETIC["seed"], split, SYNTHETIC["triplets"][split])
+    return [f"{config['data']['root']}/{split}/{path}" for path in synthetic.frame_relpaths(specs)]
+
+
 def code(script):
     """The package files that workflow/scripts/<script>.py runs (latent_interp.sources), as the rule's ``code``
     input: editing them reruns the rule, editing any other module does not."""
@@ -120,10 +126,9 @@ def split_source(wildcards):
 
 
 def split_frame_files(wildcards):
-    """Every frame (and annotation) file of a split, not its folder: editing one frame makes only that split stale.
-    The demo's drawn split is the folder its synthesize rule writes."""
+    """Every frame (and annotation) file of a split, not its folder: editing one frame makes only that split stale."""
     if SYNTHETIC:
-        return [f"{config['data']['root']}/{wildcards.split}"]
+        return synthetic_frame_files(wildcards.split)
     return data.split_input_files(split_source(wildcards))
 
 

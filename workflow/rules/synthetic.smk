@@ -1,7 +1,5 @@
-# The embedded demo draws its own ATD-12K-shaped frames: one rule per split, so a split's size change touches that
-# split alone. Each writes one folder, not its thousands of frame files as outputs: Snakemake matches every input
-# against every declared output, which made a no-op dry run of 10,000 triplets take a minute (bench P4). To edit
-# frames by hand, use them as data (data.source: files), whose frames are inputs one by one.
+# The embedded demo draws its own ATD-12K-shaped frames: one rule per split, so a split's size change or a
+# hand-edited frame touches that split alone. Their output files are known from the config before any job runs.
 for _split in SPLITS if SYNTHETIC else []:
 
     rule:
@@ -10,7 +8,7 @@ for _split in SPLITS if SYNTHETIC else []:
         input:
             code=code("synthesize"),
         output:
-            directory(f"{config['data']['root']}/{_split}"),
+            synthetic_frame_files(_split),
         log:
             f"results/logs/synthesize/{_split}.log",
         benchmark:
