@@ -33,6 +33,7 @@ include: "workflow/rules/metrics.smk"
 include: "workflow/rules/interp.smk"
 include: "workflow/rules/geometry.smk"
 include: "workflow/rules/embed.smk"
+include: "workflow/rules/compare.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -41,6 +42,7 @@ localrules:
     all,
     metrics_summary,
     interp_summary,
+    compare_vaes,
 
 
 rule all:

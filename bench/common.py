@@ -16,6 +16,12 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_VAE = REPO / "models" / "tiny-vae"
 
 
+def demo_vaes(config: dict) -> dict:
+    """The demo config's vaes with their paths made absolute, for a workdir outside the repository."""
+    return {name: str(REPO / entry) if isinstance(entry, str) else {**entry, "source": str(REPO / entry["source"])}
+            for name, entry in config["vaes"].items()}
+
+
 @dataclass
 class Row:
     """One row of the table: the figure measured, its target, and whether it is met (None: not measured here)."""

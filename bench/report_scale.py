@@ -35,7 +35,8 @@ def scale_config(triplets: list[int], size: int) -> dict:
     config["data"]["synthetic"].update(triplets=dict(zip(("train", "val", "test"), triplets)),
                                        raw_size=[2 * size, 2 * size * 9 // 16])
     config["preprocess"]["size"] = size
-    config["vae"].update(pretrained=str(REPO / "models" / "tiny-vae"), device="cpu", batch_size=256)
+    config["vaes"] = {name: str(REPO / entry) for name, entry in config["vaes"].items()}
+    config["vae"].update(device="cpu", batch_size=256)
     config["finetune"]["epochs"] = 1
     config["metrics"]["bootstrap_resamples"] = 200
     config["interp"]["mlp"]["epochs"] = config["interp"]["unet"]["epochs"] = 5

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, TINY_VAE, Row, Timer, cartoon_triplets, child_peak_rss_mb, cores, frames_store
+from common import (REPO, TINY_VAE, Row, Timer, cartoon_triplets, child_peak_rss_mb, cores, demo_vaes,
+                    frames_store)
 
 
 def _device():
@@ -200,7 +201,7 @@ def _bytes_on_disk(paths) -> int:
 
 
 def _workdir(tmp: Path, name: str, triplets: dict, edit=None) -> Path:
-    """A workdir with the demo config, ``triplets`` per split, the shipped tiny VAE, ``edit(config)`` applied."""
+    """A workdir with the demo config, ``triplets`` per split, the shipped tiny VAEs, ``edit(config)`` applied."""
     import yaml
 
     workdir = tmp / name
@@ -208,7 +209,7 @@ def _workdir(tmp: Path, name: str, triplets: dict, edit=None) -> Path:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     if triplets is not None:
         config["data"]["synthetic"]["triplets"] = triplets
-    config["vae"]["pretrained"] = str(TINY_VAE)
+    config["vaes"] = demo_vaes(config)
     if edit:
         edit(config)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -448,7 +449,9 @@ def gpu_study(tmp: Path, fraction: float, model_dir: Path | None = None, size: i
     model_dir = model_dir or _gpu_vae(tmp)
 
     def edit(config):
-        config["vae"].update(pretrained=str(model_dir), device="auto", batch_size=64)
+        config["vaes"] = {"kl-f8": str(model_dir)}  # the study of one VAE, as measured before the comparison
+        config["compare"]["baseline"] = "kl-f8"
+        config["vae"].update(device="auto", batch_size=64)
         config["preprocess"]["size"] = size
         config["finetune"]["enabled"] = False
         config["metrics"]["device"] = "auto"

@@ -1,8 +1,8 @@
 """The two GPU stages: encode a frames store into a latents store, and decode a latents store into a recon store.
 
 Both stream one store chunk at a time (memory does not grow with the split) and feed the model micro-batches of
-``batch_size`` frames. On CUDA the VAE runs under bf16 autocast; on the CPU it runs in float32, which keeps two runs
-bit-identical.
+``batch_size`` frames. On CUDA the VAE runs under autocast in its ``dtype`` (bf16 unless its config entry says
+otherwise, ``vae.compute_dtype``); on the CPU it runs in float32, which keeps two runs bit-identical.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from latent_interp import data, store, vae
 from latent_interp.atomic import fault_point
 
 
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA; nothing on the CPU (float32 keeps reruns bit-identical)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def autocast_for(device: torch.device, dtype: str = "auto"):
+    """Autocast in ``vae.compute_dtype(dtype, device)`` (bf16 on CUDA by default); nothing on the CPU."""
+    chosen = vae.compute_dtype(dtype, device)
+    return torch.autocast(device.type, dtype=chosen) if chosen is not None else contextlib.nullcontext()
 
 
 def to_model_input(frames_uint8: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -60,8 +59,9 @@ def batch_slices(count: int, batch_size: int) -> list[slice]:
 
 
 @torch.inference_mode()
-def encode_frames(model, frames_uint8: np.ndarray, device: torch.device, batch_size: int):
-    """uint8 [F, H, W, 3] -> posterior (mean, logvar), each float32 [F, C, h, w].
+def encode_frames(model, frames_uint8: np.ndarray, device: torch.device, batch_size: int, dtype: str = "auto"):
+    """uint8 [F, H, W, 3] -> (latent, logvar), float32 [F, C, h, w]: the posterior mean and log-variance, or for a
+    deterministic encoder (AutoencoderTiny) its latent and None.
 
     The outputs are allocated once, before the batches: per-batch results kept in a list sat between the batches'
     activations on the heap and fragmented it, so memory grew with the frames (bench P5: 583 -> 2,547 MiB for 1,000
@@ -69,24 +69,27 @@ def encode_frames(model, frames_uint8: np.ndarray, device: torch.device, batch_s
     means = logvars = None
     for batch in batch_slices(len(frames_uint8), batch_size):
         x = to_model_input(frames_uint8[batch], device)
-        with autocast_for(device):
-            posterior = model.encode(x).latent_dist
+        with autocast_for(device, dtype):
+            mean, logvar = vae.posterior(model, x)
         if means is None:
-            means = np.empty((len(frames_uint8), *posterior.mean.shape[1:]), np.float32)
-            logvars = np.empty_like(means)
-        means[batch] = posterior.mean.float().cpu().numpy()
-        logvars[batch] = posterior.logvar.float().cpu().numpy()
+            means = np.empty((len(frames_uint8), *mean.shape[1:]), np.float32)
+            logvars = np.empty_like(means) if logvar is not None else None
+        means[batch] = mean.float().cpu().numpy()
+        if logvar is not None:
+            logvars[batch] = logvar.float().cpu().numpy()
     return means, logvars
 
 
 @torch.inference_mode()
-def decode_latents(model, latents: np.ndarray, device: torch.device, batch_size: int) -> np.ndarray:
-    """float32 [F, C, h, w] (unscaled) -> uint8 [F, H, W, 3], into one array allocated up front (see encode_frames)."""
+def decode_latents(model, latents: np.ndarray, device: torch.device, batch_size: int,
+                   dtype: str = "auto") -> np.ndarray:
+    """float32 [F, C, h, w] (as stored) -> uint8 [F, H, W, 3], into one array allocated up front (see
+    encode_frames)."""
     frames = None
     for batch in batch_slices(len(latents), batch_size):
         z = torch.from_numpy(np.ascontiguousarray(latents[batch])).to(device, non_blocking=True)
         z = z.contiguous(memory_format=memory_format(device))
-        with autocast_for(device):
+        with autocast_for(device, dtype):
             images = model.decode(z).sample
         decoded = to_uint8_frames(images)
         if frames is None:
@@ -95,15 +98,17 @@ def decode_latents(model, latents: np.ndarray, device: torch.device, batch_size:
     return frames
 
 
-def _open_stage(source_path, kind: str, vae_source, device: str, threads: int, single_file_config, settings: dict):
+def _open_stage(source_path, kind: str, vae_source, device: str, threads: int, vae_options: dict | None,
+                settings: dict):
     """What encode and reconstruct share: threads, device, the source store, the model, and the stage settings."""
     vae.prepare_torch(threads)
     torch_device = vae.pick_device(device)
     source = store.open_store(source_path, kind)
-    model, vae_record = vae.load_vae(vae_source, torch_device, single_file_config)
+    model, vae_record = vae.load_vae(vae_source, torch_device, **(vae_options or {}))
     model = prepare_model(model, torch_device)
+    chosen = vae.compute_dtype(vae_record["dtype"], torch_device)
     settings = {**settings, "device": torch_device.type,
-                "autocast": "bf16" if torch_device.type == "cuda" else "none (float32)"}
+                "autocast": str(chosen).removeprefix("torch.") if chosen is not None else "none (float32)"}
     return torch_device, source, model, vae_record, settings
 
 
@@ -142,45 +147,50 @@ def _shard_label(shard, separator=" ") -> str:
 
 
 def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int = 16, device: str = "auto",
-                 threads: int = 1, single_file_config=None, shard: tuple[int, int] | None = None) -> None:
-    """frames store -> latents store (schema in latent_interp.store); with ``shard`` (index, count), one shard of it."""
+                 threads: int = 1, vae_options: dict | None = None, shard: tuple[int, int] | None = None) -> None:
+    """frames store -> latents store (schema in latent_interp.store); with ``shard`` (index, count), one shard of it.
+    ``vae_options``: ``vae.load_vae``'s keyword arguments (the VAE's config entry)."""
     torch_device, frames_group, model, vae_record, settings = _open_stage(
-        frames_path, "frames", vae_source, device, threads, single_file_config,
-        {"batch_size": batch_size, "latents": "posterior mean and logvar, not multiplied by the scaling factor"})
+        frames_path, "frames", vae_source, device, threads, vae_options, {"batch_size": batch_size})
+    deterministic = vae_record["posterior"] == "deterministic"
+    settings["latents"] = ("the encoder's deterministic latent (no posterior variance: no logvar array)"
+                           if deterministic else "posterior mean and logvar, not multiplied by the scaling factor")
     frames = frames_group[store.FRAMES]
     _, _, height, width, _ = frames.shape
-    factor = 2 ** (len(model.config.block_out_channels) - 1)
-    latent_shape = (3, model.config.latent_channels, height // factor, width // factor)
+    factor = vae_record["downsampling"]
+    latent_shape = (3, vae_record["latent_channels"], height // factor, width // factor)
     group, first = _derived_store(out_path, "latents", split, frames_group, vae_record, settings, latent_shape,
                                   np.float32, shard)
     mean = store.add_array(group, store.MEAN, latent_shape, np.float32)
-    logvar = store.add_array(group, store.LOGVAR, latent_shape, np.float32)
+    logvar = None if deterministic else store.add_array(group, store.LOGVAR, latent_shape, np.float32)
     spans = list(store.chunk_ranges(mean, _read_rows(settings)))
     # Reads whole chunks, at least a batch of frames; on CUDA the next read and the last write run beside the model.
     with tqdm(total=mean.shape[0], desc=f"encode {split}{_shard_label(shard)}", unit="triplet") as progress, \
             store.WriteBehind(OVERLAP_IO.get(torch_device.type, True)) as writer:
         for (start, stop), batch in store.read_ahead(frames, spans, first, OVERLAP_IO.get(torch_device.type, True)):
             batch_mean, batch_logvar = encode_frames(model, batch.reshape(-1, height, width, 3), torch_device,
-                                                     batch_size)
-            writer.write((mean, slice(start, stop), batch_mean.reshape(stop - start, *latent_shape)),
-                         (logvar, slice(start, stop), batch_logvar.reshape(stop - start, *latent_shape)))
+                                                     batch_size, vae_record["dtype"])
+            writes = [(mean, slice(start, stop), batch_mean.reshape(stop - start, *latent_shape))]
+            if logvar is not None:
+                writes.append((logvar, slice(start, stop), batch_logvar.reshape(stop - start, *latent_shape)))
+            writer.write(*writes)
             progress.update(stop - start)
             fault_point(f"encode{_shard_label(shard, '-')}", "mid-store")
 
 
 def reconstruct_split(latents_path, vae_source, out_path, split: str, batch_size: int = 16, device: str = "auto",
-                      threads: int = 1, single_file_config=None, shard: tuple[int, int] | None = None) -> None:
+                      threads: int = 1, vae_options: dict | None = None,
+                      shard: tuple[int, int] | None = None) -> None:
     """latents store -> recon store: decode the posterior mean (deterministic, unlike the seed's sample()); with
     ``shard`` (index, count), one shard of it."""
     torch_device, latents_group, model, vae_record, settings = _open_stage(
-        latents_path, "latents", vae_source, device, threads, single_file_config,
-        {"batch_size": batch_size, "decoded": f"posterior mean of {latents_path}"})
-    encoded_by = latents_group.attrs["vae"]
-    # Another model's latents are fine when its encoder is this one's (a decoder-only fine-tune decodes its base's).
-    if vae_record["encoder_sha256"] != encoded_by.get("encoder_sha256"):
-        raise ValueError(f"{latents_path} was encoded by {encoded_by['source']} (encoder sha256 "
-                         f"{str(encoded_by.get('encoder_sha256'))[:12]}), whose encoder is not {vae_source}'s "
-                         f"({vae_record['encoder_sha256'][:12]})")
+        latents_path, "latents", vae_source, device, threads, vae_options,
+        {"batch_size": batch_size, "decoded": f"the stored latents of {latents_path}"})
+    # Another model's latents are fine when their latent space is this one's: same family, channels, factors and
+    # encoder (a decoder-only fine-tune decodes its base's).
+    vae.require_same_latent_space(latents_group.attrs["vae"], vae_record,
+                                  f"{latents_path} (encoded by {latents_group.attrs['vae']['source']})",
+                                  f"the decoding VAE {vae_source}")
     mean = latents_group[store.MEAN]
     size = latents_group.attrs["preprocess"]["size"]
     group, first = _derived_store(out_path, "recon", split, latents_group, vae_record, settings, (3, size, size, 3),
@@ -190,7 +200,8 @@ def reconstruct_split(latents_path, vae_source, out_path, split: str, batch_size
     with tqdm(total=frames.shape[0], desc=f"reconstruct {split}{_shard_label(shard)}", unit="triplet") as progress, \
             store.WriteBehind(OVERLAP_IO.get(torch_device.type, True)) as writer:
         for (start, stop), latents in store.read_ahead(mean, spans, first, OVERLAP_IO.get(torch_device.type, True)):
-            decoded = decode_latents(model, latents.reshape(-1, *mean.shape[2:]), torch_device, batch_size)
+            decoded = decode_latents(model, latents.reshape(-1, *mean.shape[2:]), torch_device, batch_size,
+                                     vae_record["dtype"])
             writer.write((frames, slice(start, stop), decoded.reshape(stop - start, 3, size, size, 3)))
             progress.update(stop - start)
             fault_point(f"reconstruct{_shard_label(shard, '-')}", "mid-store")

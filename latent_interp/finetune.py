@@ -131,12 +131,14 @@ def read_split_frames(path) -> tuple[np.ndarray, str]:
     return frames, hashlib.sha256(np.ascontiguousarray(frames).data).hexdigest()
 
 
-def validate(model, frames: np.ndarray, device: torch.device, batch_size: int, means: np.ndarray | None = None) -> dict:
+def validate(model, frames: np.ndarray, device: torch.device, batch_size: int, means: np.ndarray | None = None,
+             dtype: str = "auto") -> dict:
     """Val figures of decoding the posterior mean: means of the per-image metrics and the collapse check's figures.
-    ``means``: the frames' posterior means when the encoder is frozen (they cannot change between epochs)."""
+    ``means``: the frames' posterior means when the encoder is frozen (they cannot change between epochs);
+    ``dtype``: the base VAE's (``vae.compute_dtype``)."""
     if means is None:
-        means, _ = encode.encode_frames(model, frames, device, batch_size)
-    reconstructions = encode.decode_latents(model, means, device, batch_size)
+        means, _ = encode.encode_frames(model, frames, device, batch_size, dtype)
+    reconstructions = encode.decode_latents(model, means, device, batch_size, dtype)
     per_image = np.array([metrics.image_metrics(t, r) for t, r in zip(frames, reconstructions)])
     moments = metrics.CollapseMoments()
     moments.add(frames, reconstructions)
@@ -232,7 +234,7 @@ def plot_curves(steps: pd.DataFrame, epochs: pd.DataFrame, title: str) -> plt.Fi
 
 
 def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint_path, finetune_config: dict,
-             device: str = "auto", threads: int = 1, batch_size_eval: int = 16, single_file_config=None,
+             device: str = "auto", threads: int = 1, batch_size_eval: int = 16, vae_options: dict | None = None,
              on_step=None) -> dict:
     """Fine-tune ``pretrained`` (any form ``vae.load_vae`` takes) and write ``out_dir`` (see the module docstring).
 
@@ -245,7 +247,10 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
     seed = int(finetune_config.get("seed", 0))
     checkpoint_every = int(finetune_config.get("checkpoint_every", 50))
     torch_device = vae.pick_device(device)
-    model, pretrained_record = vae.load_vae(pretrained, torch_device, single_file_config)
+    model, pretrained_record = vae.load_vae(pretrained, torch_device, **(vae_options or {}))
+    if pretrained_record["posterior"] != "gaussian":  # the recipes' loss samples the posterior and weighs its KL
+        raise ValueError(f"config key finetune.vae: {pretrained} is an {pretrained_record['family']}, whose encoder "
+                         "has no posterior to sample; the fine-tune recipes train an AutoencoderKL")
     model = encode.prepare_model(model, torch_device)  # the fast layout (channels_last on CPU); saved unaffected
     train_frames, train_digest = read_split_frames(train_frames_path)
     val_frames, val_digest = read_split_frames(val_frames_path)
@@ -268,11 +273,12 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
 
     evaluated = ema if ema is not None else model
     # A frozen encoder gives the val frames the same posterior every epoch (its EMA copy too): encoded once.
-    val_means = (encode.encode_frames(evaluated, val_frames, torch_device, batch_size_eval)[0]
+    dtype = pretrained_record["dtype"]  # the base VAE's entry: what it runs in on CUDA
+    val_means = (encode.encode_frames(evaluated, val_frames, torch_device, batch_size_eval, dtype)[0]
                  if recipe.trainable == "decoder" else None)
     if not epoch_rows:  # epoch 0: the pretrained model, the baseline every later epoch is read against
         epoch_rows.append({"epoch": 0, "step": 0, **validate(evaluated, val_frames, torch_device, batch_size_eval,
-                                                             val_means),
+                                                             val_means, dtype),
                            "evaluated": "ema" if ema is not None else "model"})
     started = time.time() - seconds_before
 
@@ -298,7 +304,7 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
         x = encode.to_model_input(batch, torch_device)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, recipe)
-        with encode.autocast_for(torch_device):
+        with encode.autocast_for(torch_device, dtype):
             terms = loss_terms(model, x, recipe, generator)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -323,7 +329,7 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
         if step % steps_per_epoch == 0 or step == total_steps:
             model.eval()
             epoch_rows.append({"epoch": epoch + 1, "step": step,
-                               **validate(evaluated, val_frames, torch_device, batch_size_eval, val_means),
+                               **validate(evaluated, val_frames, torch_device, batch_size_eval, val_means, dtype),
                                "evaluated": "ema" if ema is not None else "model"})
             model.train()
             print(f"epoch {epoch + 1}: val PSNR {epoch_rows[-1]['val_psnr']:.2f} dB, SSIM "

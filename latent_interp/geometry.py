@@ -14,7 +14,10 @@ Table ``trajectories.csv``, one row per triplet:
 Table ``channels.csv``, one row per latent channel: ``model``, ``channel``, ``mean``, ``std``, ``skew``,
     ``kurtosis`` (excess: 0 for a Gaussian), ``min``, ``max``, ``aggregate_kl`` = KL(N(mean, std^2) || N(0, 1)) of
     the channel's values over all frames and positions, ``posterior_kl`` = the mean per element of KL(q(z|x) ||
-    N(0, 1)) from the posterior mean and logvar, the quantity the VAE's KL term pulls down (nats).
+    N(0, 1)) from the posterior mean and logvar, the quantity the VAE's KL term pulls down (nats); empty for a
+    deterministic encoder (AutoencoderTiny), which has no posterior variance; ``scaled_mean``, ``scaled_std``,
+    ``scaled_aggregate_kl``: the same moments of the latents a diffusion model sees, ``(z - shift_factor) *
+    scaling_factor`` (the store's VAE record), comparable across VAEs.
 Table ``histograms.csv``: ``model``, ``channel``, ``bin_low``, ``bin_high``, ``count`` (``bins`` equal bins from the
     smallest to the largest value of all channels: no value falls outside).
 Table ``correlation.csv``: ``channel`` and one column per channel: Pearson correlations over frames and positions.
@@ -76,17 +79,26 @@ def trajectory_stats(latents: np.ndarray) -> pd.DataFrame:
     })
 
 
-def channel_stats(values: np.ndarray, posterior_kl: np.ndarray) -> pd.DataFrame:
-    """Per-channel moments of latents [F, C, h, w] and their distance from the N(0, 1) prior (one channel in float64
-    at a time: ATD-12K's whole latent set in float64 would be 1.2 GB more)."""
+def gaussian_kl(mean: float, std: float) -> float:
+    """KL(N(mean, std^2) || N(0, 1)) in nats."""
+    return 0.5 * (std ** 2 + mean ** 2 - 1 - np.log(max(std ** 2, 1e-30)))
+
+
+def channel_stats(values: np.ndarray, posterior_kl: np.ndarray, scaling_factor: float = 1.0,
+                  shift_factor: float = 0.0) -> pd.DataFrame:
+    """Per-channel moments of latents [F, C, h, w] and their distance from the N(0, 1) prior, as stored and as a
+    diffusion model sees them (one channel in float64 at a time: ATD-12K's whole latent set in float64 would be
+    1.2 GB more)."""
     rows = []
     for channel in range(values.shape[1]):
         x = values[:, channel].astype(np.float64).ravel()
         mean, std = x.mean(), x.std()
+        scaled_mean, scaled_std = (mean - shift_factor) * scaling_factor, std * scaling_factor
         rows.append({"channel": channel, "mean": mean, "std": std, "skew": stats.skew(x),
                      "kurtosis": stats.kurtosis(x), "min": x.min(), "max": x.max(),
-                     "aggregate_kl": 0.5 * (std ** 2 + mean ** 2 - 1 - np.log(max(std ** 2, 1e-30))),
-                     "posterior_kl": posterior_kl[channel]})
+                     "aggregate_kl": gaussian_kl(mean, std), "posterior_kl": posterior_kl[channel],
+                     "scaled_mean": scaled_mean, "scaled_std": scaled_std,
+                     "scaled_aggregate_kl": gaussian_kl(scaled_mean, scaled_std)})
     return pd.DataFrame(rows)
 
 
@@ -134,13 +146,17 @@ def load_split(latents_path, frames_path) -> dict:
     latents_group = store.open_store(latents_path, "latents")
     frames_group = store.open_store(frames_path, "frames")
     names = store.require_same_triplets(latents_group, frames_group, latents_path, frames_path)
-    mean, logvar = latents_group[store.MEAN][:], latents_group[store.LOGVAR]
+    mean = latents_group[store.MEAN][:]
     channels = mean.shape[2]
     kl_sums, motion = np.zeros(channels), []
-    # KL(N(mu, s^2) || N(0, 1)) per element = (mu^2 + s^2 - 1 - ln s^2) / 2, summed per channel
-    for start, stop in store.chunk_ranges(logvar):
-        lv, mu = logvar[start:stop].astype(np.float64), mean[start:stop].astype(np.float64)
-        kl_sums += (0.5 * (mu ** 2 + np.exp(lv) - 1 - lv)).sum(axis=(0, 1, 3, 4))
+    if store.LOGVAR not in latents_group:  # a deterministic encoder: no posterior, so no posterior KL
+        kl_sums[:] = np.nan
+    else:
+        logvar = latents_group[store.LOGVAR]
+        # KL(N(mu, s^2) || N(0, 1)) per element = (mu^2 + s^2 - 1 - ln s^2) / 2, summed per channel
+        for start, stop in store.chunk_ranges(logvar):
+            lv, mu = logvar[start:stop].astype(np.float64), mean[start:stop].astype(np.float64)
+            kl_sums += (0.5 * (mu ** 2 + np.exp(lv) - 1 - lv)).sum(axis=(0, 1, 3, 4))
     frames = frames_group[store.FRAMES]
     for start, stop in store.chunk_ranges(frames):
         chunk = frames[start:stop].astype(np.float32) / 255.0
@@ -179,6 +195,7 @@ def analyse_geometry(latent_paths: list[str], frames_paths: list[str], outputs: 
     splits = [load_split(lp, fp) for lp, fp in tqdm(list(zip(latent_paths, frames_paths)), desc="load", unit="split")]
     if len({s["vae"]["sha256"] for s in splits}) > 1:
         raise ValueError(f"{latent_paths}: the splits were encoded by different VAEs")
+    record = splits[0]["vae"]
     trajectories = []
     for s in splits:
         table = trajectory_stats(s["mean"])
@@ -196,7 +213,8 @@ def analyse_geometry(latent_paths: list[str], frames_paths: list[str], outputs: 
 
     values = np.concatenate([s["mean"].reshape(-1, *s["mean"].shape[2:]) for s in splits])  # [F, C, h, w]
     positions = len(values) * int(np.prod(values.shape[2:]))
-    channels = channel_stats(values, sum(s["kl_sums"] for s in splits) / max(positions, 1))
+    channels = channel_stats(values, sum(s["kl_sums"] for s in splits) / max(positions, 1),
+                             record.get("scaling_factor", 1.0), record.get("shift_factor") or 0.0)
     channels.insert(0, "model", model)
     channels.to_csv(outputs["channels"], index=False, float_format="%.6g")
     histograms = channel_histograms(values, settings["histogram_bins"])
@@ -232,7 +250,10 @@ def analyse_geometry(latent_paths: list[str], frames_paths: list[str], outputs: 
                "channels": {"mean_abs_correlation_off_diagonal": float(
                    np.abs(correlation[~np.eye(len(correlation), dtype=bool)]).mean()) if len(correlation) > 1 else 0.0,
                    "aggregate_kl_total": float(channels["aggregate_kl"].sum()),
-                   "posterior_kl_total": float(channels["posterior_kl"].sum())},
+                   "scaled_aggregate_kl_mean": float(channels["scaled_aggregate_kl"].mean()),
+                   # NaN for a deterministic encoder: it has no posterior to measure (not zero)
+                   "posterior_kl_total": float(channels["posterior_kl"].sum(min_count=1)),
+                   "posterior": record.get("posterior", "gaussian")},
                "clusters": clustering, "probes": probes, "settings": settings, "latents": list(latent_paths),
                "vae": {k: v for k, v in splits[0]["vae"].items() if k != "config"},
                "provenance": store.provenance("geometry", settings)}

@@ -140,7 +140,7 @@ def interp_spec(lpips_record: str | None, predictors_dir) -> dict:
 
 def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_source, table_path, spec_path, store_path,
                 model_name: str, split: str, gallery_triplets=6, sample_triplets: int = 0, seed: int = 0,
-                batch_size: int = 16, device: str = "auto", threads: int = 1, single_file_config=None,
+                batch_size: int = 16, device: str = "auto", threads: int = 1, vae_options: dict | None = None,
                 lpips_weights: dict | None = None) -> pd.DataFrame:
     """Rule interp: every method on one model's split -> table, spec and store (module docstring)."""
     vae.prepare_torch(threads)
@@ -150,10 +150,12 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
     recon_group = store.open_store(recon_path, "recon")
     names = store.require_same_triplets(frames_group, latents_group, frames_path, latents_path)
     store.require_same_triplets(frames_group, recon_group, frames_path, recon_path)
-    model, vae_record = vae.load_vae(vae_source, torch_device, single_file_config)
+    model, vae_record = vae.load_vae(vae_source, torch_device, **(vae_options or {}))
     model = encode.prepare_model(model, torch_device)
     if vae_record["sha256"] != recon_group.attrs["vae"]["sha256"]:
         raise ValueError(f"{recon_path} was decoded by {recon_group.attrs['vae']['source']}, not by {vae_source}")
+    vae.require_same_latent_space(latents_group.attrs["vae"], vae_record, str(latents_path),
+                                  f"the decoding VAE {vae_source}")
     learned, predictors_record = predictors.load_predictors(predictors_dir, torch_device)
     if predictors_record["vae"]["sha256"] != latents_group.attrs["vae"]["sha256"]:
         raise ValueError(f"{predictors_dir} was trained on latents of {predictors_record['vae']['source']}, "
@@ -187,7 +189,8 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
         for start, stop in store.chunk_ranges(mean):
             latents, truth_frames = mean[start:stop], frames[start:stop]
             images, latent_errors, predicted = _predict_chunk(latents, truth_frames, recon[start:stop], learned,
-                                                              model, latent_methods, torch_device, batch_size)
+                                                              model, latent_methods, torch_device, batch_size,
+                                                              vae_record["dtype"])
             predicted_store[start:stop] = np.stack([predicted[m] for m in latent_methods], axis=1)
             truth = truth_frames[:, 1]
             lerp_first = len(rows) + methods.index("latent_lerp") * (stop - start)  # rows go method by method
@@ -242,7 +245,8 @@ class GalleryKeeper:
         return self.images[name]
 
 
-def _predict_chunk(latents, truth_frames, recon_frames, learned, model, latent_methods, device, batch_size):
+def _predict_chunk(latents, truth_frames, recon_frames, learned, model, latent_methods, device, batch_size,
+                   dtype: str = "auto"):
     """For a chunk of triplets: every method's frame 2 (uint8 [B, H, W, 3]), every method's latent MSE [B], and
     every latent method's predicted latent2."""
     first, second, third = latents[:, 0], latents[:, 1], latents[:, 2]
@@ -250,7 +254,8 @@ def _predict_chunk(latents, truth_frames, recon_frames, learned, model, latent_m
     images = {"repeat": truth_frames[:, 0], "pixel_blend": pixel_blend(truth_frames[:, 0], truth_frames[:, 2]),
               "vae_ceiling": recon_frames[:, 1]}
     count = len(first)
-    decoded = encode.decode_latents(model, np.concatenate([predicted[m] for m in latent_methods]), device, batch_size)
+    decoded = encode.decode_latents(model, np.concatenate([predicted[m] for m in latent_methods]), device, batch_size,
+                                    dtype)
     for position, method in enumerate(latent_methods):
         images[method] = decoded[position * count:(position + 1) * count]
     errors = {"repeat": _latent_mse(first, second), "pixel_blend": np.full(count, np.nan),

@@ -14,9 +14,10 @@ level of an annotated split, or ``all``):
     ``psnr_pooled``, ``psnr_pooled_ci_low``, ``psnr_pooled_ci_high`` (PSNR of the pooled MSE),
     ``ssim``, ``ssim_std``, ``ssim_ci_low``, ``ssim_ci_high``,
     ``roi_psnr``, ``roi_psnr_pooled``, ``roi_ssim`` (inside the motion RoI; empty where the split has no annotations)
-Table ``results/metrics/comparison.csv``, one row per model other than ``pretrained`` and split (and ``all``),
-over the images both models reconstructed:
-    ``model``, ``baseline`` (``pretrained``), ``split``, ``n_images``, and for each of ``psnr``, ``ssim``, ``mse``:
+Table ``results/metrics/comparison.csv``, one row per (model, baseline) pair and split (and ``all``), over the
+images both models reconstructed; the workflow pairs every model with ``compare.baseline`` and the fine-tuned model
+with the VAE it started from:
+    ``model``, ``baseline``, ``split``, ``n_images``, and for each of ``psnr``, ``ssim``, ``mse``:
     the model's mean, ``<metric>_baseline``, ``<metric>_diff`` (model - baseline), ``<metric>_diff_ci_low``,
     ``<metric>_diff_ci_high`` (paired bootstrap over triplets); ``psnr_improved_share`` (fraction of images whose
     PSNR rose).
@@ -323,14 +324,15 @@ def summarize(tables: list[pd.DataFrame], resamples: int = 1000, seed: int = 0) 
     return pd.DataFrame(rows)
 
 
-def compare_models(metrics: pd.DataFrame, baseline: str = "pretrained", resamples: int = 1000,
+def compare_models(metrics: pd.DataFrame, pairs: list[tuple[str, str]], resamples: int = 1000,
                    seed: int = 0) -> pd.DataFrame:
-    """Every other model against ``baseline`` on the same images: per split and ``all``, the means of both, their
-    difference (model - baseline) with a paired 95% bootstrap CI over triplets, and the share of images improved."""
+    """Each (model, baseline) pair on the same images: per split and ``all``, the means of both, their difference
+    (model - baseline) with a paired 95% bootstrap CI over triplets, and the share of images improved."""
     keys = ["split", "triplet", "frame"]
-    base = metrics[metrics["model"] == baseline].set_index(keys)[["mse", "psnr", "ssim"]]
     rows = []
-    for model, by_model in metrics[metrics["model"] != baseline].groupby("model", sort=False):
+    for model, baseline in pairs:
+        base = metrics[metrics["model"] == baseline].set_index(keys)[["mse", "psnr", "ssim"]]
+        by_model = metrics[metrics["model"] == model]
         paired = by_model.set_index(keys)[["mse", "psnr", "ssim"]].join(base.add_suffix("_baseline"), how="inner")
         paired = paired.replace(np.inf, np.nan).dropna().reset_index()  # an exact image has no PSNR difference
         groups = [(split, g) for split, g in paired.groupby("split", sort=False)] + [("all", paired)]
@@ -357,14 +359,14 @@ COMPARISON_COLUMNS = ["model", "baseline", "split", "n_images"] + [
 
 
 def summarize_tables(table_paths: list[str], summary_path, comparison_path=None, resamples: int = 1000,
-                     seed: int = 0) -> pd.DataFrame:
-    """summary.csv from every metrics table and, when ``comparison_path`` is given, comparison.csv (no rows when
-    there is only the pretrained model)."""
+                     seed: int = 0, pairs: list[tuple[str, str]] = ()) -> pd.DataFrame:
+    """summary.csv from every metrics table and, when ``comparison_path`` is given, comparison.csv of the
+    (model, baseline) ``pairs`` (no rows without pairs)."""
     tables = [pd.read_csv(path) for path in table_paths]
     summary = summarize(tables, resamples, seed)
     summary.to_csv(summary_path, index=False, float_format="%.6g")
     if comparison_path is not None:
-        compare_models(pd.concat(tables, ignore_index=True), resamples=resamples, seed=seed).to_csv(
+        compare_models(pd.concat(tables, ignore_index=True), list(pairs), resamples, seed).to_csv(
             comparison_path, index=False, float_format="%.6g")
     return summary
 

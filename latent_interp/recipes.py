@@ -34,7 +34,7 @@ RECIPES = {
                    weight_decay=0.0, warmup_steps=0, grad_clip=None, ema_decay=None, batch_size=8, epochs=10,
                    crop=None),
 }
-RUN_KEYS = ("recipe", "enabled", "seed", "checkpoint_every")  # finetune.* config keys that are not Recipe fields
+RUN_KEYS = ("recipe", "enabled", "vae", "seed", "checkpoint_every")  # finetune.* config keys that are not Recipe fields
 # Settings a checkpoint may differ in and still be resumed.
 RESUMABLE_CHANGES = {"epochs"}
 

@@ -14,11 +14,14 @@ Schema (README "Stores and tables" repeats it):
     width, height), ``general_motion_type`` str [N], ``behavior`` str [N].
 
 ``results/latents/{model}/{split}.zarr`` (encode)
-    ``mean``      float32 [N, 3, C, h, w]   posterior mean, NOT multiplied by the scaling factor (the seed's latents)
-    ``logvar``    float32 [N, 3, C, h, w]   posterior log-variance
+    ``mean``      float32 [N, 3, C, h, w]   the encoder's latent as it gives it: AutoencoderKL's posterior mean, NOT
+                                            multiplied by the scaling factor (the seed's latents); AutoencoderTiny's
+                                            deterministic latent
+    ``logvar``    float32 [N, 3, C, h, w]   posterior log-variance; absent for a deterministic encoder
     ``triplets``, ``origins`` as above
-    attrs: ``kind`` ("latents"), ``split``, ``vae`` (source, format, sha256, encoder_sha256, scaling_factor,
-    config), ``preprocess`` (copied from the frames store), ``provenance``.
+    attrs: ``kind`` ("latents"), ``split``, ``vae`` (``vae.load_vae``'s record: source, format, sha256,
+    encoder_sha256, family, posterior, latent_channels, downsampling, scaling_factor, shift_factor,
+    scaling_overridden, dtype, config), ``preprocess`` (copied from the frames store), ``provenance``.
 
 ``results/interp/{model}/{split}.zarr`` (interp): predicted latents and the gallery; schema in
 ``latent_interp.interp``.

@@ -1,6 +1,9 @@
-"""Training the tiny demo VAE from scratch on synthetic frames (``python tools/train_tiny_vae.py``).
+"""Training the tiny demo VAEs from scratch on synthetic frames (``python tools/train_tiny_vae.py``).
 
-The demo ships the result under ``models/tiny-vae``; the workflow never trains it. The loop is short on purpose
+The demo ships the results under ``models/tiny-vae`` (family kl: an AutoencoderKL trained as latent diffusion trains
+its autoencoder) and ``models/tiny-taesd`` (family tiny: an AutoencoderTiny distilled from a teacher as TAESD is
+from SD's VAE: its encoder regresses the teacher's scaled latents, its decoder reconstructs the frames from them, so
+both speak the teacher's latent space). The workflow never trains them. The loop is short on purpose
 (nanoGPT style): one checkpoint file holds model, EMA weights, optimizer, step and config, so a killed run resumes.
 
 Why these choices: random 64x64 crops of the full-size frames (the model is fully convolutional) make a step cheap
@@ -30,6 +33,8 @@ from latent_interp import data, finetune, synthetic, vae
 
 @dataclass
 class TrainConfig:
+    family: str = "kl"  # or "tiny": distil an AutoencoderTiny from ``teacher``
+    teacher: str = ""  # family tiny: the AutoencoderKL (any form vae.load_vae takes) whose latent space it learns
     steps: int = 12000
     batch_size: int = 16
     crop: int = 64
@@ -83,22 +88,51 @@ def random_crops(frames: np.ndarray, batch_size: int, crop: int, rng: np.random.
 
 @torch.no_grad()
 def mean_psnr(model, frames: np.ndarray, batch_size: int = 16) -> float:
-    """Mean per-image PSNR (uint8 round trip, data range 1) of decoding the posterior mean."""
+    """Mean per-image PSNR (uint8 round trip, data range 1) of decoding the encoder's latent (posterior mean)."""
     psnrs = []
     for start in range(0, len(frames), batch_size):
         batch = frames[start:start + batch_size]
         x = torch.from_numpy(data.to_model_range(batch))
-        rec = data.to_uint8(model.decode(model.encode(x).latent_dist.mean).sample.numpy())
+        rec = data.to_uint8(model.decode(vae.posterior(model, x)[0]).sample.numpy())
         mse = ((rec.astype(np.float64) - batch) / 255.0) ** 2
         psnrs.extend(10 * np.log10(1.0 / np.maximum(mse.mean(axis=(1, 2, 3)), 1e-12)))
     return float(np.mean(psnrs))
+
+
+def kl_loss(model, x: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, reconstruction, kl) of an AutoencoderKL: latent diffusion's autoencoder loss without its GAN."""
+    posterior = model.encode(x).latent_dist
+    reconstruction = model.decode(posterior.sample()).sample
+    error = reconstruction - x
+    rec_loss = error.abs().mean() if cfg.reconstruction_loss == "l1" else error.square().mean()
+    # KL summed per image, divided by the pixel count: the same ratio as latent diffusion's summed losses.
+    kl = posterior.kl().mean() / x[0].numel()
+    return rec_loss + cfg.kl_weight * kl, rec_loss, kl
+
+
+def distillation_loss(model, teacher, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, reconstruction, latent error) of an AutoencoderTiny learning ``teacher``'s scaled latent space, as TAESD
+    does (without its adversarial term): the encoder regresses (mean - shift) * scale, and the decoder reconstructs
+    the frame from that target, so it decodes the teacher's latents as well as its own encoder's."""
+    with torch.no_grad():
+        mean, _ = vae.posterior(teacher, x)
+        target = (mean - (teacher.config.shift_factor or 0.0)) * teacher.config.scaling_factor
+    latent_error = (model.encode(x).latents - target).square().mean()
+    rec_loss = (model.decode(target).sample - x).square().mean()
+    return rec_loss + latent_error, rec_loss, latent_error
 
 
 def train(out_dir: str | Path, checkpoint_path: str | Path, cfg: TrainConfig) -> None:
     torch.set_num_threads(cfg.threads)
     out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
     torch.manual_seed(cfg.seed)
-    model = vae.build_vae()
+    model = vae.build_vae(cfg.family)
+    teacher = None
+    if cfg.family == "tiny":
+        if not cfg.teacher:
+            raise ValueError("--teacher: family tiny distils from a teacher AutoencoderKL (e.g. models/tiny-vae)")
+        teacher, teacher_record = vae.load_vae(cfg.teacher)
+        teacher.requires_grad_(False)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
@@ -122,6 +156,7 @@ def train(out_dir: str | Path, checkpoint_path: str | Path, cfg: TrainConfig) ->
     with open(log_path, "w" if fresh_log else "a", newline="") as log_file:
         writer = csv.writer(log_file)
         if fresh_log:
+            # "kl" is the latent error against the teacher for family tiny
             writer.writerow(["step", "lr", "loss", "reconstruction", "kl", "val_psnr_ema", "seconds", "objective"])
         started, running = time.time(), []
         while step < cfg.steps:
@@ -129,13 +164,7 @@ def train(out_dir: str | Path, checkpoint_path: str | Path, cfg: TrainConfig) ->
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = random_crops(train_frames, cfg.batch_size, cfg.crop, rng)
-            posterior = model.encode(x).latent_dist
-            reconstruction = model.decode(posterior.sample()).sample
-            error = reconstruction - x
-            rec_loss = error.abs().mean() if cfg.reconstruction_loss == "l1" else error.square().mean()
-            # KL summed per image, divided by the pixel count: the same ratio as latent diffusion's summed losses.
-            kl = posterior.kl().mean() / x[0].numel()
-            loss = rec_loss + cfg.kl_weight * kl
+            loss, rec_loss, kl = kl_loss(model, x, cfg) if teacher is None else distillation_loss(model, teacher, x)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -146,8 +175,9 @@ def train(out_dir: str | Path, checkpoint_path: str | Path, cfg: TrainConfig) ->
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 val_psnr = mean_psnr(ema.eval(), val_frames)
                 means = np.mean(running, axis=0)
+                objective = cfg.reconstruction_loss if teacher is None else "distillation"
                 writer.writerow([step, f"{lr:.6g}", *(f"{m:.6g}" for m in means), f"{val_psnr:.3f}",
-                                 f"{time.time() - started:.0f}", cfg.reconstruction_loss])
+                                 f"{time.time() - started:.0f}", objective])
                 log_file.flush()
                 print(f"step {step}: loss {means[0]:.4f} val PSNR (EMA) {val_psnr:.2f} dB", flush=True)
                 running = []
@@ -156,6 +186,9 @@ def train(out_dir: str | Path, checkpoint_path: str | Path, cfg: TrainConfig) ->
                     model=model.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(), step=step,
                     numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(), config=asdict(cfg)))
     ema.save_pretrained(out_dir, safe_serialization=True)
-    (out_dir / "training.json").write_text(json.dumps(
-        {"trained_by": "tools/train_tiny_vae.py", "config": asdict(cfg), "val_psnr_ema": mean_psnr(ema, val_frames)},
-        indent=2) + "\n")
+    record = {"trained_by": "tools/train_tiny_vae.py", "config": asdict(cfg),
+              "val_psnr_ema": mean_psnr(ema, val_frames)}
+    if teacher is not None:
+        record["teacher"] = {k: v for k, v in teacher_record.items() if k != "config"}
+        record["teacher_val_psnr"] = mean_psnr(teacher, val_frames)
+    (out_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -1,8 +1,19 @@
-"""Loading the VAE in every form it ships in, choosing its device, and the tiny kl-f8-shaped demo architecture.
+"""Loading a VAE of any supported family in every form it ships in, choosing its device, and the tiny demo
+architectures.
 
-Every model is a diffusers ``AutoencoderKL``. A diffusers folder (the tiny demo VAE in ``models/tiny-vae``, a local
-copy of ``bullhug/kl-f8-anime2``) loads with ``from_pretrained``; a single file in latent diffusion's key layout
-(``kl-f8-anime2.ckpt`` or a ``.safetensors``) loads with ``from_single_file`` and the kl-f8 config shipped here.
+Families (``FAMILIES``): diffusers' ``AutoencoderKL`` with 4 latent channels (SD 1.x/2.x kl-f8, kl-f8-anime2, SDXL's
+VAE) or 16 (SD3, FLUX: no quant convs, a shift factor), whose encoder gives a Gaussian posterior (mean, logvar); and
+``AutoencoderTiny`` (TAESD), whose encoder gives one deterministic latent: it has no posterior variance, and nothing
+here invents one (``posterior`` returns None for it).
+
+Forms (``weights.source_format``): a diffusers folder (``from_pretrained``, the class from its config.json); a single
+``.safetensors`` or pickled ``.ckpt`` with an architecture config (a folder holding a diffusers config.json, or one of
+the names in ``latent_interp/configs``: kl-f8, sdxl, sd3, flux, taesd), converted from latent diffusion's key layout
+(AutoencoderKL, diffusers' ``from_single_file``) or TAESD's (AutoencoderTiny, ``tiny_state_dict``); or a hub id.
+
+Latents are stored as the encoder gives them (AutoencoderKL: the unscaled posterior mean; TAESD: latents already in
+its teacher's scaled space, scaling factor 1). A diffusion model sees ``(z - shift_factor) * scaling_factor``; every
+store records both factors, and ``latent_space`` is what two stores must agree on to be compared latent to latent.
 """
 
 from __future__ import annotations
@@ -12,12 +23,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from typing import TYPE_CHECKING
-
 import torch
-
-if TYPE_CHECKING:
-    from diffusers import AutoencoderKL
 
 from latent_interp.weights import HUB_ID, WEIGHT_SUFFIXES, is_model_file, source_format  # noqa: F401 (torch-free, for the Snakefile)
 
@@ -37,20 +43,54 @@ TINY_VAE_CONFIG = dict(
 )
 
 
-KL_F8_CONFIG = Path(__file__).parent / "configs" / "kl-f8"  # kl-f8-anime2's architecture, for single files
+# TAESD's geometry (8x, 4 latent channels, one deterministic latent) with widths cut from 64 to 32 (diffusers' tiny
+# encoder needs one width throughout) and 2 blocks a level instead of 3, so tools/train_tiny_vae.py distils it from
+# models/tiny-vae on one CPU core (0.55 s a step of 16 crops of 64 px; 64 wide: 1.6 s) as models/tiny-taesd.
+TINY_TAESD_CONFIG = dict(
+    encoder_block_out_channels=(32, 32, 32, 32),
+    decoder_block_out_channels=(32, 32, 32, 32),
+    num_encoder_blocks=(1, 2, 2, 2),
+    num_decoder_blocks=(2, 2, 2, 1),
+    latent_channels=4,
+)
+
+CONFIGS = Path(__file__).parent / "configs"  # architecture configs for single files, by name
+KL_F8_CONFIG = CONFIGS / "kl-f8"  # kl-f8-anime2's architecture, the default for single files
+# diffusers class name -> family name, as configs, stores and tables give it
+FAMILIES = {"AutoencoderKL": "kl", "AutoencoderTiny": "tiny"}
 
 
-def autoencoder_class():
-    """diffusers' AutoencoderKL, imported when a model is built or loaded: importing diffusers takes about 3 s
-    beyond torch, which the jobs that only pick a device or set threads (interp_train) need not pay."""
-    from diffusers import AutoencoderKL
+def autoencoder_class(family: str = "kl"):
+    """diffusers' class of the family, imported when a model is built or loaded: importing diffusers takes about
+    3 s beyond torch, which the jobs that only pick a device or set threads (interp_train) need not pay."""
+    from diffusers import AutoencoderKL, AutoencoderTiny
 
-    return AutoencoderKL
+    return {"kl": AutoencoderKL, "tiny": AutoencoderTiny}[family]
 
 
-def build_vae(**overrides) -> AutoencoderKL:
-    """A freshly initialised AutoencoderKL with the tiny config, any key overridden (tests shrink it further)."""
-    return autoencoder_class()(**{**TINY_VAE_CONFIG, **overrides})
+def family_of(model) -> str:
+    return FAMILIES[type(model).__name__]
+
+
+def build_vae(family: str = "kl", **overrides):
+    """A freshly initialised tiny model of the family (TINY_VAE_CONFIG, TINY_TAESD_CONFIG), any key overridden
+    (tests shrink them further, or give AutoencoderKL 16 latent channels)."""
+    defaults = TINY_VAE_CONFIG if family == "kl" else TINY_TAESD_CONFIG
+    return autoencoder_class(family)(**{**defaults, **overrides})
+
+
+def posterior(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Frames in [-1, 1] -> (latent, log-variance): AutoencoderKL's posterior mean and logvar; AutoencoderTiny's
+    deterministic latent and None."""
+    if family_of(model) == "tiny":
+        return model.encode(x).latents, None
+    distribution = model.encode(x).latent_dist
+    return distribution.mean, distribution.logvar
+
+
+def downsampling(config) -> int:
+    """Frame size / latent size: one 2x step between consecutive blocks, in both families."""
+    return 2 ** (len(config["block_out_channels"]) - 1)
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -119,52 +159,145 @@ def encoder_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def load_vae(source: str | Path, device: torch.device | str = "cpu",
-             single_file_config: str | Path | None = None) -> tuple[AutoencoderKL, dict]:
-    """Load the VAE from any form ``source_format`` accepts; return it in eval mode with its provenance record.
+def architecture_dir(config: str | Path | None, key: str = "vae") -> Path:
+    """The folder holding a single file's architecture config.json: a name in latent_interp/configs, or a folder."""
+    if config is None:
+        return KL_F8_CONFIG
+    folder = CONFIGS / str(config) if (CONFIGS / str(config)).is_dir() else Path(config)
+    if not (folder / "config.json").is_file():
+        names = ", ".join(sorted(p.name for p in CONFIGS.iterdir() if (p / "config.json").is_file()))
+        raise FileNotFoundError(f"config key {key}.config = {str(config)!r}: neither a built-in architecture ({names}) "
+                                f"nor a folder holding a diffusers config.json")
+    return folder
 
-    Single files are converted with the kl-f8 architecture config shipped in ``latent_interp/configs/kl-f8`` (or
-    ``single_file_config``, a folder holding a diffusers config.json), so they load with no network access.
+
+def load_vae(source: str | Path, device: torch.device | str = "cpu", config: str | Path | None = None,
+             scaling_factor: float | None = None, shift_factor: float | None = None, dtype: str = "auto",
+             key: str = "vae"):
+    """Load a VAE from any form ``source_format`` accepts; return it in eval mode with its provenance record.
+
+    ``config``: a single file's architecture (``architecture_dir``; kl-f8 when None), so single files load with no
+    network access. ``scaling_factor``/``shift_factor`` override the model config's (recorded either way);
+    ``dtype`` is what it runs in on CUDA (``compute_dtype``). ``key`` names the config entry in error messages.
     """
-    form = source_format(source)
+    form = source_format(source, key)
     # low_cpu_mem_usage=False: the default asks for accelerate, which this project does not need.
     options = dict(torch_dtype=torch.float32, low_cpu_mem_usage=False)
-    config_dir = str(single_file_config or KL_F8_CONFIG)
+    config_dir = architecture_dir(config, key) if form in {"safetensors", "ckpt"} else None
     if form == "diffusers":
-        model, digest = autoencoder_class().from_pretrained(source, **options), folder_digest(source)
-    elif form == "safetensors":
-        model = autoencoder_class().from_single_file(str(source), config=config_dir, local_files_only=True, **options)
-        digest = file_digest(source)
-    elif form == "ckpt":
-        state_dict = checkpoint_state_dict(source)
-        model = autoencoder_class().from_single_file(state_dict, config=config_dir, local_files_only=True, **options)
-        digest = file_digest(source)
+        family = _family_in_config(Path(source) / "config.json", key)
+        model, digest = autoencoder_class(family).from_pretrained(source, **options), folder_digest(source)
+    elif form in {"safetensors", "ckpt"}:
+        model, digest = _load_single_file(Path(source), form, config_dir, options, key), file_digest(source)
     else:
-        model, digest = _load_from_hub(str(source), options), None
+        model, digest = _load_from_hub(str(source), options, key), None
+    overrides = {name: float(value) for name, value in
+                 (("scaling_factor", scaling_factor), ("shift_factor", shift_factor)) if value is not None}
+    if overrides:
+        model.register_to_config(**overrides)
     model.to(device).eval()
+    family = family_of(model)
     provenance = {
         "source": str(source),
         "format": form,
         "sha256": digest,
         "encoder_sha256": encoder_digest(model),
+        "family": type(model).__name__,
+        "posterior": "gaussian" if family == "kl" else "deterministic",
+        "latent_channels": int(model.config.latent_channels),
+        "downsampling": downsampling(model.config),
         "scaling_factor": float(model.config.scaling_factor),
-        "config": {key: value for key, value in model.config.items() if not key.startswith("_")},
+        "shift_factor": float(model.config.get("shift_factor") or 0.0),
+        "scaling_overridden": sorted(overrides),
+        "dtype": dtype,
+        "config": {name: value for name, value in model.config.items() if not name.startswith("_")},
     }
-    if form in {"safetensors", "ckpt"}:
-        provenance["single_file_config"] = config_dir
+    if config_dir is not None:
+        provenance["single_file_config"] = str(config_dir)
     return model, provenance
 
 
-def _load_from_hub(hub_id: str, options: dict) -> AutoencoderKL:
+# What two latents stores must share for their latents to be compared, interpolated or decoded as one space.
+LATENT_SPACE_KEYS = ("family", "latent_channels", "downsampling", "scaling_factor", "shift_factor", "encoder_sha256")
+
+
+def latent_space(record: dict) -> dict:
+    """The part of a store's VAE record that defines its latent space (LATENT_SPACE_KEYS)."""
+    return {name: record.get(name) for name in LATENT_SPACE_KEYS}
+
+
+def require_same_latent_space(record: dict, other: dict, what: str, other_what: str) -> None:
+    """Raise, naming both sides and the first difference, unless the two VAE records share a latent space."""
+    ours, theirs = latent_space(record), latent_space(other)
+    differences = [f"{name} {ours[name]!r} vs {theirs[name]!r}" for name in LATENT_SPACE_KEYS
+                   if ours[name] != theirs[name]]
+    if differences:
+        raise ValueError(f"{what} and {other_what} are not in the same latent space: " + "; ".join(differences))
+
+
+def compute_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a VAE on ``device`` (None: plain float32). CPU runs stay float32 whatever is asked, so
+    two runs are bit-identical; on CUDA ``auto`` is bf16 (fast, and safe from fp16's overflow in SDXL's VAE)."""
+    if device.type != "cuda" or dtype == "float32":
+        return None
+    return {"auto": torch.bfloat16, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def _family_in_config(config_json: Path, key: str) -> str:
+    import json
+
+    class_name = json.loads(config_json.read_text()).get("_class_name", "AutoencoderKL")
+    if class_name not in FAMILIES:
+        raise ValueError(f"config key {key}: {config_json} describes a {class_name}; supported families are "
+                         f"{', '.join(FAMILIES)}")
+    return FAMILIES[class_name]
+
+
+def _load_single_file(path: Path, form: str, config_dir: Path, options: dict, key: str):
+    family = _family_in_config(config_dir / "config.json", key)
+    if family == "kl":  # diffusers converts latent diffusion's key layout
+        source = str(path) if form == "safetensors" else checkpoint_state_dict(path)
+        return autoencoder_class().from_single_file(source, config=str(config_dir), local_files_only=True, **options)
+    from safetensors.torch import load_file
+
+    tensors = load_file(path) if form == "safetensors" else checkpoint_state_dict(path)
+    model = autoencoder_class("tiny").from_config(autoencoder_class("tiny").load_config(config_dir))
     try:
-        return autoencoder_class().from_pretrained(hub_id, local_files_only=bool(os.environ.get("HF_HUB_OFFLINE")),
-                                             **options)
+        model.load_state_dict(tiny_state_dict(tensors), strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"config key {key}: {path} does not fit the AutoencoderTiny of {config_dir} "
+                         f"({str(error).splitlines()[0]} ...)") from error
+    return model.float()
+
+
+def tiny_state_dict(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """TAESD weights in diffusers' keys. Accepts diffusers' own (``encoder.layers.N.*``) or the original TAESD
+    module's (``encoder.N.*``, ``decoder.N.*``), whose decoder starts with a parameter-free Clamp that diffusers
+    applies in ``DecoderTiny.forward`` instead: its layer N is diffusers' N - 1."""
+    converted = {}
+    for name, tensor in tensors.items():
+        part, _, rest = name.partition(".")
+        if part not in {"encoder", "decoder"} or rest.startswith("layers.") or not rest.split(".")[0].isdigit():
+            converted[name] = tensor
+            continue
+        index, _, inner = rest.partition(".")
+        index = int(index) - (1 if part == "decoder" else 0)
+        converted[f"{part}.layers.{index}.{inner}"] = tensor
+    return converted
+
+
+def _load_from_hub(hub_id: str, options: dict, key: str):
+    try:
+        config = autoencoder_class().load_config(hub_id, local_files_only=bool(os.environ.get("HF_HUB_OFFLINE")))
+        family = FAMILIES.get(config.get("_class_name", "AutoencoderKL"), "kl")
+        return autoencoder_class(family).from_pretrained(
+            hub_id, local_files_only=bool(os.environ.get("HF_HUB_OFFLINE")), **options)
     except Exception as error:  # offline, unknown id, or no access: all end the same way for the user
         raise RuntimeError(
-            f"vae.pretrained = {hub_id!r} looks like a hub id, and it could not be loaded ({type(error).__name__}: "
+            f"config key {key} = {hub_id!r} looks like a hub id, and it could not be loaded ({type(error).__name__}: "
             f"{error}). On a machine without hub access, download the weights elsewhere (a diffusers folder such as "
             "bullhug/kl-f8-anime2, or the single file vae/kl-f8-anime2.ckpt of hakurei/waifu-diffusion-v1-4), copy "
-            "them here and set vae.pretrained to the local folder or file."
+            f"them here and set {key} to the local folder or file."
         ) from error
 
 

@@ -1,4 +1,5 @@
-"""Where a VAE's weights are and in which form: what the Snakefile checks for ``vae.pretrained`` before any job runs.
+"""Where a VAE's weights are and in which form: what the Snakefile checks for each entry of ``vaes`` before any job
+runs.
 Free of torch and diffusers (``latent_interp.vae`` loads the weights), so building the DAG stays fast.
 """
 
@@ -11,16 +12,15 @@ WEIGHT_SUFFIXES = {".safetensors", ".bin"}
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
-def source_format(source: str | Path) -> str:
-    """How ``vae.pretrained`` stores its weights: ``diffusers`` folder, ``safetensors`` or ``ckpt`` single file
-    (latent-diffusion key layout), or a ``hub`` id."""
+def source_format(source: str | Path, key: str = "vae") -> str:
+    """How a VAE stores its weights: ``diffusers`` folder, ``safetensors`` or ``ckpt`` single file (latent
+    diffusion's or TAESD's key layout), or a ``hub`` id. ``key`` names the config entry in error messages."""
     path = Path(source)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(
-                f"vae.pretrained = {str(source)!r}: no diffusers folder there (expected {path / 'config.json'}). "
-                "Point vae.pretrained at a folder written by AutoencoderKL.save_pretrained, or at a single "
-                ".safetensors/.ckpt file."
+                f"config key {key} = {str(source)!r}: no diffusers folder there (expected {path / 'config.json'}). "
+                f"Point {key} at a folder written by save_pretrained, or at a single .safetensors/.ckpt file."
             )
         return "diffusers"
     if path.is_file() and path.suffix == ".safetensors":
@@ -30,8 +30,8 @@ def source_format(source: str | Path) -> str:
     if not path.exists() and HUB_ID.match(str(source)):
         return "hub"
     raise FileNotFoundError(
-        f"vae.pretrained = {str(source)!r}: no such folder or file. Give a diffusers folder (config.json + weights), "
-        "a latent-diffusion single file (.safetensors or .ckpt), or a hub id such as bullhug/kl-f8-anime2."
+        f"config key {key} = {str(source)!r}: no such folder or file. Give a diffusers folder (config.json + "
+        "weights), a single file (.safetensors or .ckpt), or a hub id such as bullhug/kl-f8-anime2."
     )
 
 
@@ -41,10 +41,10 @@ def is_model_file(path: Path) -> bool:
     return path.suffix in WEIGHT_SUFFIXES or path.name == "config.json"
 
 
-def weight_files(source: str | Path) -> list[str]:
+def weight_files(source: str | Path, key: str = "vae") -> list[str]:
     """The files a VAE is loaded from (a diffusers folder's config and weights, or the single file; none for a hub
     id), so that new weights make everything encoded with them stale."""
-    form = source_format(source)
+    form = source_format(source, key)
     if form == "diffusers":
         return sorted(str(p) for p in Path(source).iterdir() if is_model_file(p))
     return [str(source)] if form != "hub" else []

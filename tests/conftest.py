@@ -66,17 +66,24 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 
 
 # The workflow on a tiny copy of the demo config: the integration tests (test_workflow.py) and the browser tests
-# (test_report_browser.py) share one run.
+# (test_report_browser.py) share one run. Its models are the demo's: the two shipped VAEs of different families side
+# by side, and the fine-tune of the first.
 TRIPLETS = {"train": 4, "val": 2, "test": 2}
 SIZE = 32
+BASE, SECOND = "tiny-kl", "tiny-taesd"   # AutoencoderKL (fine-tuned too) and AutoencoderTiny
+FINETUNED = f"{BASE}-finetuned"
+SHIPPED = {BASE: REPO / "models" / "tiny-vae", SECOND: REPO / "models" / "tiny-taesd"}
 
 
 def tiny_config() -> dict:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["data"]["synthetic"].update(triplets=dict(TRIPLETS), raw_size=[64, 36])
     config["preprocess"]["size"] = SIZE
-    config["vae"].update(pretrained=str(REPO / "models" / "tiny-vae"), device="cpu")
+    assert set(config["vaes"]) == set(SHIPPED), "the demo's VAEs changed: update conftest.SHIPPED"
+    config["vaes"] = {name: str(path) for name, path in SHIPPED.items()}
+    config["vae"]["device"] = "cpu"
     config["metrics"]["bootstrap_resamples"] = 50
+    config["compare"]["bootstrap_resamples"] = 50
     config["report"]["grid_triplets_per_origin"] = 1
     return config
 

@@ -48,7 +48,8 @@ def workdir(atd_tree, micro_vae_dir, tmp_path_factory):
     config = yaml.safe_load((REPO / "config" / "atd12k.yaml").read_text())
     config["data"]["root"] = str(atd_tree)
     config["data"]["val_fraction"] = 0.25
-    config["vae"].update(pretrained=str(micro_vae_dir), device="cpu")
+    config["vaes"]["kl-f8-anime2"] = str(micro_vae_dir)
+    config["vae"]["device"] = "cpu"
     config["preprocess"]["size"] = 32
     (workdir / "atd12k.yaml").write_text(yaml.safe_dump(config))
     return workdir
@@ -65,7 +66,8 @@ def snakemake(workdir, *args):
 def test_real_config_dry_runs(workdir):
     jobs = job_counts(snakemake(workdir, "-n"))
     assert "synthesize_train" not in jobs and jobs["ingest"] == 3 and jobs["report"] == 1
-    # Encoded once: the decoder-only fine-tune shares pretrained's latents; reconstructed and scored per model.
+    # Only kl-f8-anime2 and its fine-tune (atd12k.yaml leaves the demo's VAEs out with null). Encoded once: the
+    # decoder-only fine-tune shares kl-f8-anime2's latents; reconstructed and scored per model.
     assert jobs["finetune"] == 1 and jobs["encode"] == 3 and jobs["reconstruct"] == 2 * 3
     assert jobs["interp_train"] == 1 and jobs["interp"] == 2 * 2 and jobs["geometry"] == 1
 
@@ -80,24 +82,24 @@ def test_val_is_carved_from_train_10k_by_name(workdir, atd_tree):
 
 
 def test_test_split_metrics_carry_annotations_and_roi(workdir):
-    snakemake(workdir, "results/metrics/pretrained/test.csv")
+    snakemake(workdir, "results/metrics/kl-f8-anime2/test.csv")
     frames = store.open_store(workdir / "results" / "frames" / "test.zarr")
     assert frames[store.FRAMES].shape == (4, 3, 32, 32, 3)  # 96x54 png squashed to 32x32
-    table = pd.read_csv(workdir / "results" / "metrics" / "pretrained" / "test.csv")
+    table = pd.read_csv(workdir / "results" / "metrics" / "kl-f8-anime2" / "test.csv")
     assert {"roi_psnr", "roi_ssim", "level", "general_motion_type", "behavior"} <= set(table.columns)
     assert table["roi_psnr"].notna().all() and set(table["behavior"]) == {"others"}
     assert np.isfinite(table["roi_ssim"]).all()
 
 
 def test_the_latent_study_reports_the_annotated_test_split_by_level_and_roi(workdir):
-    snakemake(workdir, "results/interp/pretrained/test.csv", "results/geometry/pretrained/geometry.json")
-    table = pd.read_csv(workdir / "results" / "interp" / "pretrained" / "test.csv")
+    snakemake(workdir, "results/interp/kl-f8-anime2/test.csv", "results/geometry/kl-f8-anime2/geometry.json")
+    table = pd.read_csv(workdir / "results" / "interp" / "kl-f8-anime2" / "test.csv")
     assert {"roi_psnr", "roi_ssim", "level", "general_motion_type"} <= set(table.columns)
     assert table["roi_psnr"].notna().all() and len(table) == 4 * len(interp.METHODS)
-    summary = interp.summarize_interp([workdir / "results" / "interp" / "pretrained" / "test.csv"],
+    summary = interp.summarize_interp([workdir / "results" / "interp" / "kl-f8-anime2" / "test.csv"],
                                       workdir / "summary.csv", resamples=20)
     levels = {str(level) for level in table["level"].unique()}
     assert set(summary["level"]) == {"all", *levels} and summary["roi_psnr_vs_lerp"].notna().any()
-    geometry = json.loads((workdir / "results" / "geometry" / "pretrained" / "geometry.json").read_text())
+    geometry = json.loads((workdir / "results" / "geometry" / "kl-f8-anime2" / "geometry.json").read_text())
     assert set(geometry["trajectories"]["by_level"]) == levels
     assert geometry["probes"]["origin"]["train_split"] == "train" and geometry["probes"]["origin"]["test_frames"] == 12

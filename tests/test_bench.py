@@ -34,22 +34,23 @@ def test_every_row_measures_something_at_tiny_sizes(tmp_path):
 
 def test_work_done_twice_is_none_in_the_workflow_run(workflow_run):
     """The decoder-only fine-tune is never encoded: no latents, predictors, geometry or embedding of its own, and
-    nothing else it makes equals what pretrained made."""
+    nothing else it makes equals what its base made; the two VAEs of the demo each encode once."""
     row = rows.p8_twice(workflow_run)
     assert row.value == 0 and row.met, row.details
-    assert all(path.startswith("results/latents/pretrained/") for path in row.details["latents_stores"])
+    assert {path.split("/")[2] for path in row.details["latents_stores"]} == {"tiny-kl", "tiny-taesd"}
 
 
 def test_work_done_twice_is_found_when_it_is_there(workflow_run, tmp_path):
     copy = tmp_path / "run"
     results = copy / "results"
     shutil.copytree(workflow_run / "results" / "latents", results / "latents")
-    shutil.copytree(results / "latents" / "pretrained", results / "latents" / "finetuned")  # encoded twice
+    shutil.copytree(results / "latents" / "tiny-kl", results / "latents" / "tiny-kl-finetuned")  # encoded twice
     shutil.copytree(workflow_run / "results" / "metrics", results / "metrics")
     row = rows.p8_twice(copy)
     assert row.value == 3 and not row.met  # one store per split
-    assert sorted(pair[1] for pair in row.details["equal_outputs"]) == [
-        f"results/latents/pretrained/{split}.zarr" for split in ("test", "train", "val")]
+    assert sorted(sorted(pair) for pair in row.details["equal_outputs"]) == [
+        [f"results/latents/tiny-kl-finetuned/{split}.zarr", f"results/latents/tiny-kl/{split}.zarr"]
+        for split in ("test", "train", "val")]
 
 
 

@@ -62,7 +62,7 @@ def test_reconstruct_refuses_a_different_vae(frames_store, micro_vae_dir, tmp_pa
     encode.encode_split(frames_store, micro_vae_dir, latents, "train")
     other = tmp_path / "other-vae"
     vae.build_vae(block_out_channels=(8, 16, 16, 16), norm_num_groups=4).save_pretrained(other)
-    with pytest.raises(ValueError, match="whose encoder is not"):
+    with pytest.raises(ValueError, match="not in the same latent space: encoder_sha256"):
         encode.reconstruct_split(latents, other, tmp_path / "recon.zarr", "train")
 
 
@@ -85,7 +85,7 @@ def test_a_decoder_only_change_decodes_the_base_models_latents(frames_store, mic
     encode.reconstruct_split(latents, tuned, tmp_path / "recon.zarr", "train")
     recon = store.open_store(tmp_path / "recon.zarr", "recon")
     assert recon.attrs["vae"]["sha256"] != store.open_store(latents).attrs["vae"]["sha256"]
-    assert recon.attrs["provenance"]["settings"]["decoded"] == f"posterior mean of {latents}"
+    assert recon.attrs["provenance"]["settings"]["decoded"] == f"the stored latents of {latents}"
     assert recon.attrs["vae"]["encoder_sha256"] == store.open_store(latents).attrs["vae"]["encoder_sha256"]
 
 
@@ -93,7 +93,7 @@ def test_an_encoder_change_is_refused(frames_store, micro_vae_dir, tmp_path):
     latents = tmp_path / "latents.zarr"
     encode.encode_split(frames_store, micro_vae_dir, latents, "train")
     tuned = _with_changed("encoder", micro_vae_dir, tmp_path / "tuned")
-    with pytest.raises(ValueError, match="whose encoder is not"):
+    with pytest.raises(ValueError, match="not in the same latent space: encoder_sha256"):
         encode.reconstruct_split(latents, tuned, tmp_path / "recon.zarr", "train")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from latent_interp.atomic import FAULT_MARKER_VARIABLE, FAULT_VARIABLE
 from conftest import file_digests, job_counts, new_workdir, snakemake, snakemake_command, tiny_config
 
-VAL_METRICS = "results/metrics/pretrained/val.csv"
+VAL_METRICS = "results/metrics/tiny-kl/val.csv"
 
 
 def _kill_job_at(workdir: Path, target: str, point: str) -> None:
@@ -60,7 +60,7 @@ def _snapshot(root: Path) -> dict:
 
 def test_kills_mid_store_and_mid_table_recover_to_the_uninterrupted_bytes(workflow_run, tmp_path_factory):
     workdir = new_workdir(tmp_path_factory, "killed", tiny_config())
-    latents = workdir / "results" / "latents" / "pretrained"
+    latents = workdir / "results" / "latents" / "tiny-kl"
     chain = {"encode": 1, "reconstruct": 1, "metrics": 1}
 
     # 1. The encode job dies after its first chunk: no store, a partial one, and the planned rerun is that chain.
@@ -84,7 +84,7 @@ def test_kills_mid_store_and_mid_table_recover_to_the_uninterrupted_bytes(workfl
 
     # 3. The metrics job dies with half of its table written: only that job reruns.
     _kill_job_at(workdir, VAL_METRICS, "metrics:mid-table")
-    partial_table = workdir / "results" / "metrics" / "pretrained" / ".val.partial.csv"
+    partial_table = workdir / "results" / "metrics" / "tiny-kl" / ".val.partial.csv"
     assert not (workdir / VAL_METRICS).exists() and 1 < len(partial_table.read_text().splitlines()) < 7
     assert _plan(workdir, VAL_METRICS) == {"metrics": 1}
 
@@ -95,8 +95,8 @@ def test_kills_mid_store_and_mid_table_recover_to_the_uninterrupted_bytes(workfl
 
     # 5. Recovery: the bytes of the uninterrupted run, and no partial file anywhere.
     snakemake(workdir, VAL_METRICS)
-    for path in ("results/frames/val.zarr", "results/latents/pretrained/val.zarr", "results/recon/pretrained/val.zarr",
-                 VAL_METRICS, "results/metrics/pretrained/val.spec.json"):
+    for path in ("results/frames/val.zarr", "results/latents/tiny-kl/val.zarr", "results/recon/tiny-kl/val.zarr",
+                 VAL_METRICS, "results/metrics/tiny-kl/val.spec.json"):
         assert file_digests(workdir, path) == file_digests(workflow_run, path), path
     assert _partials(workdir) == [] and _plan(workdir, VAL_METRICS) == {}
 
@@ -104,16 +104,16 @@ def test_kills_mid_store_and_mid_table_recover_to_the_uninterrupted_bytes(workfl
 def test_a_killed_fine_tune_starts_over_or_resumes_and_ends_with_the_uninterrupted_model(workflow_run,
                                                                                         tmp_path_factory):
     workdir = new_workdir(tmp_path_factory, "killed-finetune", tiny_config())
-    model, checkpoints = "results/models/finetuned", workdir / "results" / "checkpoints"
+    model, checkpoints = "results/models/tiny-kl-finetuned", workdir / "results" / "checkpoints"
 
     _kill_job_at(workdir, model, "finetune:checkpoint")
     # the first checkpoint was written but never renamed: no checkpoint to resume, and no model
-    assert [p.name for p in checkpoints.iterdir()] == [".finetuned.partial.pt"]
+    assert [p.name for p in checkpoints.iterdir()] == [".tiny-kl-finetuned.partial.pt"]
     assert not (workdir / model).exists() and _plan(workdir, model) == {"finetune": 1}
 
     # Now Snakemake's whole process group dies once the first checkpoint is in place: the rerun resumes from it.
     _kill_group(_paused_at(workdir, model, "finetune:checkpointed"))
-    assert not (workdir / model).exists() and [p.name for p in checkpoints.iterdir()] == ["finetuned.pt"]
+    assert not (workdir / model).exists() and [p.name for p in checkpoints.iterdir()] == ["tiny-kl-finetuned.pt"]
     snakemake(workdir, "--unlock")
     assert _plan(workdir, model) == {"finetune": 1}
 
@@ -124,4 +124,4 @@ def test_a_killed_fine_tune_starts_over_or_resumes_and_ends_with_the_uninterrupt
     # resumed or not, the same weights: the data order and the RNG states come back with the checkpoint
     for name in ("diffusion_pytorch_model.safetensors", "config.json"):
         assert (workdir / model / name).read_bytes() == (workflow_run / model / name).read_bytes(), name
-    assert [p.name for p in checkpoints.iterdir()] == ["finetuned.pt"] and _partials(workdir) == []
+    assert [p.name for p in checkpoints.iterdir()] == ["tiny-kl-finetuned.pt"] and _partials(workdir) == []

@@ -222,8 +222,13 @@ def test_comparison_pairs_images_and_bounds_the_difference():
     base_psnr = rng.uniform(20, 35, size=60)
     gain = rng.normal(0.5, 0.2, size=60)  # most images a little better
     tables = pd.concat([_table(base_psnr, "pretrained"), _table(base_psnr + gain, "finetuned")])
-    comparison = metrics.compare_models(tables, resamples=500)
+    other = _table(base_psnr - 1.0, "other")
+    comparison = metrics.compare_models(pd.concat([tables, other]), [("finetuned", "pretrained"),
+                                                                     ("other", "finetuned")], resamples=500)
     assert list(comparison.columns) == metrics.COMPARISON_COLUMNS
+    assert list(comparison.query("split == 'all'")["baseline"]) == ["pretrained", "finetuned"]  # one row a pair
+    assert comparison.query("model == 'other' and split == 'all'")["psnr_diff"].iloc[0] == pytest.approx(
+        -1.0 - gain.mean())
     row = comparison.query("split == 'all'").iloc[0]
     assert (row.model, row.baseline, row.n_images) == ("finetuned", "pretrained", 60)
     assert row.psnr_diff == pytest.approx(gain.mean()) and row.psnr == pytest.approx((base_psnr + gain).mean())
@@ -231,7 +236,7 @@ def test_comparison_pairs_images_and_bounds_the_difference():
     assert row.psnr_improved_share == pytest.approx((gain > 0).mean())
     # Pairing: the spread of the images' PSNR (std ~4 dB) does not widen the interval of a ~0.5 dB gain.
     assert row.psnr_diff_ci_high - row.psnr_diff_ci_low < 0.3
-    assert metrics.compare_models(_table(base_psnr, "pretrained")).empty  # nothing to compare with
+    assert metrics.compare_models(_table(base_psnr, "pretrained"), []).empty  # nothing to compare with
 
 
 def test_shard_tables_gather_into_the_bytes_of_one_table(tmp_path, monkeypatch):

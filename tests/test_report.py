@@ -122,16 +122,20 @@ def test_finetune_section_shows_the_run_the_curves_and_the_differences(frame_tre
     rng = np.random.default_rng(0)
     rows = [dict(model=model, split="val", triplet=f"t{i // 3}", origin="Japan", frame=i % 3 + 1,
                  mse=0.001, psnr=30 + (2 if model == "finetuned" else 0) + rng.normal(0, 0.1), ssim=0.9)
-            for model in ("pretrained", "finetuned") for i in range(30)]
-    metrics.compare_models(pd.DataFrame(rows), resamples=100).to_csv(tmp_path / "comparison.csv", index=False)
+            for model in ("pretrained", "finetuned", "other") for i in range(30)]
+    # the fine-tune section shows its own pair only, not another VAE's comparison with the baseline
+    metrics.compare_models(pd.DataFrame(rows), [("finetuned", "pretrained"), ("other", "pretrained")],
+                           resamples=100).to_csv(tmp_path / "comparison.csv", index=False)
     inputs = ReportInputs(config={}, models=["pretrained", "finetuned"], splits=[], frames={}, skipped={}, recon={},
                           latents={}, metric_tables={}, metrics_summary="", metrics_spec="", collapse={},
-                          comparison=tmp_path / "comparison.csv", finetune_dir=tmp_path / "finetuned")
+                          comparison=tmp_path / "comparison.csv", finetune_dir=tmp_path / "finetuned",
+                          finetuned="finetuned", finetune_base="pretrained")
     ctx = context.Context(inputs, tmp_path / "figures", tmp_path / "report.html")
     html = page.render_section(finetune_section.section(ctx))
     assert "Recipe <b>default</b> (overrides: epochs=1, crop=None)" in html
     assert "2 steps of batch 8 on 12 train frames" in html
     assert re.search(r'<td class="num good" data-sort="2\.0\d*">\+2\.0', html)  # a gain wholly above zero, in green
+    assert "pretrained and finetuned, image by image" in html and ">other<" not in html
     assert html.count("data:image/png;base64,") == 1 and "Validation by epoch" in html
     ctx.figures.close()  # the SVGs are drawn by a second process
     assert (tmp_path / "figures" / "finetune_curves.svg").stat().st_size > 1000

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import browser
-from conftest import REPO, TRIPLETS
+from conftest import BASE, FINETUNED, REPO, SECOND, TRIPLETS
 
 if not browser.available():
     if os.environ.get("LATENT_INTERP_REQUIRE_BROWSER"):
@@ -57,21 +57,50 @@ def test_every_embedding_is_drawn_with_every_point(page):
         return [...document.querySelectorAll('.embedding-plot')].map(
             plot => plot.querySelectorAll('.scatterlayer .trace .points path').length);""")
     frames = 3 * sum(TRIPLETS.values())
-    assert len(counts) == 3 and all(count >= frames for count in counts)  # the points, and trajectory markers
+    # PCA, UMAP and t-SNE of each latent space (tiny-kl, tiny-taesd): the points, and trajectory markers
+    assert len(counts) == 3 * 2 and all(count >= frames for count in counts)
 
 
 def test_colouring_by_psnr_redraws_with_a_colour_scale(page):
     driver, _ = page
     select = driver.find_element(By.ID, "colour-by")
-    driver.execute_script("arguments[0].value = 'psnr:pretrained'; arguments[0].dispatchEvent(new Event('change'))",
+    driver.execute_script("arguments[0].value = 'psnr:tiny-kl'; arguments[0].dispatchEvent(new Event('change'))",
                           select)
     time.sleep(0.5)
-    assert driver.execute_script("return document.querySelectorAll('.embedding-plot .colorbar').length") == 3
+    assert driver.execute_script("return document.querySelectorAll('.embedding-plot .colorbar').length") == 3 * 2
     driver.execute_script("arguments[0].value = 'split'; arguments[0].dispatchEvent(new Event('change'))", select)
     time.sleep(0.5)
     legend = driver.execute_script("return [...document.querySelector('.embedding-plot .legend')"
                                    ".querySelectorAll('.legendtext')].map(t => t.textContent)")
     assert legend == ["split test", "split train", "split val"]
+
+
+def test_the_vae_switcher_shows_one_vaes_embeddings_and_galleries(page):
+    driver, _ = page
+    select = driver.find_element(By.CSS_SELECTOR, "#comparison .vae-switch")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", driver.find_element(By.ID, "comparison"))
+    screenshot(driver, "report-comparison")
+
+    def choose(name):
+        driver.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change'))",
+                              select, name)
+        time.sleep(0.3)
+        return driver.execute_script("""
+            const shown = (selector) => [...document.querySelectorAll(selector)].filter((n) => !n.closest('[hidden]'));
+            return {plots: shown('.embedding-plot').map((n) => n.getBoundingClientRect().width),
+                    galleries: shown('.gallery[data-kind="interp"]').map((n) => n.dataset.model),
+                    switches: [...document.querySelectorAll('.vae-switch')].map((s) => s.value)};""")
+
+    every = choose("")
+    assert len(every["plots"]) == 3 * 2 and sorted(set(every["galleries"])) == sorted([BASE, SECOND, FINETUNED])
+    taesd = choose(SECOND)
+    assert len(taesd["plots"]) == 3 and set(taesd["galleries"]) == {SECOND} and len(taesd["galleries"]) == 2
+    assert taesd["switches"] == [SECOND] * 3  # every copy of the switcher follows
+    finetuned = choose(FINETUNED)  # its embeddings are tiny-kl's: it shares that latent space
+    assert len(finetuned["plots"]) == 3 and set(finetuned["galleries"]) == {FINETUNED}
+    again = choose("")
+    assert len(again["plots"]) == 3 * 2 and min(again["plots"]) > 100  # shown again at full width
+    assert browser.console_errors(driver) == []
 
 
 def test_hovering_a_point_shows_its_frame_and_clicking_opens_its_triplet(page):
@@ -116,12 +145,12 @@ def test_searching_a_triplet_shows_its_panel_with_images_and_error_maps(page):
     time.sleep(1)
     text = panel.text
     assert "Reconstructions and error maps" in text and "In-betweens" in text and "latent_lerp" in text
-    # 3 frames, 2 models x 3 reconstructions, and per model the truth and every method's in-between
+    # 3 frames, 3 models x 3 reconstructions, and per model the truth and every method's in-between
     methods = driver.execute_script("return JSON.parse(document.getElementById('report-data').textContent)"
                                     ".methods.length")
-    assert len(panel.find_elements(By.TAG_NAME, "img")) == 3 + 2 * 3 + 2 * (1 + methods)
+    assert len(panel.find_elements(By.TAG_NAME, "img")) == 3 + 3 * 3 + 3 * (1 + methods)
     maps = panel.find_elements(By.CSS_SELECTOR, "canvas.error-map")
-    assert len(maps) == 2 * 3 + 2 * methods and all(m.get_attribute("data-ready") == "1" for m in maps)
+    assert len(maps) == 3 * 3 + 3 * methods and all(m.get_attribute("data-ready") == "1" for m in maps)
     screenshot(driver, "triplet-panel")
     driver.find_element(By.ID, "panel-close").click()
 
@@ -130,7 +159,7 @@ def test_a_table_row_opens_its_triplet_and_tables_sort(page):
     driver, _ = page
     table = driver.find_element(By.CSS_SELECTOR, "#recon-triplets table")
     driver.execute_script("arguments[0].scrollIntoView()", table)
-    header = table.find_elements(By.TAG_NAME, "th")[4]  # pretrained PSNR
+    header = table.find_elements(By.TAG_NAME, "th")[4]  # tiny-kl's PSNR
     header.click()
     values = [float(row.find_elements(By.TAG_NAME, "td")[4].text)
               for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]

@@ -8,9 +8,10 @@ import yaml
 
 from conftest import REPO, file_digests, job_counts, new_workdir, planned_jobs, snakemake, tiny_config
 
-# What every change to one split's frames reruns beyond that split's own jobs: the aggregates over all splits.
-AGGREGATES = {"geometry": 1, "embed": 3, "metrics_summary": 1, "interp_summary": 1, "report": 1,
-              "all": 1}
+# What every change to one split's frames reruns beyond that split's own jobs: the aggregates over all splits, for
+# each of the two latent spaces (tiny-kl, which its decoder-only fine-tune shares, and tiny-taesd).
+AGGREGATES = {"geometry": 2, "embed": 2 * 3, "metrics_summary": 1, "interp_summary": 1, "compare_vaes": 1,
+              "report": 1, "all": 1}
 
 
 def _as_files(run: Path):
@@ -57,19 +58,19 @@ def test_triplets_added_or_removed_rerun_their_split_and_what_reads_it(workflow_
     config = _as_files(run)
     # The report's params hold the config, so switching the data source alone reruns the report, nothing else.
     assert _plan_with(run, config, lambda root: None) == {"report": 1, "all": 1}
-    # A test triplet reaches no training: the test chain of both models (one encode: the decoder-only fine-tune
-    # decodes pretrained's latents) and the aggregates.
+    # A test triplet reaches no training: the test chain of the three models (two encodes: the decoder-only
+    # fine-tune decodes tiny-kl's latents) and the aggregates.
     assert _plan_with(run, config, _add_triplet("test")) == {
-        "ingest": 1, "encode": 1, "reconstruct": 2, "metrics": 2, "interp": 2, **AGGREGATES}
+        "ingest": 1, "encode": 2, "reconstruct": 3, "metrics": 3, "interp": 3, **AGGREGATES}
     # A val triplet: the fine-tune validates on val and the predictors choose their settings there, so the
-    # finetuned model is new (all its splits rerun) and so are the predictors (every interpolation).
+    # fine-tuned model is new (all its splits rerun) and so are both spaces' predictors (every interpolation).
     assert _plan_with(run, config, _remove_triplet("val")) == {
-        "ingest": 1, "encode": 1, "reconstruct": 4, "metrics": 4, "finetune": 1, "collapse_check": 2,
-        "interp_train": 1, "interp": 4, **AGGREGATES}
-    # A train triplet: the same, except that val's pretrained scores stand.
+        "ingest": 1, "encode": 2, "reconstruct": 2 + 3, "metrics": 2 + 3, "finetune": 1, "collapse_check": 3,
+        "interp_train": 2, "interp": 3 * 2, **AGGREGATES}
+    # A train triplet: the same, except that the two listed VAEs' val scores and collapse checks stand.
     assert _plan_with(run, config, _add_triplet("train")) == {
-        "ingest": 1, "encode": 1, "reconstruct": 4, "metrics": 4, "finetune": 1, "collapse_check": 1,
-        "interp_train": 1, "interp": 4, **AGGREGATES}
+        "ingest": 1, "encode": 2, "reconstruct": 2 + 3, "metrics": 2 + 3, "finetune": 1, "collapse_check": 1,
+        "interp_train": 2, "interp": 3 * 2, **AGGREGATES}
     assert planned_jobs(run) == {}  # everything as it was
 
 
@@ -87,7 +88,7 @@ def test_a_module_change_reruns_the_stages_that_run_it(tmp_path_factory):
     snakefile = _copy_of_repository(copy)
     env = {"PYTHONPATH": str(copy)}  # the scripts and the Snakefile import the copy's package
     workdir = new_workdir(tmp_path_factory, "code", tiny_config())
-    target = "results/metrics/pretrained/val.csv"
+    target = "results/metrics/tiny-kl/val.csv"
     snakemake(workdir, target, snakefile=snakefile, env=env)
 
     def plan_after(module: str, edit: str = "\n# a change\n") -> dict:
@@ -108,8 +109,8 @@ def test_a_module_change_reruns_the_stages_that_run_it(tmp_path_factory):
     assert job_counts(snakemake(workdir, "-n", target, snakefile=snakefile, env=env).stdout) == {}
 
 
-SHARDED_TARGETS = ("results/metrics/pretrained/test.csv", "results/metrics/pretrained/test.spec.json",
-                   "results/recon/pretrained/test.zarr", "results/latents/pretrained/test.zarr")
+SHARDED_TARGETS = ("results/metrics/tiny-kl/test.csv", "results/metrics/tiny-kl/test.spec.json",
+                   "results/recon/tiny-kl/test.zarr", "results/latents/tiny-kl/test.zarr")
 
 
 def _sharded_config(shard_size):
@@ -140,8 +141,8 @@ def test_a_sharded_split_gives_the_bytes_of_an_unsharded_run_and_a_failed_shard_
     assert not (sharded / "results" / "shards").exists()  # shard outputs are temporary
     assert not list(sharded.rglob("*.partial*"))
     logs = sharded / "results" / "logs"
-    assert (logs / "reconstruct" / "pretrained" / "test" / "shard1.log").exists()
-    assert (logs / "gather_store" / "recon" / "pretrained" / "test.log").exists()
+    assert (logs / "reconstruct" / "tiny-kl" / "test" / "shard1.log").exists()
+    assert (logs / "gather_store" / "recon" / "tiny-kl" / "test.log").exists()
 
 
 def planned_jobs_for(workdir: Path) -> dict:

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REPO, file_digests, job_counts
 
-LOCAL_RULES = {"all", "metrics_summary", "interp_summary"}  # the Snakefile's localrules
+LOCAL_RULES = {"all", "metrics_summary", "interp_summary", "compare_vaes"}  # the Snakefile's localrules
 
 
 STUDY = ("frames", "latents", "recon", "metrics", "interp", "predictors", "geometry", "embeddings")
@@ -43,7 +43,7 @@ def test_the_workflow_runs_on_slurm_with_gpu_jobs_side_by_side_and_matches_a_loc
     # The fine-tune hit its time limit once; the retry resumed from the checkpoint the first attempt left.
     finetune_jobs = sorted((job for job, rule in watch.rules.items() if rule == "finetune"), key=int)
     assert [watch.states[job] for job in finetune_jobs] == ["TIMEOUT", "COMPLETED"]
-    record = json.loads((workdir / "results" / "models" / "finetuned" / "finetune.json").read_text())
+    record = json.loads((workdir / "results" / "models" / "tiny-kl-finetuned" / "finetune.json").read_text())
     assert len(record["resumed_at_steps"]) == 1 and record["resumed_at_steps"][0] > 0
     assert "resumed from" in (workdir / "results" / "logs" / "finetune.log").read_text()
     # The same stores, tables and embeddings as the local run of the same config, the resumed fine-tune included.

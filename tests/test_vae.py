@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 
@@ -18,8 +19,8 @@ def test_load_vae_reads_a_diffusers_folder(micro_vae_dir):
 
 
 def test_missing_folder_names_the_config_key(tmp_path):
-    with pytest.raises(FileNotFoundError, match="vae.pretrained"):
-        vae.load_vae(tmp_path / "nothing-here")
+    with pytest.raises(FileNotFoundError, match="config key vaes.main = .*nothing-here"):
+        vae.load_vae(tmp_path / "nothing-here", key="vaes.main")
     (tmp_path / "no-config").mkdir()
     with pytest.raises(FileNotFoundError, match="config.json"):
         vae.source_format(tmp_path / "no-config")  # what the workflow checks before any job runs
@@ -47,11 +48,14 @@ def test_device_choice():
             vae.pick_device("cuda")
 
 
-def test_shipped_tiny_vae_loads_with_the_same_path():
-    model, record = vae.load_vae(REPO / "models" / "tiny-vae")
-    assert record["config"]["latent_channels"] == 4
-    assert len(record["config"]["block_out_channels"]) == 4  # three 2x downsamplings
-    assert sum(p.numel() for p in model.parameters()) < 2_000_000  # "a few MB at most"
+def test_shipped_tiny_vaes_load_with_the_same_path():
+    for folder, family in (("tiny-vae", "AutoencoderKL"), ("tiny-taesd", "AutoencoderTiny")):
+        model, record = vae.load_vae(REPO / "models" / folder)
+        assert record["family"] == family and record["latent_channels"] == 4 and record["downsampling"] == 8
+        assert sum(p.numel() for p in model.parameters()) < 2_000_000  # "a few MB at most"
+        training = json.loads((REPO / "models" / folder / "training.json").read_text())
+        assert training["trained_by"] == "tools/train_tiny_vae.py"  # its training record ships beside it
+        assert (REPO / "models" / folder / "training_log.csv").is_file()
 
 
 def test_prepare_torch_never_asks_for_more_threads_than_cpus():

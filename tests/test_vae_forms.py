@@ -1,4 +1,4 @@
-"""vae.pretrained accepts a diffusers folder, a latent-diffusion single file (.safetensors or .ckpt) and a hub id;
+"""A VAE entry accepts a diffusers folder, a latent-diffusion single file (.safetensors or .ckpt) and a hub id;
 the three local forms of the same weights give identical latents, and a pickle that would run code is refused."""
 
 import os
@@ -67,7 +67,7 @@ def forms(tmp_path_factory):
 
 
 def _latents(source, config_dir, frames):
-    model, record = vae.load_vae(source, single_file_config=config_dir)
+    model, record = vae.load_vae(source, config=config_dir)
     mean, _ = encode.encode_frames(model, frames, torch.device("cpu"), batch_size=4)
     return mean, record
 
@@ -112,7 +112,7 @@ def test_latents_store_records_the_source(forms, frame_tree, tmp_path):
     frames_path = tmp_path / "frames.zarr"
     ingest_folder(frame_tree / "val", frames_path, "val", size=32)
     out = tmp_path / "latents.zarr"
-    encode.encode_split(frames_path, forms / "vae.ckpt", out, "val", single_file_config=forms / "diffusers")
+    encode.encode_split(frames_path, forms / "vae.ckpt", out, "val", vae_options={"config": forms / "diffusers"})
     record = store.open_store(out, "latents").attrs["vae"]
     assert record["format"] == "ckpt" and record["source"] == str(forms / "vae.ckpt")
     assert record["sha256"] == vae.file_digest(forms / "vae.ckpt") and record["scaling_factor"] == 0.18215
@@ -120,12 +120,12 @@ def test_latents_store_records_the_source(forms, frame_tree, tmp_path):
 
 def test_hub_id_offline_says_how_to_supply_weights(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(RuntimeError, match="copy them here and set vae.pretrained"):
-        vae.load_vae("bullhug/kl-f8-anime2")
+    with pytest.raises(RuntimeError, match="copy them here and set vaes.anime"):
+        vae.load_vae("bullhug/kl-f8-anime2", key="vaes.anime")
 
 
 def test_unknown_source_names_the_key(tmp_path):
-    with pytest.raises(FileNotFoundError, match="vae.pretrained"):
-        vae.source_format(tmp_path / "missing.ckpt")
+    with pytest.raises(FileNotFoundError, match="config key vaes.anime = .*missing.ckpt"):
+        vae.source_format(tmp_path / "missing.ckpt", "vaes.anime")
     assert vae.source_format("bullhug/kl-f8-anime2") == "hub"
     assert os.path.isdir(vae.KL_F8_CONFIG)

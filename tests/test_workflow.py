@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from latent_interp import geometry, interp, metrics, store
+from latent_interp import compare, geometry, interp, metrics, store, vae
 from latent_interp.report.page import read_payload
-from conftest import REPO, SIZE, TRIPLETS, file_digests, new_workdir, planned_jobs, snakemake, tiny_config
+from conftest import (BASE, FINETUNED, MICRO_VAE, REPO, SECOND, SIZE, TRIPLETS, file_digests, new_workdir,
+                      planned_jobs, snakemake, tiny_config)
 
 SPLITS = ("train", "val", "test")
 
@@ -31,8 +32,8 @@ def test_outputs_follow_the_schema(run):
     results = run / "results"
     for split in SPLITS:
         frames = store.open_store(results / "frames" / f"{split}.zarr", "frames")
-        latents = store.open_store(results / "latents" / "pretrained" / f"{split}.zarr", "latents")
-        recon = store.open_store(results / "recon" / "pretrained" / f"{split}.zarr", "recon")
+        latents = store.open_store(results / "latents" / "tiny-kl" / f"{split}.zarr", "latents")
+        recon = store.open_store(results / "recon" / "tiny-kl" / f"{split}.zarr", "recon")
         count = TRIPLETS[split]
         assert frames[store.FRAMES].shape == (count, 3, SIZE, SIZE, 3) and frames[store.FRAMES].dtype == np.uint8
         assert recon[store.FRAMES].shape == frames[store.FRAMES].shape and recon[store.FRAMES].dtype == np.uint8
@@ -42,33 +43,38 @@ def test_outputs_follow_the_schema(run):
         assert set(store.origins(frames)) == {"Disney", "Japan"}
         assert latents.attrs["vae"]["scaling_factor"] == pytest.approx(0.18215)
         assert latents.attrs["preprocess"]["size"] == SIZE
-        table = pd.read_csv(results / "metrics" / "pretrained" / f"{split}.csv")
+        table = pd.read_csv(results / "metrics" / "tiny-kl" / f"{split}.csv")
         assert list(table.columns) == metrics.TABLE_COLUMNS and len(table) == 3 * count
         assert table["psnr"].between(5, 80).all() and table["ssim"].between(-1, 1).all()
-        assert (results / "metrics" / "pretrained" / f"{split}.spec.json").is_file()
+        assert (results / "metrics" / "tiny-kl" / f"{split}.spec.json").is_file()
     summary = pd.read_csv(results / "metrics" / "summary.csv", keep_default_na=False)
     assert set(summary["split"]) == {*SPLITS, "all"}
     for method in ("pca", "umap", "tsne"):  # the decoder-only fine-tune shares pretrained's latents: embedded once
-        embedding = pd.read_csv(results / "embeddings" / "pretrained" / f"{method}.csv")
+        embedding = pd.read_csv(results / "embeddings" / "tiny-kl" / f"{method}.csv")
         assert len(embedding) == 3 * sum(TRIPLETS.values()) and embedding["cluster"].notna().all()
-        assert (results / "embeddings" / "pretrained" / f"{method}.png").stat().st_size > 1000
-    assert not (results / "embeddings" / "finetuned").exists()
+        assert (results / "embeddings" / "tiny-kl" / f"{method}.png").stat().st_size > 1000
+    assert not (results / "embeddings" / "tiny-kl-finetuned").exists()
     page = (results / "report.html").read_text()
-    order = [page.index(f'<section id="{name}">') for name in ("overview", "data", "reconstruction", "finetune",
-                                                               "interpolation", "geometry", "embeddings", "provenance")]
+    order = [page.index(f'<section id="{name}">') for name in (
+        "overview", "data", "comparison", "reconstruction", "finetune", "interpolation", "geometry", "embeddings",
+        "provenance")]
     assert order == sorted(order)
-    # Embedded: the fine-tune curves, interpolation bars (val, test) and predictor curves, trajectories and channels.
+    # Embedded: the VAE comparison bars, the fine-tune curves, interpolation bars (val, test) and predictor curves,
+    # trajectories and channels of each latent space (the fine-tune shares tiny-kl's).
     markup = re.sub(r"<script>.*?</script>", "", page, flags=re.S)  # plotly.js holds PNG URIs of its own
-    assert markup.count("data:image/png;base64,") == 1 + 2 + 1 + 2
+    assert markup.count("data:image/png;base64,") == 1 + 1 + 2 + 1 + 2 * 2
     figures = {p.name for p in (results / "figures").iterdir() if not p.name.startswith(".")}
-    names = {"finetune_curves", "interpolation_val", "interpolation_test", "predictor_training",
-             "trajectories_pretrained", "channels_pretrained", *(f"reconstructions_{split}" for split in SPLITS),
-             *(f"interpolation_gallery_{model}_{split}" for model in ("pretrained", "finetuned")
-               for split in ("val", "test")), *(f"embedding_pretrained_{m}" for m in ("pca", "umap", "tsne"))}
+    spaces = (BASE, SECOND)
+    names = {"vae_comparison", "finetune_curves", "interpolation_val", "interpolation_test", "predictor_training",
+             *(f"{kind}_{space}" for kind in ("trajectories", "channels") for space in spaces),
+             *(f"reconstructions_{split}" for split in SPLITS),
+             *(f"interpolation_gallery_{model}_{split}" for model in (BASE, SECOND, FINETUNED)
+               for split in ("val", "test")), *(f"embedding_{space}_{m}" for space in spaces
+                                                for m in ("pca", "umap", "tsne"))}
     assert figures == {f"{name}.{kind}" for name in names for kind in ("png", "svg")}
     payload = read_payload(page)
     assert len(payload["triplets"]) == sum(TRIPLETS.values()) and len(payload["thumbs"]) == 3 * sum(TRIPLETS.values())
-    assert [len(plot["x"]) for plot in payload["embeddings"]] == [3 * sum(TRIPLETS.values())] * 3
+    assert [len(plot["x"]) for plot in payload["embeddings"]] == [3 * sum(TRIPLETS.values())] * 3 * 2
     # Every val and test triplet keeps its in-betweens (the sample covers the tiny splits), so each has a panel.
     assert {k for k, images in payload["images"].items() if images["interp"]} == {
         r["key"] for r in payload["triplets"] if r["split"] != "train"}
@@ -76,7 +82,7 @@ def test_outputs_follow_the_schema(run):
 
 def test_the_latent_study_scores_every_method_on_val_and_test_for_both_models(run):
     results = run / "results"
-    for model in ("pretrained", "finetuned"):
+    for model in ("tiny-kl", "tiny-kl-finetuned"):
         for split in ("val", "test"):
             table = pd.read_csv(results / "interp" / model / f"{split}.csv")
             assert list(table.columns) == interp.TABLE_COLUMNS and len(table) == TRIPLETS[split] * len(interp.METHODS)
@@ -89,17 +95,17 @@ def test_the_latent_study_scores_every_method_on_val_and_test_for_both_models(ru
     summary = pd.read_csv(results / "interp" / "summary.csv", keep_default_na=False)
     assert set(summary["method"]) == set(interp.METHODS) and set(summary["split"]) == {"val", "test"}
     assert {"psnr_vs_lerp_ci_low", "psnr_vs_ceiling", "chamfer", "latent_mse_ci_high"} <= set(summary.columns)
-    study = json.loads((results / "geometry" / "pretrained" / "geometry.json").read_text())
+    study = json.loads((results / "geometry" / "tiny-kl" / "geometry.json").read_text())
     assert study["triplets"] == sum(TRIPLETS.values()) and "accuracy" in study["probes"]["origin"]
-    trajectories = pd.read_csv(results / "geometry" / "pretrained" / "trajectories.csv")
+    trajectories = pd.read_csv(results / "geometry" / "tiny-kl" / "trajectories.csv")
     assert list(trajectories.columns) == geometry.TRAJECTORY_COLUMNS
     # Work done once (bench P8): the decoder-only fine-tune is never encoded; it decodes pretrained's latents, whose
     # encoder digest is its own.
-    assert not (results / "geometry" / "finetuned" / "geometry.json").exists()
-    assert not (results / "latents" / "finetuned").exists()
-    recon = store.open_store(results / "recon" / "finetuned" / "test.zarr", "recon")
-    assert recon.attrs["provenance"]["settings"]["decoded"] == "posterior mean of results/latents/pretrained/test.zarr"
-    pretrained = store.open_store(results / "latents" / "pretrained" / "test.zarr", "latents").attrs["vae"]
+    assert not (results / "geometry" / "tiny-kl-finetuned" / "geometry.json").exists()
+    assert not (results / "latents" / "tiny-kl-finetuned").exists()
+    recon = store.open_store(results / "recon" / "tiny-kl-finetuned" / "test.zarr", "recon")
+    assert recon.attrs["provenance"]["settings"]["decoded"] == "the stored latents of results/latents/tiny-kl/test.zarr"
+    pretrained = store.open_store(results / "latents" / "tiny-kl" / "test.zarr", "latents").attrs["vae"]
     assert recon.attrs["vae"]["encoder_sha256"] == pretrained["encoder_sha256"]
     assert recon.attrs["vae"]["sha256"] != pretrained["sha256"]
 
@@ -107,12 +113,12 @@ def test_the_latent_study_scores_every_method_on_val_and_test_for_both_models(ru
 def test_the_predictors_cannot_see_test_triplets(run):
     """Leak-free by construction: the DAG hands interp_train only the train and val latents, and the saved lists
     of what the predictors were fitted and selected on hold no test triplet."""
-    dry_run = snakemake(run, "-n", "--forcerun", "interp_train", "results/predictors/pretrained").stdout
+    dry_run = snakemake(run, "-n", "--forcerun", "interp_train", "results/predictors/tiny-kl").stdout
     job = dry_run.split("rule interp_train:")[1].split("\n\n")[0]
     inputs = re.search(r"input: (.*)", job).group(1).split(", ")
     data = [path for path in inputs if not path.startswith(str(REPO / "latent_interp"))]  # the rest: its code
-    assert data == ["results/latents/pretrained/train.zarr", "results/latents/pretrained/val.zarr"]
-    record = json.loads((run / "results" / "predictors" / "pretrained" / "predictors.json").read_text())
+    assert data == ["results/latents/tiny-kl/train.zarr", "results/latents/tiny-kl/val.zarr"]
+    record = json.loads((run / "results" / "predictors" / "tiny-kl" / "predictors.json").read_text())
     results = run / "results" / "frames"
     assert record["trained_on"] == store.names(store.open_store(results / "train.zarr"))
     assert record["selected_on"] == store.names(store.open_store(results / "val.zarr"))
@@ -122,50 +128,111 @@ def test_the_predictors_cannot_see_test_triplets(run):
 
 def test_the_finetuned_model_goes_through_every_stage_and_is_compared(run):
     results = run / "results"
-    finetuned = results / "models" / "finetuned"
+    finetuned = results / "models" / "tiny-kl-finetuned"
     record = json.loads((finetuned / "finetune.json").read_text())
-    # config.yaml's 3 epochs; 12 train frames, batch 8: 2 steps an epoch
-    assert record["recipe"] == "default" and record["steps"] == 3 * 2
+    # config.yaml's 2 epochs; 12 train frames, batch 8: 2 steps an epoch
+    assert record["recipe"] == "default" and record["steps"] == 2 * 2
     for split in SPLITS:  # decoded by the fine-tuned model, from pretrained's latents (its encoder is theirs)
-        recon = store.open_store(results / "recon" / "finetuned" / f"{split}.zarr", "recon")
-        assert recon.attrs["vae"]["source"] == "results/models/finetuned"
+        recon = store.open_store(results / "recon" / "tiny-kl-finetuned" / f"{split}.zarr", "recon")
+        assert recon.attrs["vae"]["source"] == "results/models/tiny-kl-finetuned"
         assert recon.attrs["vae"]["sha256"] != store.open_store(
-            results / "latents" / "pretrained" / f"{split}.zarr").attrs["vae"]["sha256"]
-        table = pd.read_csv(results / "metrics" / "finetuned" / f"{split}.csv")
-        assert len(table) == 3 * TRIPLETS[split] and set(table["model"]) == {"finetuned"}
+            results / "latents" / "tiny-kl" / f"{split}.zarr").attrs["vae"]["sha256"]
+        table = pd.read_csv(results / "metrics" / "tiny-kl-finetuned" / f"{split}.csv")
+        assert len(table) == 3 * TRIPLETS[split] and set(table["model"]) == {"tiny-kl-finetuned"}
     comparison = pd.read_csv(results / "metrics" / "comparison.csv", keep_default_na=False)
     assert list(comparison.columns) == metrics.COMPARISON_COLUMNS
-    assert set(comparison["split"]) == {*SPLITS, "all"} and set(comparison["model"]) == {"finetuned"}
+    assert set(comparison["split"]) == {*SPLITS, "all"} and set(comparison["model"]) == {FINETUNED, SECOND}
+    assert set(comparison["baseline"]) == {"tiny-kl"}
     assert (comparison["psnr_diff"] - (comparison["psnr"] - comparison["psnr_baseline"])).abs().max() < 1e-3  # %.6g
-    assert not json.loads((results / "metrics" / "finetuned" / "collapse.json").read_text())["collapsed"]
+    assert not json.loads((results / "metrics" / "tiny-kl-finetuned" / "collapse.json").read_text())["collapsed"]
     page = (results / "report.html").read_text()
-    assert "<h2>Fine-tune</h2>" in page and "Pretrained and fine-tuned, image by image" in page
+    assert "<h2>Fine-tune</h2>" in page and "tiny-kl and tiny-kl-finetuned, image by image" in page
 
 
 def test_every_job_left_a_log_and_a_benchmark(run):
     logs = {p.relative_to(run / "results" / "logs").as_posix() for p in (run / "results" / "logs").rglob("*.log")}
-    assert {"ingest/val.log", "encode/pretrained/val.log", "reconstruct/pretrained/test.log",
-            "metrics/pretrained/train.log", "embed/pretrained/umap.log", "report.log",
-            "synthesize/val.log", "metrics_summary.log", "collapse_check/pretrained.log", "finetune.log",
-            "reconstruct/finetuned/test.log", "collapse_check/finetuned.log", "interp_train/pretrained.log",
-            "interp/finetuned/test.log", "interp_summary.log", "geometry/pretrained.log",
-            "reconstruct/finetuned/val.log"} <= logs
-    assert "encode val" in (run / "results" / "logs" / "encode" / "pretrained" / "val.log").read_text()  # tqdm
+    assert {"ingest/val.log", "encode/tiny-kl/val.log", "reconstruct/tiny-kl/test.log",
+            "metrics/tiny-kl/train.log", "embed/tiny-kl/umap.log", "report.log",
+            "synthesize/val.log", "metrics_summary.log", "collapse_check/tiny-kl.log", "finetune.log",
+            f"reconstruct/{FINETUNED}/test.log", f"collapse_check/{FINETUNED}.log", "interp_train/tiny-kl.log",
+            f"interp/{FINETUNED}/test.log", "interp_summary.log", "geometry/tiny-kl.log", "compare_vaes.log",
+            f"reconstruct/{FINETUNED}/val.log", f"encode/{SECOND}/test.log", f"geometry/{SECOND}.log"} <= logs
+    assert "encode val" in (run / "results" / "logs" / "encode" / "tiny-kl" / "val.log").read_text()  # tqdm
     assert len(list((run / "results" / "benchmarks").rglob("*.tsv"))) == len(logs)
+
+
+def test_the_vaes_are_compared_side_by_side(run):
+    results = run / "results"
+    table = pd.read_csv(results / "compare" / "vaes.csv", keep_default_na=False, na_values=[""])
+    assert list(table.columns) == compare.TABLE_COLUMNS
+    assert list(dict.fromkeys(table["model"])) == [BASE, SECOND, FINETUNED]
+    test = table[(table["split"] == "test") & (table["origin"] == "all")].set_index("model")
+    assert (test.loc[SECOND, "family"], test.loc[SECOND, "posterior"]) == ("AutoencoderTiny", "deterministic")
+    assert test.loc[FINETUNED, "latent_space"] == BASE and np.isnan(test.loc[FINETUNED, "encode_ms_per_image"])
+    assert test.loc[BASE, "latent_bytes"] == 4 * (SIZE // 8) ** 2 * 4  # 4 channels, float32
+    assert np.isnan(test.loc[BASE, "recon_psnr_vs_baseline"]) and test.loc[SECOND, "encode_ms_per_image"] > 0
+    for model in (SECOND, FINETUNED):  # paired on the same triplets: the difference of the means
+        row = test.loc[model]
+        assert row["recon_psnr_vs_baseline"] == pytest.approx(row["recon_psnr"] - test.loc[BASE, "recon_psnr"],
+                                                              abs=1e-4)
+        assert row["recon_psnr_vs_baseline_ci_low"] <= row["recon_psnr_vs_baseline"] <= \
+            row["recon_psnr_vs_baseline_ci_high"]
+    psnr = pd.read_csv(results / "interp" / SECOND / "test.csv").pivot_table(index="triplet", columns="method",
+                                                                              values="psnr")
+    assert test.loc[SECOND, "lerp_gap_db"] == pytest.approx((psnr["vae_ceiling"] - psnr["latent_lerp"]).mean(),
+                                                            abs=1e-4)
+    assert test.loc[SECOND, "best_learned"] in ("linear", "mlp", "unet")
+    # The deterministic encoder: no logvar and no posterior KL anywhere; its prior distance is on scaled latents.
+    latents = store.open_store(results / "latents" / SECOND / "test.zarr", "latents")
+    assert store.LOGVAR not in latents and latents.attrs["vae"]["posterior"] == "deterministic"
+    channels = pd.read_csv(results / "geometry" / SECOND / "channels.csv")
+    assert channels["posterior_kl"].isna().all() and channels["scaled_aggregate_kl"].notna().all()
+    assert test.loc[SECOND, "prior_kl"] == pytest.approx(channels["scaled_aggregate_kl"].mean(), rel=1e-4)
+    page = (results / "report.html").read_text()
+    assert "★" in page and page.count('class="vae-switch"') == 3  # comparison, galleries, embeddings
+    assert "no posterior variance" in page and f"{FINETUNED} decodes {BASE}&#39;s latents" in page
 
 
 def test_second_run_does_nothing(run):
     assert planned_jobs(run) == {}
 
 
+def test_adding_a_vae_plans_its_jobs_and_removing_one_only_the_aggregates(run, tmp_path):
+    """Per-VAE caching: a new entry in vaes brings its own jobs and the cross-VAE aggregates, nothing of the
+    others; dropping one reruns the aggregates alone."""
+    kl16 = dict(MICRO_VAE, latent_channels=16, use_quant_conv=False, use_post_quant_conv=False,
+                scaling_factor=1.5305, shift_factor=0.0609)  # SD3's shape, micro widths
+    vae.build_vae(**kl16).save_pretrained(tmp_path / "kl16")
+    path = run / "config.yaml"
+    original = path.read_text()
+    config = yaml.safe_load(original)
+    try:
+        config["vaes"]["micro-kl16"] = str(tmp_path / "kl16")
+        path.write_text(yaml.safe_dump(config))
+        added, dry_run = planned_jobs(run), snakemake(run, "-n").stdout
+        del config["vaes"]["micro-kl16"], config["vaes"][SECOND]
+        path.write_text(yaml.safe_dump(config))
+        removed = planned_jobs(run)
+    finally:
+        path.write_text(original)
+    aggregates = {"metrics_summary": 1, "interp_summary": 1, "compare_vaes": 1, "report": 1, "all": 1}
+    assert added == {"encode": 3, "reconstruct": 3, "metrics": 3, "collapse_check": 1, "interp_train": 1,
+                     "interp": 2, "geometry": 1, "embed": 3, **aggregates}
+    stages = "latents|recon|metrics|interp|predictors|geometry|embeddings"
+    per_model = re.findall(rf"output: results/(?:{stages})/([^/\s,]+)/", dry_run)
+    assert per_model and set(per_model) == {"micro-kl16"}
+    assert removed == aggregates
+
+
 def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
     other = new_workdir(tmp_path_factory, "again", tiny_config())
-    snakemake(other, "results/metrics/summary.csv", "results/metrics/pretrained/collapse.json",
-              "results/metrics/finetuned/collapse.json", "results/embeddings/pretrained/pca.csv",
-              "results/interp/summary.csv", "results/geometry/pretrained/geometry.json")
+    # the comparison reads every model's metrics, interpolations and geometry (and so the predictors)
+    snakemake(other, "results/metrics/summary.csv", "results/interp/summary.csv", "results/compare/vaes.csv",
+              "results/embeddings/tiny-kl/pca.csv",
+              *(f"results/metrics/{model}/collapse.json" for model in (BASE, SECOND, FINETUNED)))
 
     parts = ("frames", "latents", "recon", "metrics", "interp", "predictors", "geometry",
-             "embeddings/pretrained/pca.csv")
+             "embeddings/tiny-kl/pca.csv")
     first, second = file_digests(run / "results", *parts), file_digests(other / "results", *parts)
     assert len(first) > 20 and first == second
 
@@ -181,29 +248,31 @@ def test_a_report_setting_reruns_the_interp_stores_not_the_predictors(run):
         planned = planned_jobs(run)
     finally:
         path.write_text(original)
-    assert "interp_train" not in planned and planned["interp"] == 4 and planned["report"] == 1
+    assert "interp_train" not in planned and planned["interp"] == 3 * 2 and planned["report"] == 1
 
 
 def test_editing_one_test_frame_reruns_only_the_test_chain(run):
     """Test frames feed no fine-tune and no collapse check: only the test split's jobs of both models rerun, and
     the aggregates that read them. (A train or val frame would also rerun the fine-tune, which reads both.)"""
     frame = sorted((run / "results" / "synthetic" / "test").glob("*/frame2.jpg"))[0]
-    train_latents = run / "results" / "latents" / "pretrained" / "train.zarr" / "mean" / "zarr.json"
-    finetuned_weights = run / "results" / "models" / "finetuned" / "diffusion_pytorch_model.safetensors"
+    train_latents = run / "results" / "latents" / "tiny-kl" / "train.zarr" / "mean" / "zarr.json"
+    finetuned_weights = run / "results" / "models" / "tiny-kl-finetuned" / "diffusion_pytorch_model.safetensors"
     train_mtime, finetuned_mtime = train_latents.stat().st_mtime_ns, finetuned_weights.stat().st_mtime_ns
     from PIL import Image
 
     image = np.asarray(Image.open(frame)).copy()
     image[:8, :8] = 255 - image[:8, :8]
     Image.fromarray(image).save(frame, quality=95)
-    # The predictors read train and val only: they stay; the test split's scores, the latent space's geometry and
-    # embeddings (over every split) and the report rerun. The fine-tuned model decodes pretrained's latents: one
-    # encode, two reconstructions.
-    assert planned_jobs(run) == {"ingest": 1, "encode": 1, "reconstruct": 2, "metrics": 2, "metrics_summary": 1,
-                                 "interp": 2, "interp_summary": 1, "geometry": 1, "embed": 3, "report": 1, "all": 1}
+    # The predictors read train and val only: they stay; the test split's scores, each latent space's geometry and
+    # embeddings (over every split), the comparison and the report rerun. The fine-tuned model decodes tiny-kl's
+    # latents: two encodes (tiny-kl, tiny-taesd), three reconstructions.
+    assert planned_jobs(run) == {"ingest": 1, "encode": 2, "reconstruct": 3, "metrics": 3, "metrics_summary": 1,
+                                 "interp": 3, "interp_summary": 1, "geometry": 2, "embed": 2 * 3, "compare_vaes": 1,
+                                 "report": 1, "all": 1}
     stores_to_write = set(re.findall(r"output: (results/\S+\.zarr)", snakemake(run, "-n").stdout))
-    assert stores_to_write == {"results/frames/test.zarr", "results/latents/pretrained/test.zarr",
-                               *(f"results/recon/{model}/test.zarr" for model in ("pretrained", "finetuned"))}
+    assert stores_to_write == {"results/frames/test.zarr",
+                               *(f"results/latents/{model}/test.zarr" for model in (BASE, SECOND)),
+                               *(f"results/recon/{model}/test.zarr" for model in (BASE, SECOND, FINETUNED))}
     snakemake(run)
     assert train_latents.stat().st_mtime_ns == train_mtime
     assert finetuned_weights.stat().st_mtime_ns == finetuned_mtime
@@ -218,6 +287,13 @@ def test_editing_one_test_frame_reruns_only_the_test_chain(run):
     (lambda c: c["finetune"].update(recipe="ldm"), "recipe"),
     (lambda c: c["interp"]["unet"].update(chanels=[8, 16]), "chanels"),
     (lambda c: c["data"].update(splits=["train", "test"]), "data.splits"),
+    # the single-VAE config of before: the message says how to write it now
+    (lambda c: c["vae"].update(pretrained="models/tiny-vae"), "vaes:\n    pretrained: models/tiny-vae"),
+    (lambda c: c["finetune"].update(vae="sdxl"), "finetune.vae: 'sdxl' is not a name in vaes"),
+    (lambda c: c["compare"].update(baseline="sdxl"), "compare.baseline: 'sdxl'"),
+    (lambda c: c["vaes"].update({"x-finetuned": "models/tiny-vae"}), "x-finetuned"),
+    (lambda c: c["vaes"].update(extra={"source": "models/tiny-vae", "scale": 2}), "scale"),
+    (lambda c: c["vaes"].update(missing="no/such/folder/here"), "config key vaes.missing"),
 ])
 def test_config_mistakes_fail_before_any_job_naming_the_key(tmp_path_factory, edit, key):
     config = tiny_config()
@@ -230,20 +306,20 @@ def test_config_mistakes_fail_before_any_job_naming_the_key(tmp_path_factory, ed
     assert not (workdir / "results").exists()
 
 
-def test_without_the_finetune_only_the_pretrained_model_is_planned(tmp_path_factory):
+def test_without_the_finetune_only_the_listed_vaes_are_planned(tmp_path_factory):
     config = tiny_config()
     config["finetune"]["enabled"] = False
     planned = planned_jobs(new_workdir(tmp_path_factory, "no-finetune", config))
-    assert "finetune" not in planned and planned["encode"] == len(SPLITS) and planned["collapse_check"] == 1
-    assert planned["interp"] == 2 and planned["geometry"] == 1
+    assert "finetune" not in planned and planned["encode"] == 2 * len(SPLITS) and planned["collapse_check"] == 2
+    assert planned["interp"] == 2 * 2 and planned["geometry"] == 2
 
 
 def test_a_finetuned_encoder_is_a_latent_space_of_its_own(tmp_path_factory):
     config = tiny_config()
     config["finetune"]["trainable"] = "all"
     planned = planned_jobs(new_workdir(tmp_path_factory, "encoder-trained", config))
-    assert planned["interp_train"] == 2 and planned["geometry"] == 2 and planned["embed"] == 2 * 3
-    assert planned["encode"] == 2 * len(SPLITS)
+    assert planned["interp_train"] == 3 and planned["geometry"] == 3 and planned["embed"] == 3 * 3
+    assert planned["encode"] == 3 * len(SPLITS)
 
 
 def test_lint_is_clean():

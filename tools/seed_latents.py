@@ -1,6 +1,6 @@
 """Move latents between a latents store and the seed study's layout (<split>/<triplet>/latent{1,2,3}.npy).
 
-    python tools/seed_latents.py export results/latents/pretrained/val.zarr seed_latents/
+    python tools/seed_latents.py export results/latents/tiny-kl/val.zarr seed_latents/
     python tools/seed_latents.py import seed_latents/val results/imported/val.zarr --split val \
         --vae "bullhug/kl-f8-anime2"
 """

@@ -1,6 +1,8 @@
-"""Retrain the tiny demo VAE shipped in models/tiny-vae (hours on 2 CPU cores; minutes on a GPU).
+"""Retrain the tiny demo VAEs shipped in models/ (an hour or so on 2 CPU cores; minutes on a GPU).
 
     python tools/train_tiny_vae.py --out models/tiny-vae --checkpoint scratch/tiny-vae.pt [--steps N ...]
+    python tools/train_tiny_vae.py --family tiny --teacher models/tiny-vae --out models/tiny-taesd \
+        --checkpoint scratch/tiny-taesd.pt --steps 6000 --batch-size 8 --lr 0.001 --threads 1
 
 Rerunning with the same checkpoint path resumes where a killed run stopped. Every TrainConfig field is a flag.
 """

@@ -22,15 +22,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from latent_interp.report import (data, embeddings, finetune, geometry, interpolation, overview, page, provenance,
-                                  reconstruction, triplets)
+from latent_interp.report import (comparison, data, embeddings, finetune, geometry, interpolation, overview, page,
+                                  provenance, reconstruction, triplets)
 from latent_interp.report.context import Context, ReportInputs, ReportSettings
 
 __all__ = ["ReportInputs", "ReportSettings", "build_report", "SECTIONS"]
 
-# Reading order: what was run, the data, how well each VAE reconstructs, the fine-tune, the latent study, provenance.
-SECTIONS = (overview.section, data.section, reconstruction.section, finetune.section, interpolation.section,
-            geometry.section, embeddings.section, provenance.section)
+# Reading order: what was run, the data, the VAEs side by side, how well each reconstructs, the fine-tune, the
+# latent study, provenance.
+SECTIONS = (overview.section, data.section, comparison.section, reconstruction.section, finetune.section,
+            interpolation.section, geometry.section, embeddings.section, provenance.section)
 
 
 def build_report(out_path, figures_dir, inputs: ReportInputs, linked_figures_dir=None) -> None:

@@ -42,6 +42,10 @@ class ReportInputs:
     collapse: dict[str, str]
     comparison: str | None = None
     finetune_dir: str | None = None
+    finetuned: str | None = None       # the fine-tuned model's name ("<base>-finetuned")
+    finetune_base: str | None = None   # the VAE it was fine-tuned from
+    compare_table: str | None = None   # results/compare/vaes.csv
+    compare_summary: str | None = None   # results/compare/vaes.json
     # (latent space, method, coordinates csv, settings json), as the embed stage writes them
     embeddings: list[tuple[str, str, str, str]] = field(default_factory=list)
     interp_summary: str | None = None

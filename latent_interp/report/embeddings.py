@@ -73,6 +73,8 @@ def section(ctx: Context) -> Section | None:
         closeness = settings["triplet_closeness"]
         plots.append({
             "id": f"embedding-{model}-{method}", "model": model, "method": method,
+            # the models whose latents these are: the latent space and any model that shares it (twins)
+            "models": [model, *(twin for twin, space in ctx.inputs.twins.items() if space == model)],
             "title": f"{method.upper()} of {model} latents",
             "x": shown["x"].round(3).tolist(), "y": shown["y"].round(3).tolist(),
             "triplet": [index[k] for k in shown_keys], "frame": shown["frame"].astype(int).tolist(),
@@ -92,5 +94,6 @@ def section(ctx: Context) -> Section | None:
     colourings = ["split", "origin", "frame", "cluster"] + (["level", "motion"] if annotated else [])
     colourings += [f"psnr:{m}" for m in ctx.inputs.models]
     return Section("embeddings", "Embeddings", "embeddings.html.j2", {
-        "plots": plots, "colourings": colourings, "figures": figures, "twins": ctx.inputs.twins},
+        "plots": plots, "colourings": colourings, "figures": figures, "twins": ctx.inputs.twins,
+        "models": ctx.inputs.models},
         parts=[(p["id"], p["title"]) for p in plots])

@@ -1,5 +1,5 @@
-"""The fine-tune: how it ran (recipe, overrides, steps, resumes), its curves, and pretrained vs fine-tuned image by
-image."""
+"""The fine-tune: how it ran (recipe, overrides, steps, resumes), its curves, and its base VAE vs the fine-tuned one
+image by image."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from latent_interp.report.page import Section
 
 
 def comparison_table(comparison: pd.DataFrame) -> tables.Table:
-    """Each model beside the pretrained one per split: both means and the paired difference with its 95% CI."""
-    table = tables.Table(["model", "split", "images", "PSNR dB pretrained", "PSNR dB model", "Δ PSNR dB [95% CI]",
-                          "SSIM pretrained", "SSIM model", "Δ SSIM [95% CI]", "images with higher PSNR"])
+    """Each model beside its baseline per split: both means and the paired difference with its 95% CI."""
+    table = tables.Table(["model", "split", "images", "PSNR dB baseline", "PSNR dB model", "Δ PSNR dB [95% CI]",
+                          "SSIM baseline", "SSIM model", "Δ SSIM [95% CI]", "images with higher PSNR"])
     for row in comparison.to_dict("records"):
         table.rows.append([
             tables.text(row["model"]), tables.text(row["split"]), tables.Cell(str(row["n_images"]), row["n_images"]),
@@ -38,13 +38,17 @@ def section(ctx: Context) -> Section | None:
     epochs = pd.read_csv(folder / "training_epochs.csv")
     steps = pd.read_csv(folder / "training_steps.csv")
     comparison = pd.read_csv(ctx.inputs.comparison) if ctx.inputs.comparison else pd.DataFrame()
+    if len(comparison):  # the fine-tuned model against the VAE it started from
+        comparison = comparison[(comparison["model"] == ctx.inputs.finetuned)
+                                & (comparison["baseline"] == ctx.inputs.finetune_base)]
     curves = ctx.figures.save(
         finetune_stage.plot_curves(steps, epochs, f"fine-tune, recipe {record['recipe']}"), "finetune_curves",
         "Training loss terms per step (log scale) and val PSNR per epoch; the dotted line is what the split's mean "
         "image scores.")
     columns = ["epoch", "step", "val_psnr", "val_ssim", "val_variance_ratio", "val_psnr_gain_db", "val_collapsed"]
     return Section("finetune", "Fine-tune", "finetune.html.j2", {
-        "record": record, "settings": record["provenance"]["settings"],
+        "record": record, "model": ctx.inputs.finetuned, "base": ctx.inputs.finetune_base,
+        "settings": record["provenance"]["settings"],
         "overrides": ", ".join(f"{k}={v}" for k, v in record["overrides"].items()) or "none",
         "before": record["pretrained_val"], "after": record["final_val"],
         "comparison": comparison_table(comparison) if len(comparison) else None, "curves": curves,

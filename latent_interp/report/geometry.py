@@ -52,10 +52,17 @@ def trajectory_figure(table: pd.DataFrame, model: str) -> plt.Figure:
     return figure
 
 
+def posterior_kl_text(channels: pd.DataFrame) -> str:
+    """The posterior KL total, or why there is none (a deterministic encoder has no posterior variance)."""
+    total = channels["posterior_kl"].sum(min_count=1)
+    return "none (a deterministic encoder has no posterior)" if pd.isna(total) else f"{total:.3g}"
+
+
 def channel_reading(channels: pd.DataFrame, summary: dict) -> str:
     return (f"Channel standard deviations run from {channels['std'].min():.2f} to {channels['std'].max():.2f} "
             f"(the prior's is 1); the aggregate KL from N(0, I) totals {channels['aggregate_kl'].sum():.3g} nats per "
-            f"position and the posterior KL {channels['posterior_kl'].sum():.3g}; mean |correlation| between "
+            f"position as stored, {channels['scaled_aggregate_kl'].sum():.3g} scaled as a diffusion model sees the "
+            f"latents, and the posterior KL {posterior_kl_text(channels)}; mean |correlation| between "
             f"channels {summary['channels']['mean_abs_correlation_off_diagonal']:.2f}.")
 
 
@@ -115,7 +122,8 @@ def spaces_side_by_side(ctx: Context) -> tables.Table:
         rows.append({"latent space": model,
                      "channel std (min–max)": f"{channels['std'].min():.2f}–{channels['std'].max():.2f}",
                      "aggregate KL to N(0, I), nats ↓": channels["aggregate_kl"].sum(),
-                     "posterior KL, nats": channels["posterior_kl"].sum(),
+                     "scaled aggregate KL, nats ↓": channels["scaled_aggregate_kl"].sum(),
+                     "posterior KL, nats": posterior_kl_text(channels),
                      "median midpoint deviation ↓": summary["trajectories"]["all"]["midpoint_deviation"],
                      "origin probe accuracy": origin.get("accuracy", np.nan)})
     return tables.from_frame(pd.DataFrame(rows), default_digits=3)

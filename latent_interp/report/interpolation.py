@@ -214,6 +214,7 @@ def section(ctx: Context) -> Section | None:
                                   "chosen on val.")
     ctx.payload["tables"]["interp-triplets"] = triplet_table(ctx)
     return Section("interpolation", "Interpolation: frame 2 from frames 1 and 3", "interpolation.html.j2", {
-        "blocks": blocks, "galleries": galleries, "curves": curves, "lpips_skipped": ctx.inputs.lpips_skipped},
+        "blocks": blocks, "galleries": galleries, "curves": curves, "lpips_skipped": ctx.inputs.lpips_skipped,
+        "models": ctx.inputs.models},
         parts=[("interp-methods", "Methods"), ("interp-triplets", "Every triplet"),
                ("interp-gallery", "Worst interpolated"), ("interp-predictors", "Learned predictors")])

@@ -16,16 +16,22 @@ from latent_interp.report.page import Section
 
 def section(ctx: Context) -> Section:
     inputs = ctx.inputs
-    models = tables.Table(["model", "source", "form", "sha256", "scaling factor", "latents of"])
+    models = tables.Table(["model", "source", "form", "family", "latent (C, factor)", "sha256", "scaling factor",
+                           "shift factor", "latents of"])
     records = {}
     for model in inputs.models:
         split = inputs.splits[0]
         decoder = dict(store.open_store(inputs.recon[(model, split)], "recon").attrs["vae"])
         digest = decoder.get("sha256") or ""
+        family = decoder.get("family", "AutoencoderKL") + (
+            ", deterministic" if decoder.get("posterior") == "deterministic" else "")
         models.rows.append([tables.text(model), tables.text(decoder["source"]), tables.text(decoder["format"]),
+                            tables.text(family),
+                            tables.text(f"{decoder.get('latent_channels', '?')}, {decoder.get('downsampling', '?')}x"),
                             tables.Cell(digest[:16] + ("…" if digest else "unknown (hub)"), digest, numeric=False,
                                         title=digest),
                             tables.number(decoder["scaling_factor"], 5),
+                            tables.number(decoder.get("shift_factor", 0.0), 4),
                             tables.text(inputs.twins.get(model, model))])
     latents = {key: store.open_store(path, "latents").attrs for key, path in inputs.latents.items()}
     first = next(iter(latents.values()))

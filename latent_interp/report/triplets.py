@@ -68,7 +68,7 @@ def add_triplet_index(ctx: Context) -> None:
 
 def worst_reconstructed(ctx: Context, split: str, count: int) -> list[str]:
     """Names of the ``count`` triplets of ``split`` with the lowest mean PSNR over their frames, under the first
-    model (the pretrained one), ties by name."""
+    model (the first VAE of the config), ties by name."""
     rows = ctx.metric_rows[(ctx.metric_rows["split"] == split) & (ctx.metric_rows["model"] == ctx.inputs.models[0])]
     means = rows.groupby("triplet")["psnr"].mean().reset_index().sort_values(["psnr", "triplet"])
     return means["triplet"].head(count).tolist()

@@ -7,17 +7,46 @@ from snakemake.utils import validate
 # Only torch-free modules: every Snakemake process (each dry run, each cluster job) builds the DAG from these.
 from latent_interp import data, recipes, sources, synthetic, weights
 
+if "pretrained" in config.get("vae", {}) or "single_file_config" in config.get("vae", {}):
+    raise ValueError(
+        'config key vae.pretrained: VAEs are now listed by name under vaes (README "Many VAEs"). Write\n'
+        f"  vaes:\n    pretrained: {config['vae'].get('pretrained', '<folder, file or hub id>')}\n"
+        "and, for a single file with another architecture than kl-f8, give the entry as a mapping:\n"
+        "    pretrained: {source: <file>, config: <vae.single_file_config>}\n"
+        "finetune.vae names the VAE the fine-tune starts from; vae keeps device and batch_size."
+    )
 validate(config, "../schemas/config.schema.yaml")
 
 SPLITS = config["data"]["splits"]
 # data.source synthetic: the workflow draws the demo data itself (rule synthesize_<split>).
 SYNTHETIC = config["data"]["synthetic"] if config["data"].get("source") == "synthetic" else None
-# {model} -> the VAE its stores are encoded with: vae.pretrained (a folder, a single file or a hub id) and, with
-# finetune.enabled, the diffusers folder rule finetune writes.
-FINETUNED = "results/models/finetuned"
-MODELS = {"pretrained": config["vae"]["pretrained"]}
+# {model} -> the VAE it names: each entry of vaes ({source, options}) and, with finetune.enabled, the diffusers folder
+# rule finetune writes from finetune.vae, named "<that name>-finetuned". Every per-model job reads only its own
+# entry, so adding a VAE adds its jobs and reruns only the aggregates that list every model.
+VAES = {
+    name: {"source": entry} if isinstance(entry, str) else dict(entry)
+    for name, entry in config["vaes"].items()
+    if entry is not None  # null: left out by a --configfile (config/atd12k.yaml leaves out the demo's)
+}
+if not VAES:
+    raise ValueError("config key vaes: every entry is null; name at least one VAE")
+FINETUNE_BASE = config["finetune"].get("vae", next(iter(VAES)))
+if config["finetune"]["enabled"] and FINETUNE_BASE not in VAES:
+    raise ValueError(f"config key finetune.vae: {FINETUNE_BASE!r} is not a name in vaes ({', '.join(VAES)})")
+FINETUNED_NAME = f"{FINETUNE_BASE}-finetuned"
+FINETUNED = f"results/models/{FINETUNED_NAME}"
+MODELS = {name: entry["source"] for name, entry in VAES.items()}
 if config["finetune"]["enabled"]:
-    MODELS["finetuned"] = FINETUNED
+    MODELS[FINETUNED_NAME] = FINETUNED
+COMPARE = config.get("compare", {})
+BASELINE = COMPARE.get("baseline", next(iter(VAES)))
+if BASELINE not in MODELS:
+    raise ValueError(f"config key compare.baseline: {BASELINE!r} is not a model of this run ({', '.join(MODELS)})")
+# (model, baseline) pairs of results/metrics/comparison.csv: every model against compare.baseline, and the
+# fine-tuned model against the VAE it started from.
+COMPARISON_PAIRS = [[model, BASELINE] for model in MODELS if model != BASELINE]
+if FINETUNED_NAME in MODELS and FINETUNE_BASE != BASELINE:
+    COMPARISON_PAIRS.append([FINETUNED_NAME, FINETUNE_BASE])
 EMBED_METHODS = config["embed"]["methods"]
 # metrics.device cpu scores in a process per thread of the rule; anything else with torch on the GPU.
 METRICS_GPU = 0 if config["metrics"].get("device", "cpu") == "cpu" else 1
@@ -25,12 +54,22 @@ METRICS_GPU = 0 if config["metrics"].get("device", "cpu") == "cpu" else 1
 VAL_SPLIT = "val" if "val" in SPLITS else SPLITS[-1]
 ENV = "../../envs/latent-interp.yaml"
 SCRIPTS = Path(workflow.main_snakefile).parent / "workflow" / "scripts"
-# What the rules that run a VAE on a split pass on: the model's weights and the vae.* settings.
+
+
+def vae_options(model):
+    """vae.load_vae's keyword arguments for a model: its entry's options, and the key that names it in errors. The
+    fine-tuned model is a diffusers folder holding its base's factors, and runs in its base's dtype."""
+    entry = VAES.get(model) or {"dtype": VAES[FINETUNE_BASE].get("dtype", "auto")}
+    options = {name: value for name, value in entry.items() if name != "source"}
+    return {**options, "key": f"vaes.{model}" if model in VAES else f"finetune.vae ({model})"}
+
+
+# What the rules that run a VAE on a split pass on: the model's weights, its entry's options and the vae.* settings.
 VAE_PARAMS = dict(
     vae=lambda wildcards: MODELS[wildcards.model],
+    vae_options=lambda wildcards: vae_options(wildcards.model),
     batch_size=config["vae"].get("batch_size", 16),
     device=config["vae"].get("device", "auto"),
-    single_file_config=config["vae"].get("single_file_config"),
 )
 
 if config["finetune"]["enabled"] and "train" not in SPLITS:
@@ -40,12 +79,12 @@ if config["finetune"]["enabled"] and "train" not in SPLITS:
     )
 
 # Latents and the latent study (rules encode, interp_train, geometry, embed) exist once per latent space. A
-# decoder-only fine-tune keeps the encoder, so model "finetuned" then has pretrained's latents: it is never encoded,
-# its predictors, geometry and embeddings are pretrained's, and only its decoder is run and scored again (reconstruct,
-# metrics, interp). Rule reconstruct refuses latents whose encoder digest is not the model's.
+# decoder-only fine-tune keeps the encoder, so model "<base>-finetuned" then has its base's latents: it is never
+# encoded, its predictors, geometry and embeddings are its base's, and only its decoder is run and scored again
+# (reconstruct, metrics, interp). Rule reconstruct refuses latents of another latent space (vae.latent_space).
 LATENT_SPACE = {model: model for model in MODELS}
-if "finetuned" in MODELS and recipes.recipe_from_config(config["finetune"])[1].trainable == "decoder":
-    LATENT_SPACE["finetuned"] = "pretrained"
+if FINETUNED_NAME in MODELS and recipes.recipe_from_config(config["finetune"])[1].trainable == "decoder":
+    LATENT_SPACE[FINETUNED_NAME] = FINETUNE_BASE
 LATENT_MODELS = [model for model in MODELS if LATENT_SPACE[model] == model]
 TWINS = {model: space for model, space in LATENT_SPACE.items() if space != model}
 # What rule geometry writes for each latent space, by the name latent_interp.geometry.analyse_geometry uses.
@@ -134,14 +173,14 @@ def split_frame_files(wildcards):
 
 def vae_files(wildcards):
     """The model's weight files (a diffusers folder's config and weights, or the single file), so new weights make
-    its stores stale. A hub id has no local files; the finetuned model is rule finetune's output folder."""
+    its stores stale. A hub id has no local files; the fine-tuned model is rule finetune's output folder."""
     return model_files(wildcards.model)
 
 
 def model_files(model):
-    if model == "finetuned":
+    if model == FINETUNED_NAME and model not in VAES:
         return [FINETUNED]
-    return weights.weight_files(MODELS[model])  # raises, naming vae.pretrained, before any job runs
+    return weights.weight_files(MODELS[model], f"vaes.{model}")  # raises, naming the entry, before any job runs
 
 
 def all_of(pattern, **wildcards):
@@ -162,3 +201,43 @@ def latents_of_space(wildcards):
 
 def predictors_of_space(wildcards):
     return f"results/predictors/{LATENT_SPACE[wildcards.model]}"
+
+
+def stage_benchmarks(stage, model):
+    """The benchmark files of a model's encode or reconstruct jobs over every split (one per shard where sharded)."""
+    return [
+        path
+        for split in SPLITS
+        for path in (
+            expand(f"results/benchmarks/{stage}/{model}/{split}/shard{{shard}}.tsv", shard=range(SHARDS[split]))
+            if split in SHARDS
+            else [f"results/benchmarks/{stage}/{model}/{split}.tsv"]
+        )
+    ]
+
+
+# What the compare_vaes job reads for each model (latent_interp.compare.compare_vaes).
+COMPARE_INPUTS = {
+    model: {
+        "metrics": expand("results/metrics/{model}/{split}.csv", model=model, split=SPLITS),
+        "interp": expand("results/interp/{model}/{split}.csv", model=model, split=INTERP_SPLITS),
+        "latent_space": LATENT_SPACE[model],
+        "geometry": f"results/geometry/{LATENT_SPACE[model]}/geometry.json",
+        "channels": f"results/geometry/{LATENT_SPACE[model]}/channels.csv",
+        "trajectories": f"results/geometry/{LATENT_SPACE[model]}/trajectories.csv",
+        "encode_benchmarks": stage_benchmarks("encode", model) if LATENT_SPACE[model] == model else [],
+        "decode_benchmarks": stage_benchmarks("reconstruct", model),
+    }
+    for model in MODELS
+}
+
+
+def compare_files(wildcards):
+    """Every file the compare_vaes job reads (COMPARE_INPUTS, flattened)."""
+    return [
+        path
+        for inputs in COMPARE_INPUTS.values()
+        for key, paths in inputs.items()
+        if key != "latent_space"
+        for path in ([paths] if isinstance(paths, str) else paths)
+    ]

@@ -1,11 +1,11 @@
-# Fine-tune vae.pretrained on train (validated on val) into a diffusers folder; the encode rule loads it as model
-# "finetuned". The checkpoint lives outside the output folder, which Snakemake deletes when a job fails or is killed,
+# Fine-tune finetune.vae on train (validated on val) into a diffusers folder, model "<that name>-finetuned" of every
+# later rule. The checkpoint lives outside the output folder, which Snakemake deletes when a job fails or is killed,
 # so a rerun resumes from it (latent_interp/finetune.py).
 rule finetune:
     input:
         train="results/frames/train.zarr",
         val=f"results/frames/{VAL_SPLIT}.zarr",
-        vae=lambda wildcards: model_files("pretrained"),
+        vae=lambda wildcards: model_files(FINETUNE_BASE),
         code=code("finetune"),
     output:
         directory(FINETUNED),
@@ -18,11 +18,12 @@ rule finetune:
     resources:
         gpu=1,
     params:
-        pretrained=config["vae"]["pretrained"],
+        # lazily: without finetune.enabled, finetune.vae need not name an entry of vaes
+        pretrained=lambda wildcards: MODELS[FINETUNE_BASE],
+        vae_options=lambda wildcards: vae_options(FINETUNE_BASE),
         settings=config["finetune"],
-        checkpoint="results/checkpoints/finetuned.pt",
+        checkpoint=f"results/checkpoints/{FINETUNED_NAME}.pt",
         batch_size=config["vae"].get("batch_size", 16),
         device=config["vae"].get("device", "auto"),
-        single_file_config=config["vae"].get("single_file_config"),
     script:
         "../scripts/finetune.py"

@@ -74,6 +74,7 @@ rule metrics_summary:
     params:
         resamples=config["metrics"].get("bootstrap_resamples", 1000),
         seed=config["metrics"].get("seed", 0),
+        pairs=COMPARISON_PAIRS,
     script:
         "../scripts/metrics_summary.py"
 

@@ -9,5 +9,5 @@ sm, params = snakemake, snakemake.params  # noqa: F821
 with staged(sm.output) as out:  # written under temporary names, renamed when whole
     score_split(sm.input.frames, sm.input.latents, sm.input.recon, sm.input.predictors, params.vae, out.table,
                 out.spec, out.store, sm.wildcards.model, sm.wildcards.split, params.gallery,
-                params.sample, params.seed, params.batch_size, params.device, sm.threads, params.single_file_config,
+                params.sample, params.seed, params.batch_size, params.device, sm.threads, dict(params.vae_options),
                 dict(params.lpips))

@@ -7,4 +7,5 @@ from latent_interp.atomic import staged  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with staged(sm.output) as out:  # written under temporary names, renamed when whole
-    summarize_tables(list(sm.input.tables), out.summary, out.comparison, sm.params.resamples, sm.params.seed)
+    summarize_tables(list(sm.input.tables), out.summary, out.comparison, sm.params.resamples, sm.params.seed,
+                     [tuple(pair) for pair in sm.params.pairs])

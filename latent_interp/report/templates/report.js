@@ -411,6 +411,22 @@ function setUpEmbeddings() {
   if (trajectories) trajectories.addEventListener("change", redrawEmbeddings);
 }
 
+// ---------- the VAE switcher: embeddings and galleries of one VAE, or of all ----------
+function showVae(name) {
+  document.querySelectorAll(".vae-switch").forEach((select) => { select.value = name; });
+  document.querySelectorAll("[data-vae]").forEach((node) => {
+    node.hidden = name !== "" && !node.dataset.vae.split(" ").includes(name);
+  });
+  // a plot drawn while hidden has no width: redraw the ones now shown
+  plots.forEach((entry) => { if (entry.drawn && !entry.node.closest("[hidden]")) Plotly.Plots.resize(entry.node); });
+}
+
+function setUpVaeSwitch() {
+  document.querySelectorAll(".vae-switch").forEach((select) => {
+    select.addEventListener("change", () => showVae(select.value));
+  });
+}
+
 // ---------- search, keyboard, start ----------
 function setUpSearch() {
   const input = document.getElementById("triplet-search");
@@ -433,3 +449,4 @@ document.querySelectorAll(".data-table").forEach(dataTable);
 document.querySelectorAll(".gallery").forEach(gallery);
 setUpSearch();
 setUpEmbeddings();
+setUpVaeSwitch();
