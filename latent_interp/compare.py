@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latent_interp import predictors, store
+from latent_interp import metrics, store
 
 # Per-triplet figures compared against the baseline, and which way is better (the report marks the best per column).
 COMPARED = {"recon_psnr": True, "recon_ssim": True, "lerp_gap_db": False, "best_gap_db": False,
@@ -59,9 +59,9 @@ def reconstruction_per_triplet(metrics_tables: list[pd.DataFrame]) -> pd.DataFra
     return grouped.reset_index()
 
 
-def best_learned(interp: pd.DataFrame, val_split: str) -> str | None:
-    """The learned predictor with the highest mean PSNR on ``val_split`` (None when there is none)."""
-    val = interp[(interp["split"] == val_split) & interp["method"].isin(predictors.PREDICTORS)]
+def best_learned(interp: pd.DataFrame, val_split: str, learned) -> str | None:
+    """The ``learned`` predictor with the highest mean PSNR on ``val_split`` (None when there is none)."""
+    val = interp[(interp["split"] == val_split) & interp["method"].isin(list(learned))]
     if val.empty:
         return None
     return str(val.groupby("method")["psnr"].mean().idxmax())
@@ -95,8 +95,8 @@ def paired_difference(model_values: pd.Series, baseline_values: pd.Series, resam
     if len(difference) < 2 or resamples == 0:
         return float(difference.mean()), float("nan"), float("nan")
     picks = np.random.default_rng(seed).integers(len(difference), size=(resamples, len(difference)))
-    low, high = np.percentile(difference[picks].mean(axis=1), [2.5, 97.5])
-    return float(difference.mean()), float(low), float(high)
+    low, high = metrics.bootstrap_ci(difference, np.ones_like(difference), picks)  # the mean of each resample
+    return float(difference.mean()), low, high
 
 
 def _groups(table: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFrame]]:
@@ -111,16 +111,17 @@ def _groups(table: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFram
 
 
 def compare_vaes(models: dict, baseline: str, val_split: str, out_table, out_json, resamples: int = 1000,
-                 seed: int = 0) -> pd.DataFrame:
+                 seed: int = 0, *, learned) -> pd.DataFrame:
     """Rule compare_vaes. ``models`` maps each model to its inputs: ``metrics`` (table paths), ``interp`` (table
     paths), ``latent_space`` (the model whose latents it decodes), ``geometry`` (that space's geometry.json),
     ``channels`` and ``trajectories`` (its channels.csv and trajectories.csv), ``encode_benchmarks`` and
-    ``decode_benchmarks`` (benchmark file paths)."""
+    ``decode_benchmarks`` (benchmark file paths). ``learned``: the learned predictors' method names
+    (``interp.predictors``), given by name so that this job needs no torch."""
     per_model, records = {}, {}
     for model, inputs in models.items():
         recon = reconstruction_per_triplet([pd.read_csv(path) for path in inputs["metrics"]])
         interp = pd.concat([pd.read_csv(path) for path in inputs["interp"]], ignore_index=True)
-        best = best_learned(interp, val_split)
+        best = best_learned(interp, val_split, learned)
         trajectories = pd.read_csv(inputs["trajectories"])[[*KEYS, "midpoint_deviation"]]
         triplets = (recon.merge(interpolation_per_triplet(interp, best), on=KEYS, how="left")
                     .merge(trajectories, on=KEYS, how="left"))

@@ -178,7 +178,7 @@ def vae_files(wildcards):
 
 
 def model_files(model):
-    if model == FINETUNED_NAME and model not in VAES:
+    if model == FINETUNED_NAME:  # a name in vaes cannot end in -finetuned (the schema)
         return [FINETUNED]
     return weights.weight_files(MODELS[model], f"vaes.{model}")  # raises, naming the entry, before any job runs
 

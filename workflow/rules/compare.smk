@@ -19,5 +19,6 @@ rule compare_vaes:
         val_split=VAL_SPLIT,
         resamples=COMPARE.get("bootstrap_resamples", 1000),
         seed=COMPARE.get("seed", 0),
+        learned=config["interp"]["predictors"],
     script:
         "../scripts/compare_vaes.py"

@@ -8,4 +8,4 @@ from latent_interp.atomic import staged  # noqa: E402
 sm = snakemake  # noqa: F821
 with staged(sm.output) as out:  # written under temporary names, renamed when whole
     compare_vaes(dict(sm.params.models), sm.params.baseline, sm.params.val_split, out.table, out.summary,
-                 sm.params.resamples, sm.params.seed)
+                 sm.params.resamples, sm.params.seed, learned=list(sm.params.learned))
