@@ -18,8 +18,10 @@ TINY_VAE = REPO / "models" / "tiny-vae"
 
 def demo_vaes(config: dict) -> dict:
     """The demo config's vaes with their paths made absolute, for a workdir outside the repository."""
-    return {name: str(REPO / entry) if isinstance(entry, str) else {**entry, "source": str(REPO / entry["source"])}
-            for name, entry in config["vaes"].items()}
+    from latent_interp import runconfig
+
+    return {name: {**entry, "source": str(REPO / entry["source"])}
+            for name, entry in runconfig.resolve(config).vaes.items()}
 
 
 @dataclass

@@ -25,6 +25,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 import browser  # noqa: E402  (tests/browser.py: Chromium with the network off)
+from common import demo_vaes  # noqa: E402  (bench/common.py)
 from latent_interp.report.page import read_payload  # noqa: E402
 
 SIZE_TARGET_MB, LOAD_TARGET_S = 60, 10
@@ -35,7 +36,7 @@ def scale_config(triplets: list[int], size: int) -> dict:
     config["data"]["synthetic"].update(triplets=dict(zip(("train", "val", "test"), triplets)),
                                        raw_size=[2 * size, 2 * size * 9 // 16])
     config["preprocess"]["size"] = size
-    config["vaes"] = {name: str(REPO / entry) for name, entry in config["vaes"].items()}
+    config["vaes"] = demo_vaes(config)
     config["vae"].update(device="cpu", batch_size=256)
     config["finetune"]["epochs"] = 1
     config["metrics"]["bootstrap_resamples"] = 200

@@ -13,6 +13,7 @@ import numpy as np
 
 from common import (REPO, TINY_VAE, Row, Timer, cartoon_triplets, child_peak_rss_mb, cores, demo_vaes,
                     frames_store)
+from latent_interp import runconfig  # torch-free
 
 
 def _device():
@@ -520,10 +521,11 @@ def finetune_step_ratio(model_dir: Path, device, tmp: Path, triplets: np.ndarray
 def p9_demo(quick: bool, tmp: Path) -> tuple[Row, Path]:
     """The demo, clean, as a user runs it: ``snakemake --cores <all>`` with the shipped config and profile."""
 
-    def smallest(config):  # --quick: the smallest study the schema allows, to check this row's code
+    def smallest(config):  # --quick: the smallest study the schema allows, to check this row's code (and P8's)
         config["data"]["synthetic"]["triplets"] = {"train": 4, "val": 4, "test": 4}
+        config["vaes"] = dict(list(runconfig.resolve(config).vaes.items())[:1])  # one VAE and its fine-tune
         config["finetune"]["epochs"] = 1
-        config["interp"]["mlp"]["epochs"] = config["interp"]["unet"]["epochs"] = 1
+        config["interp"]["predictors"] = ["linear"]
         config["embed"]["methods"] = ["pca"]
         config["preprocess"]["size"] = 32
 

@@ -64,3 +64,36 @@ def point_offset(driver, plot, trace: int = 0, point: int = 0) -> tuple[int, int
         return [xaxis._offset + xaxis.l2p(data.x[point]), yaxis._offset + yaxis.l2p(data.y[point]),
                 box.width, box.height];""", plot, trace, point)
     return round(x - width / 2), round(y - height / 2)
+
+
+# Where the page's layout fails a reader: elements that stick out of the content column (unless inside a box that
+# scrolls sideways, as wide tables do), scrolling boxes that stick out themselves, and labels squeezed so narrow that
+# they wrap letter by letter (less than 6 characters a line).
+LAYOUT_FAULTS = """
+const main = document.querySelector('main');
+const right = main.getBoundingClientRect().right - parseFloat(getComputedStyle(main).paddingRight);
+const shown = (n) => !n.closest('[hidden]') && !n.closest('details:not([open])') && n.offsetParent !== null;
+const scrolls = (n) => ['auto', 'scroll'].includes(getComputedStyle(n).overflowX);
+const describe = (n) => `${n.closest('section')?.id}: <${n.tagName.toLowerCase()} class="${n.getAttribute('class') || ''}">`;
+const outside = [], narrow = [];
+for (const n of main.querySelectorAll('*')) {
+  if (!shown(n)) continue;
+  let box = n.parentElement;
+  while (box !== main && !scrolls(box)) box = box.parentElement;
+  const edge = (box === main ? n : box).getBoundingClientRect().right;
+  if (edge > right + 1) outside.push(`${describe(n)} ends at ${Math.round(edge)} px, the column at ${Math.round(right)}`);
+}
+for (const n of main.querySelectorAll('.gallery .name, .tile .label, th, .card dt')) {
+  if (!shown(n) || !n.textContent.trim()) continue;
+  const em = parseFloat(getComputedStyle(n).fontSize);
+  const width = n.getBoundingClientRect().width;
+  if (width < Math.min(6, n.textContent.trim().length) * 0.55 * em) narrow.push(`${describe(n)} "${n.textContent.trim()}" is ${Math.round(width)} px wide`);
+}
+return {column_right: right, outside: outside, narrow: narrow,
+        figures: [...main.querySelectorAll('figure img, .embedding-plot')].filter(shown).length};
+"""
+
+
+def layout_faults(driver) -> dict:
+    """``LAYOUT_FAULTS`` measured on the open page."""
+    return driver.execute_script(LAYOUT_FAULTS)

@@ -1,4 +1,6 @@
-"""The real study's config on a small ATD-12K-shaped tree: dry run, then the test split's metrics with annotations."""
+"""The real study's config on a small ATD-12K-shaped tree, as a user runs it (the repository's config.yaml, and
+config/atd12k.yaml with its two paths set): a dry run, the test split's metrics with annotations, then the whole
+study to its report; on a Slurm cluster as a dry run."""
 
 import json
 import shutil
@@ -12,6 +14,7 @@ import yaml
 from PIL import Image
 
 from latent_interp import data, interp, store, synthetic
+from latent_interp.report.page import read_payload
 from conftest import REPO, job_counts
 
 TRAIN_TRIPLETS = 12
@@ -55,21 +58,34 @@ def workdir(atd_tree, micro_vae_dir, tmp_path_factory):
     return workdir
 
 
-def snakemake(workdir, *args):
+def snakemake(workdir, *args, cores=("--cores", "2")):
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-               str(workdir), "--configfile", str(workdir / "atd12k.yaml"), "--cores", "2", *args]
+               str(workdir), "--configfile", str(workdir / "atd12k.yaml"), *cores, *args]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
 
-def test_real_config_dry_runs(workdir):
+def planned_jobs(workdir):
     jobs = job_counts(snakemake(workdir, "-n"))
     assert "synthesize_train" not in jobs and jobs["ingest"] == 3 and jobs["report"] == 1
     # Only kl-f8-anime2 and its fine-tune (atd12k.yaml leaves the demo's VAEs out with null). Encoded once: the
     # decoder-only fine-tune shares kl-f8-anime2's latents; reconstructed and scored per model.
     assert jobs["finetune"] == 1 and jobs["encode"] == 3 and jobs["reconstruct"] == 2 * 3
     assert jobs["interp_train"] == 1 and jobs["interp"] == 2 * 2 and jobs["geometry"] == 1
+    return jobs
+
+
+def test_real_config_dry_runs(workdir):
+    planned_jobs(workdir)
+
+
+@pytest.mark.readme("snakemake --profile profiles/slurm --configfile config/atd12k.yaml")
+def test_real_config_dry_runs_on_slurm(workdir):
+    """The cluster command plans the same jobs; it needs a cluster, so it is a dry run here (tests/test_slurm.py runs
+    the demo on a real one)."""
+    on_slurm = snakemake(workdir, "-n", cores=("--profile", str(REPO / "profiles" / "slurm")))
+    assert job_counts(on_slurm) == planned_jobs(workdir)
 
 
 def test_val_is_carved_from_train_10k_by_name(workdir, atd_tree):
@@ -103,3 +119,23 @@ def test_the_latent_study_reports_the_annotated_test_split_by_level_and_roi(work
     geometry = json.loads((workdir / "results" / "geometry" / "kl-f8-anime2" / "geometry.json").read_text())
     assert set(geometry["trajectories"]["by_level"]) == levels
     assert geometry["probes"]["origin"]["train_split"] == "train" and geometry["probes"]["origin"]["test_frames"] == 12
+
+
+@pytest.mark.readme("snakemake --cores 16 --configfile config/atd12k.yaml")
+def test_the_real_study_reaches_its_report(workdir):
+    """The whole study, as `snakemake --cores N --configfile config/atd12k.yaml` runs it, to results/report.html: only
+    kl-f8-anime2 and its fine-tune are in it (the demo's VAEs are left out with null), and the report says so."""
+    snakemake(workdir)
+    results = workdir / "results"
+    page = (results / "report.html").read_text()
+    payload = read_payload(page)
+    models = ["kl-f8-anime2", "kl-f8-anime2-finetuned"]
+    assert payload["models"] == models
+    assert "tiny-kl" not in page and "tiny-taesd" not in page  # nor in the provenance's config
+    assert sorted(p.name for p in (results / "latents").iterdir()) == ["kl-f8-anime2"]  # decoder-only fine-tune
+    summary = pd.read_csv(results / "interp" / "summary.csv", keep_default_na=False)
+    assert set(summary["model"]) == set(models)
+    assert {"0", "1", "2"} & set(summary.loc[summary["split"] == "test", "level"].astype(str))  # by difficulty
+    compare = pd.read_csv(results / "compare" / "vaes.csv")
+    assert set(compare["model"]) == set(models) and set(compare["baseline"]) == {"kl-f8-anime2"}
+    assert "Nothing to be done" in snakemake(workdir, "-n")

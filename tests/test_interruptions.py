@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from latent_interp.atomic import FAULT_MARKER_VARIABLE, FAULT_VARIABLE
 from conftest import file_digests, job_counts, new_workdir, snakemake, snakemake_command, tiny_config
 
@@ -58,6 +60,7 @@ def _snapshot(root: Path) -> dict:
             for p in sorted(root.rglob("*"))}
 
 
+@pytest.mark.readme("snakemake --unlock", "snakemake --cores 8")
 def test_kills_mid_store_and_mid_table_recover_to_the_uninterrupted_bytes(workflow_run, tmp_path_factory):
     workdir = new_workdir(tmp_path_factory, "killed", tiny_config())
     latents = workdir / "results" / "latents" / "tiny-kl"

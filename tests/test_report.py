@@ -38,7 +38,8 @@ def pretrained_only(frame_tree, micro_vae_dir, tmp_path_factory) -> ReportInputs
     with open(frames["val"].with_suffix(".skipped.csv"), "a") as skipped:
         skipped.write("val,triplet,Japan_broken,/data/val/Japan_broken/frame2.jpg,unreadable image (truncated)\n")
     metrics.collapse_check(frames["val"], recon[("pretrained", "val")], root / "collapse.json")
-    return ReportInputs(config={"vae": {"pretrained": "micro"}}, models=["pretrained"], splits=list(splits),
+    return ReportInputs(config={"vaes": {"pretrained": "micro"}}, vaes={"pretrained": "micro"}, models=["pretrained"],
+                        splits=list(splits),
                         frames=frames, skipped={s: p.with_suffix(".skipped.csv") for s, p in frames.items()},
                         recon=recon, latents=latents, metric_tables=tables_, metrics_summary=root / "summary.csv",
                         metrics_spec=root / "spec.json", collapse={"pretrained": root / "collapse.json"},

@@ -185,3 +185,18 @@ def test_the_table_of_contents_lands_on_every_section(page):
             "return window.innerHeight + window.scrollY >= document.body.scrollHeight - 2")
         assert abs(top) < 20 or (at_bottom and top > 0), target
     assert browser.console_errors(driver) == []
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_nothing_is_cut_off_at_a_laptops_width_and_a_wide_screen(workflow_run, width):
+    """Every element ends inside the content column, or inside a box that scrolls sideways (the wide tables), and no
+    label is squeezed into wrapping letter by letter; measured on the element boxes the browser laid out."""
+    driver = browser.open_browser(width, 900)
+    try:
+        browser.load(driver, workflow_run / "results" / "report.html")
+        faults = browser.layout_faults(driver)
+        screenshot(driver, f"report-top-{width}px")
+    finally:
+        driver.quit()
+    assert faults["figures"] >= 6 and faults["column_right"] < width
+    assert faults["outside"] == [] and faults["narrow"] == []

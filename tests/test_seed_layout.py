@@ -36,8 +36,15 @@ def test_import_names_missing_files(tmp_path):
         seed_layout.import_latents(tmp_path / "val", tmp_path / "x.zarr", "val", "seed")
 
 
+@pytest.mark.readme("python tools/seed_latents.py import|export ...")
 def test_command_line_tool(latents, tmp_path):
-    result = subprocess.run([sys.executable, str(REPO / "tools" / "seed_latents.py"), "export", str(latents),
-                             str(tmp_path / "out")], capture_output=True, text=True, check=True)
+    tool = [sys.executable, str(REPO / "tools" / "seed_latents.py")]
+    result = subprocess.run([*tool, "export", str(latents), str(tmp_path / "out")], capture_output=True, text=True,
+                            check=True)
     assert "exported 3 triplets" in result.stdout
     assert len(list((tmp_path / "out" / "val").glob("*/latent3.npy"))) == 3
+    subprocess.run([*tool, "import", str(tmp_path / "out" / "val"), str(tmp_path / "back.zarr"), "--split", "val",
+                    "--vae", "seed"], capture_output=True, text=True, check=True)
+    back, original = store.open_store(tmp_path / "back.zarr"), store.open_store(latents)
+    assert store.names(back) == store.names(original)
+    np.testing.assert_array_equal(back[store.MEAN][:], original[store.MEAN][:])

@@ -6,6 +6,7 @@ same directory afterwards, in file order (pytest runs a module's tests in the or
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ def run(workflow_run) -> Path:
     return workflow_run
 
 
+@pytest.mark.readme("python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt && snakemake "
+                    "--cores 8 results/report.html", "snakemake --cores 8 --configfile my.yaml")
 def test_outputs_follow_the_schema(run):
     results = run / "results"
     for split in SPLITS:
@@ -193,6 +196,7 @@ def test_the_vaes_are_compared_side_by_side(run):
     assert "no posterior variance" in page and f"{FINETUNED} decodes {BASE}&#39;s latents" in page
 
 
+@pytest.mark.readme("snakemake -n")
 def test_second_run_does_nothing(run):
     assert planned_jobs(run) == {}
 
@@ -263,6 +267,8 @@ def test_editing_one_test_frame_reruns_only_the_test_chain(run):
     image = np.asarray(Image.open(frame)).copy()
     image[:8, :8] = 255 - image[:8, :8]
     Image.fromarray(image).save(frame, quality=95)
+    # What a user reads first: each job with its reason, the edited frame named.
+    assert f"reason: Updated input files: {frame.relative_to(run).as_posix()}" in snakemake(run, "-n").stdout
     # The predictors read train and val only: they stay; the test split's scores, each latent space's geometry and
     # embeddings (over every split), the comparison and the report rerun. The fine-tuned model decodes tiny-kl's
     # latents: two encodes (tiny-kl, tiny-taesd), three reconstructions.
@@ -344,3 +350,77 @@ def test_the_profiles_name_only_rules_that_exist():
         entries = yaml.safe_load((REPO / "profiles" / profile / "profile.yaml").read_text())[key]
         named = {re.split(r"[:=]", entry)[0] for entry in entries}
         assert named <= rules, f"{profile} {key}: no rule {sorted(named - rules)}"
+
+
+@pytest.mark.readme("snakemake --cores 4 results/metrics/tiny-kl/val.csv")
+def test_one_stage_only_runs_its_own_chain(tmp_path_factory):
+    workdir = new_workdir(tmp_path_factory, "one-stage", tiny_config())
+    snakemake(workdir, "results/metrics/tiny-kl/val.csv")
+    made = {path.relative_to(workdir / "results").as_posix() for path in (workdir / "results").glob("*/*/*")}
+    assert "metrics/tiny-kl/val.csv" in made and "recon/tiny-kl/val.zarr" in made
+    assert not {path for path in made if "test" in path or "train" in path or "taesd" in path or "finetuned" in path}
+    assert not (workdir / "results" / "report.html").exists()
+
+
+def job_spans(workdir: Path, rules: set[str]) -> list[tuple[float, float]]:
+    """(start, end) of each job of ``rules``, from Snakemake's own records of the outputs (.snakemake/metadata)."""
+    spans = set()
+    for record in (workdir / ".snakemake" / "metadata").iterdir():
+        meta = json.loads(record.read_text())
+        if meta.get("rule") in rules:
+            spans.add((meta["starttime"], meta["endtime"]))
+    return sorted(spans)
+
+
+def overlapping(spans: list[tuple[float, float]]) -> bool:
+    return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+
+
+@pytest.fixture(scope="module")
+def two_gpu_jobs(tmp_path_factory):
+    """A workdir whose frames are ingested, so that two encode jobs (GPU rules) are ready at once, and a function
+    that runs them with the given options on 8 cores (room for both: encode takes 4 threads) and returns their
+    spans."""
+    workdir = new_workdir(tmp_path_factory, "gpu-jobs", tiny_config())
+    snakemake(workdir, "results/frames/val.zarr", "results/frames/test.zarr")
+    targets = ["results/latents/tiny-kl/val.zarr", "results/latents/tiny-kl/test.zarr"]
+
+    def encode(*options):
+        for target in targets:
+            shutil.rmtree(workdir / target, ignore_errors=True)
+        snakemake(workdir, *targets, "--cores", "8", *options)  # options may take several words: targets first
+        return job_spans(workdir, {"encode"})
+
+    return encode
+
+
+@pytest.mark.readme("snakemake --cores 8")
+def test_the_default_profile_runs_one_gpu_job_at_a_time(two_gpu_jobs):
+    spans = two_gpu_jobs()
+    assert len(spans) == 2 and not overlapping(spans)
+
+
+@pytest.mark.readme("snakemake --cores 8 --resources gpu=2")
+def test_two_gpus_run_two_gpu_jobs_at_once(two_gpu_jobs):
+    spans = two_gpu_jobs("--resources", "gpu=2")
+    assert len(spans) == 2 and overlapping(spans)
+
+
+@pytest.mark.readme("snakemake --cores 8 --workflow-profile none")
+def test_without_the_workflow_profile_rules_get_one_thread_and_gpu_jobs_no_limit(two_gpu_jobs, tmp_path_factory):
+    workdir = new_workdir(tmp_path_factory, "no-profile", tiny_config())
+    with_profile = snakemake(workdir, "-n", "--cores", "8").stdout
+    without = snakemake(workdir, "-n", "--cores", "8", "--workflow-profile", "none").stdout
+    assert "threads: 4" in with_profile and "threads:" not in without
+    assert overlapping(two_gpu_jobs("--workflow-profile", "none"))
+
+
+def test_the_docs_screenshots_show_todays_demo(run):
+    """docs/img was taken of a report with today's demo models and sections (tools/report_screenshots.py records
+    them beside the images): a new model, renamed model or new section means taking them again."""
+    shown = json.loads((REPO / "docs" / "img" / "screenshots.json").read_text())
+    page = (run / "results" / "report.html").read_text()
+    assert shown["models"] == read_payload(page)["models"]
+    assert shown["sections"] == re.findall(r'<section id="(\w+)">', page)
+    for name in ("report-top", "report-embedding-hover", "report-triplet-panel", "report-triplet-panel-inbetweens"):
+        assert (REPO / "docs" / "img" / f"{name}.png").stat().st_size > 10_000

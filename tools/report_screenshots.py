@@ -2,9 +2,12 @@
 
     python tools/report_screenshots.py results/report.html docs/img
 
-Uses Debian's chromium headless with the network off, as the browser tests do (tests/browser.py).
+Uses Debian's chromium headless with the network off, as the browser tests do (tests/browser.py), at a laptop's
+1280 px. Beside the images it writes screenshots.json: the models and sections the report had, which
+tests/test_report_browser.py compares with today's demo, so that screenshots of an older demo are caught.
 """
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -17,9 +20,13 @@ from selenium.webdriver.common.by import By  # noqa: E402
 
 page, out = Path(sys.argv[1]), Path(sys.argv[2])
 out.mkdir(parents=True, exist_ok=True)
-driver = browser.open_browser(1500, 950)
+driver = browser.open_browser(1280, 850)
 try:
     print(f"loaded in {browser.load(driver, page):.2f} s")
+    shown = driver.execute_script("""return {
+        models: JSON.parse(document.getElementById('report-data').textContent).models,
+        sections: [...document.querySelectorAll('main > section')].map((s) => s.id)};""")
+    (out / "screenshots.json").write_text(json.dumps({"report": str(page), "width": 1280, **shown}, indent=2) + "\n")
     driver.save_screenshot(str(out / "report-top.png"))
     plot = driver.find_element(By.CSS_SELECTOR, ".embedding-plot")
     driver.execute_script("document.getElementById('embeddings').scrollIntoView()")

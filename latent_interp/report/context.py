@@ -29,7 +29,7 @@ class ReportSettings:
 class ReportInputs:
     """Paths of the stage outputs, keyed by split, model or (model, split). Only ``config`` to ``collapse`` are
     required; a section whose inputs are absent is left out."""
-    config: dict
+    config: dict   # the run's effective config (runconfig.RunConfig.config), printed under Provenance
     models: list[str]
     splits: list[str]
     frames: dict[str, str]
@@ -41,6 +41,7 @@ class ReportInputs:
     metrics_spec: str
     collapse: dict[str, str]
     comparison: str | None = None
+    vaes: dict[str, str] = field(default_factory=dict)   # the run's VAEs, name -> source (RunConfig.vae_sources)
     finetune_dir: str | None = None
     finetuned: str | None = None       # the fine-tuned model's name ("<base>-finetuned")
     finetune_base: str | None = None   # the VAE it was fine-tuned from

@@ -51,6 +51,5 @@ def section(ctx: Context) -> Section:
     return Section("overview", "What was run", "overview.html.j2", {
         "cards": [headline(ctx, model) for model in ctx.inputs.models],
         "counts": counts, "source": data_config.get("source", "files"), "root": data_config.get("root", ""),
-        "vaes": {name: entry if isinstance(entry, str) else entry["source"]
-                 for name, entry in config.get("vaes", {}).items()}, "twins": ctx.inputs.twins,
+        "vaes": ctx.inputs.vaes, "twins": ctx.inputs.twins,
         "size": config.get("preprocess", {}).get("size", "")})

@@ -5,88 +5,47 @@ from pathlib import Path
 from snakemake.utils import validate
 
 # Only torch-free modules: every Snakemake process (each dry run, each cluster job) builds the DAG from these.
-from latent_interp import data, recipes, sources, synthetic, weights
+from latent_interp import data, runconfig, sources, synthetic, weights
 
-if "pretrained" in config.get("vae", {}) or "single_file_config" in config.get("vae", {}):
-    raise ValueError(
-        'config key vae.pretrained: VAEs are now listed by name under vaes (README "Many VAEs"). Write\n'
-        f"  vaes:\n    pretrained: {config['vae'].get('pretrained', '<folder, file or hub id>')}\n"
-        "and, for a single file with another architecture than kl-f8, give the entry as a mapping:\n"
-        "    pretrained: {source: <file>, config: <vae.single_file_config>}\n"
-        "finetune.vae names the VAE the fine-tune starts from; vae keeps device and batch_size."
-    )
+runconfig.reject_old_keys(config)  # before the schema, which would reject the old keys without saying what to write
 validate(config, "../schemas/config.schema.yaml")
+# Everything below reads the config through RUN (latent_interp.runconfig), never the raw mapping: a --configfile
+# can leave entries of config.yaml out with null, and RUN is the run as it is, those entries gone.
+RUN = runconfig.resolve(config)
 
-SPLITS = config["data"]["splits"]
-# data.source synthetic: the workflow draws the demo data itself (rule synthesize_<split>).
-SYNTHETIC = config["data"]["synthetic"] if config["data"].get("source") == "synthetic" else None
-# {model} -> the VAE it names: each entry of vaes ({source, options}) and, with finetune.enabled, the diffusers folder
+# The rules' names for what RUN resolves. {model} is an entry of vaes or, with finetune.enabled, the diffusers folder
 # rule finetune writes from finetune.vae, named "<that name>-finetuned". Every per-model job reads only its own
 # entry, so adding a VAE adds its jobs and reruns only the aggregates that list every model.
-VAES = {
-    name: {"source": entry} if isinstance(entry, str) else dict(entry)
-    for name, entry in config["vaes"].items()
-    if entry is not None  # null: left out by a --configfile (config/atd12k.yaml leaves out the demo's)
-}
-if not VAES:
-    raise ValueError("config key vaes: every entry is null; name at least one VAE")
-FINETUNE_BASE = config["finetune"].get("vae", next(iter(VAES)))
-if config["finetune"]["enabled"] and FINETUNE_BASE not in VAES:
-    raise ValueError(f"config key finetune.vae: {FINETUNE_BASE!r} is not a name in vaes ({', '.join(VAES)})")
-FINETUNED_NAME = f"{FINETUNE_BASE}-finetuned"
-FINETUNED = f"results/models/{FINETUNED_NAME}"
-MODELS = {name: entry["source"] for name, entry in VAES.items()}
-if config["finetune"]["enabled"]:
-    MODELS[FINETUNED_NAME] = FINETUNED
-COMPARE = config.get("compare", {})
-BASELINE = COMPARE.get("baseline", next(iter(VAES)))
-if BASELINE not in MODELS:
-    raise ValueError(f"config key compare.baseline: {BASELINE!r} is not a model of this run ({', '.join(MODELS)})")
-# (model, baseline) pairs of results/metrics/comparison.csv: every model against compare.baseline, and the
-# fine-tuned model against the VAE it started from.
-COMPARISON_PAIRS = [[model, BASELINE] for model in MODELS if model != BASELINE]
-if FINETUNED_NAME in MODELS and FINETUNE_BASE != BASELINE:
-    COMPARISON_PAIRS.append([FINETUNED_NAME, FINETUNE_BASE])
-EMBED_METHODS = config["embed"]["methods"]
+SPLITS = RUN.splits
+SYNTHETIC = RUN.synthetic  # data.source synthetic: the workflow draws the demo data itself (rule synthesize_<split>)
+MODELS = RUN.models
+FINETUNE_BASE = RUN.finetune_base
+FINETUNED_NAME = RUN.finetuned_name
+FINETUNED = RUN.finetuned_dir
+BASELINE = RUN.baseline
+COMPARISON_PAIRS = RUN.comparison_pairs
+EMBED_METHODS = RUN.config["embed"]["methods"]
 # metrics.device cpu scores in a process per thread of the rule; anything else with torch on the GPU.
-METRICS_GPU = 0 if config["metrics"].get("device", "cpu") == "cpu" else 1
-# Fine-tuning validates on val, and the collapse check runs there; without a val split both use the last split.
-VAL_SPLIT = "val" if "val" in SPLITS else SPLITS[-1]
+METRICS_GPU = 0 if RUN.config["metrics"].get("device", "cpu") == "cpu" else 1
+VAL_SPLIT = RUN.val_split  # the fine-tune validates on it, the collapse check runs there
 ENV = "../../envs/latent-interp.yaml"
 SCRIPTS = Path(workflow.main_snakefile).parent / "workflow" / "scripts"
-
-
-def vae_options(model):
-    """vae.load_vae's keyword arguments for a model: its entry's options, and the key that names it in errors. The
-    fine-tuned model is a diffusers folder holding its base's factors, and runs in its base's dtype."""
-    entry = VAES.get(model) or {"dtype": VAES[FINETUNE_BASE].get("dtype", "auto")}
-    options = {name: value for name, value in entry.items() if name != "source"}
-    return {**options, "key": f"vaes.{model}" if model in VAES else f"finetune.vae ({model})"}
-
 
 # What the rules that run a VAE on a split pass on: the model's weights, its entry's options and the vae.* settings.
 VAE_PARAMS = dict(
     vae=lambda wildcards: MODELS[wildcards.model],
-    vae_options=lambda wildcards: vae_options(wildcards.model),
-    batch_size=config["vae"].get("batch_size", 16),
-    device=config["vae"].get("device", "auto"),
+    vae_options=lambda wildcards: RUN.vae_options(wildcards.model),
+    batch_size=RUN.config["vae"].get("batch_size", 16),
+    device=RUN.config["vae"].get("device", "auto"),
 )
-
-if config["finetune"]["enabled"] and "train" not in SPLITS:
-    raise ValueError(
-        "config key finetune.enabled: fine-tuning trains on a split named train, and data.splits has "
-        f"none ({SPLITS}); add it or set finetune.enabled: false"
-    )
 
 # Latents and the latent study (rules encode, interp_train, geometry, embed) exist once per latent space. A
 # decoder-only fine-tune keeps the encoder, so model "<base>-finetuned" then has its base's latents: it is never
 # encoded, its predictors, geometry and embeddings are its base's, and only its decoder is run and scored again
 # (reconstruct, metrics, interp). Rule reconstruct refuses latents of another latent space (vae.latent_space).
-LATENT_SPACE = {model: model for model in MODELS}
-if FINETUNED_NAME in MODELS and recipes.recipe_from_config(config["finetune"])[1].trainable == "decoder":
-    LATENT_SPACE[FINETUNED_NAME] = FINETUNE_BASE
-LATENT_MODELS = [model for model in MODELS if LATENT_SPACE[model] == model]
-TWINS = {model: space for model, space in LATENT_SPACE.items() if space != model}
+LATENT_SPACE = RUN.latent_space
+LATENT_MODELS = RUN.latent_models
+TWINS = RUN.twins
 # What rule geometry writes for each latent space, by the name latent_interp.geometry.analyse_geometry uses.
 GEOMETRY_OUTPUTS = {
     "trajectories": "trajectories.csv",
@@ -96,34 +55,20 @@ GEOMETRY_OUTPUTS = {
     "clusters": "clusters.csv",
     "summary": "geometry.json",
 }
-# Predictors fit on train and choose their settings on val; they are scored on every other split.
-INTERP_SPLITS = [split for split in SPLITS if split != "train"]
-# The geometry's linear probes fit on train and are scored on test (or the last split).
-PROBE_TEST = "test" if "test" in SPLITS else SPLITS[-1]
-if "train" not in SPLITS or "val" not in SPLITS:  # selecting on the split they are scored on would leak it
-    raise ValueError(
-        f"config key data.splits: the interpolation predictors fit on a split named train and choose "
-        f"their settings on one named val, but data.splits is {SPLITS}"
-    )
-
-if SYNTHETIC and config["data"].get("layout", "folders") != "folders":
-    raise ValueError("config key data.source: synthetic draws a 'folders' layout; set data.layout: folders")
-if SYNTHETIC:
-    _missing = [split for split in SPLITS if split not in SYNTHETIC["triplets"]]
-    if _missing:
-        raise ValueError(f"config key data.synthetic.triplets has no count for split(s) {_missing}")
+INTERP_SPLITS = RUN.interp_splits  # the predictors fit on train, choose on val, and are scored on the others
+PROBE_TEST = RUN.probe_test  # the geometry's linear probes fit on train and are scored here
 
 
 def triplets_listed(split):
     """How many triplets the split's source holds, known before ingest (which may skip some)."""
     if SYNTHETIC:
         return SYNTHETIC["triplets"][split]
-    return len(data.split_source(config["data"], split).triplet_dirs())
+    return len(data.split_source(RUN.config["data"], split).triplet_dirs())
 
 
 # A split above data.shard_size triplets is encoded, reconstructed and scored as SHARDS[split] parallel jobs whose
 # stores and tables the gather rules concatenate (README "Sharded splits"); the others run as one job each.
-SHARD_SIZE = config["data"].get("shard_size")
+SHARD_SIZE = RUN.config["data"].get("shard_size")
 SHARDS = {split: -(-triplets_listed(split) // SHARD_SIZE) for split in SPLITS} if SHARD_SIZE else {}
 SHARDS = {split: count for split, count in SHARDS.items() if count > 1}
 
@@ -150,7 +95,7 @@ def shard_of(wildcards):
 def synthetic_frame_files(split):
     """The files that synthesize_<split> writes, known from the config alone before any job runs."""
     specs = synthetic.triplet_specs(SYNTHETIC["seed"], split, SYNTHETIC["triplets"][split])
-    return [f"{config['data']['root']}/{split}/{path}" for path in synthetic.frame_relpaths(specs)]
+    return [f"{RUN.config['data']['root']}/{split}/{path}" for path in synthetic.frame_relpaths(specs)]
 
 
 def code(script):
@@ -161,7 +106,7 @@ def code(script):
 
 def split_source(wildcards):
     """Where the split's triplets are (data.layout, data.split_dirs, data.val_fraction)."""
-    return data.split_source(config["data"], wildcards.split)
+    return data.split_source(RUN.config["data"], wildcards.split)
 
 
 def split_frame_files(wildcards):
@@ -190,7 +135,7 @@ def all_of(pattern, **wildcards):
 
 def lpips_files(wildcards):
     """The LPIPS weight files when configured, so new weights make the interpolation scores stale."""
-    weights = config["interp"]["lpips"]
+    weights = RUN.config["interp"]["lpips"]
     return [weights["backbone"], weights["linear"]] if weights["backbone"] and weights["linear"] else []
 
 

@@ -17,8 +17,8 @@ rule compare_vaes:
         models=COMPARE_INPUTS,
         baseline=BASELINE,
         val_split=VAL_SPLIT,
-        resamples=COMPARE.get("bootstrap_resamples", 1000),
-        seed=COMPARE.get("seed", 0),
-        learned=config["interp"]["predictors"],
+        resamples=RUN.config["compare"].get("bootstrap_resamples", 1000),
+        seed=RUN.config["compare"].get("seed", 0),
+        learned=RUN.config["interp"]["predictors"],
     script:
         "../scripts/compare_vaes.py"

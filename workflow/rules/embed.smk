@@ -16,8 +16,8 @@ rule embed:
     conda:
         ENV
     params:
-        seed=config["embed"].get("seed", 0),
-        max_points=config["embed"].get("max_points", 5000),
-        trajectories=config["embed"].get("trajectories", 12),
+        seed=RUN.config["embed"].get("seed", 0),
+        max_points=RUN.config["embed"].get("max_points", 5000),
+        trajectories=RUN.config["embed"].get("trajectories", 12),
     script:
         "../scripts/embed.py"

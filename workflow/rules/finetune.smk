@@ -20,10 +20,10 @@ rule finetune:
     params:
         # lazily: without finetune.enabled, finetune.vae need not name an entry of vaes
         pretrained=lambda wildcards: MODELS[FINETUNE_BASE],
-        vae_options=lambda wildcards: vae_options(FINETUNE_BASE),
-        settings=config["finetune"],
+        vae_options=lambda wildcards: RUN.vae_options(FINETUNE_BASE),
+        settings=RUN.config["finetune"],
         checkpoint=f"results/checkpoints/{FINETUNED_NAME}.pt",
-        batch_size=config["vae"].get("batch_size", 16),
-        device=config["vae"].get("device", "auto"),
+        batch_size=RUN.config["vae"].get("batch_size", 16),
+        device=RUN.config["vae"].get("device", "auto"),
     script:
         "../scripts/finetune.py"

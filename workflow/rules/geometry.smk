@@ -19,7 +19,7 @@ rule geometry:
     conda:
         ENV
     params:
-        settings=config["geometry"],
+        settings=RUN.config["geometry"],
         probe_test=PROBE_TEST,
     script:
         "../scripts/geometry.py"

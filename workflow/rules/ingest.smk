@@ -13,8 +13,8 @@ rule ingest:
         ENV
     params:
         source=split_source,
-        size=config["preprocess"]["size"],
-        resample=config["preprocess"]["resample"],
-        on_error=config["data"].get("on_error", "skip"),
+        size=RUN.config["preprocess"]["size"],
+        resample=RUN.config["preprocess"]["resample"],
+        on_error=RUN.config["data"].get("on_error", "skip"),
     script:
         "../scripts/ingest.py"

@@ -20,8 +20,8 @@ rule interp_train:
         gpu=1,
     params:
         # only the keys that shape the predictors: a new gallery or LPIPS setting must not retrain them
-        settings={key: config["interp"][key] for key in TRAINING_KEYS if key in config["interp"]},
-        device=config["vae"].get("device", "auto"),
+        settings={key: RUN.config["interp"][key] for key in TRAINING_KEYS if key in RUN.config["interp"]},
+        device=RUN.config["vae"].get("device", "auto"),
     script:
         "../scripts/interp_train.py"
 
@@ -49,10 +49,10 @@ rule interp:
         gpu=1,
     params:
         **VAE_PARAMS,
-        gallery=config["interp"]["gallery_triplets"],
-        sample=config["interp"].get("sample_triplets", 24),
-        seed=config["interp"].get("seed", 0),
-        lpips=config["interp"]["lpips"],
+        gallery=RUN.config["interp"]["gallery_triplets"],
+        sample=RUN.config["interp"].get("sample_triplets", 24),
+        seed=RUN.config["interp"].get("seed", 0),
+        lpips=RUN.config["interp"]["lpips"],
     script:
         "../scripts/interp.py"
 
@@ -70,7 +70,7 @@ rule interp_summary:
     conda:
         ENV
     params:
-        resamples=config["metrics"].get("bootstrap_resamples", 1000),
-        seed=config["metrics"].get("seed", 0),
+        resamples=RUN.config["metrics"].get("bootstrap_resamples", 1000),
+        seed=RUN.config["metrics"].get("seed", 0),
     script:
         "../scripts/interp_summary.py"

@@ -18,7 +18,7 @@ rule metrics:
         gpu=METRICS_GPU,
     params:
         shard=None,
-        device=config["metrics"].get("device", "cpu"),
+        device=RUN.config["metrics"].get("device", "cpu"),
     script:
         "../scripts/metrics.py"
 
@@ -35,7 +35,7 @@ use rule metrics as metrics_shard with:
         split=SHARDED_SPLIT,
     params:
         shard=shard_of,
-        device=config["metrics"].get("device", "cpu"),
+        device=RUN.config["metrics"].get("device", "cpu"),
 
 
 rule gather_metrics:
@@ -72,8 +72,8 @@ rule metrics_summary:
     conda:
         ENV
     params:
-        resamples=config["metrics"].get("bootstrap_resamples", 1000),
-        seed=config["metrics"].get("seed", 0),
+        resamples=RUN.config["metrics"].get("bootstrap_resamples", 1000),
+        seed=RUN.config["metrics"].get("seed", 0),
         pairs=COMPARISON_PAIRS,
     script:
         "../scripts/metrics_summary.py"

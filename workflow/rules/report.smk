@@ -30,7 +30,8 @@ rule report:
     conda:
         ENV
     params:
-        config=config,
+        config=RUN.config,
+        vaes=RUN.vae_sources,
         models=list(MODELS),
         latent_models=LATENT_MODELS,
         splits=SPLITS,
@@ -41,6 +42,6 @@ rule report:
         finetune_base=FINETUNE_BASE,
         geometry_names=list(GEOMETRY_OUTPUTS),
         lpips_skipped=not lpips_files(None),
-        settings=config["report"],
+        settings=RUN.config["report"],
     script:
         "../scripts/report.py"

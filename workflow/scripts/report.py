@@ -13,7 +13,7 @@ by_space_split = list(itertools.product(params.latent_models, params.splits))  #
 by_model_interp = list(itertools.product(params.models, params.interp_splits))
 geometry_count = len(params.geometry_names)
 report_inputs = ReportInputs(
-    config=dict(params.config), models=list(params.models), splits=list(params.splits),
+    config=dict(params.config), vaes=dict(params.vaes), models=list(params.models), splits=list(params.splits),
     frames=dict(zip(params.splits, inputs.frames)), skipped=dict(zip(params.splits, inputs.skipped)),
     recon=dict(zip(by_model_split, inputs.recon)), latents=dict(zip(by_space_split, inputs.latents)),
     metric_tables=dict(zip(by_model_split, inputs.tables)), metrics_summary=inputs.summary, metrics_spec=inputs.spec,

@@ -1,0 +1,105 @@
+"""Every command the README shows is run by a test, and each test says which: ``@pytest.mark.readme(command)``, the
+command exactly as the README writes it.
+
+    python tests/test_readme.py      # each README command with the tests that run it
+
+A command is a line of a ```bash block (its comment dropped) or an inline code span that starts with snakemake,
+python, python3, bash or tools/. The markers are read from the test files' source, so the check holds whichever
+tests a run selects.
+"""
+
+import ast
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+COMMAND = re.compile(r"(snakemake|python3?|bash|tools/)\b")
+FENCE = re.compile(r"^ *```(\w*)\n(.*?)^ *```", flags=re.S | re.M)
+TEST_COMMAND = ("python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt && "
+                "python -m pytest")
+
+
+def readme_commands(text: str) -> list[str]:
+    """The README's commands in the order they first appear."""
+    commands = []
+    for language, body in FENCE.findall(text):
+        if language == "bash":
+            commands += [line for line in (re.split(r"\s#\s", raw)[0].strip() for raw in body.splitlines()) if line]
+    for span in re.findall(r"`([^`]+)`", FENCE.sub("", text)):
+        span = " ".join(span.split())  # a span may run over a line break
+        if COMMAND.match(span):
+            commands.append(span)
+    return list(dict.fromkeys(commands))
+
+
+def covering_tests() -> dict[str, list[str]]:
+    """command -> the tests (``file::name``) marked ``@pytest.mark.readme(command)``."""
+    covered: dict[str, list[str]] = {}
+    for path in sorted((REPO / "tests").glob("test_*.py")):
+        module = ast.parse(path.read_text())
+        # a command may be a module-level string constant, named in the marker
+        constants = {target.id: node.value for node in module.body if isinstance(node, ast.Assign)
+                     for target in node.targets if isinstance(target, ast.Name)}
+        for node in ast.walk(module):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for decorator in node.decorator_list:
+                if isinstance(decorator, ast.Call) and ast.unparse(decorator.func) == "pytest.mark.readme":
+                    for argument in decorator.args:
+                        value = constants.get(argument.id) if isinstance(argument, ast.Name) else argument
+                        covered.setdefault(ast.literal_eval(value), []).append(f"{path.name}::{node.name}")
+    return covered
+
+
+@pytest.mark.readme("python tests/test_readme.py")
+def test_every_readme_command_is_run_by_a_test():
+    commands, covered = readme_commands(README.read_text()), covering_tests()
+    assert len(commands) > 20
+    missing = [command for command in commands if command not in covered]
+    assert not missing, f"README commands that no test runs (mark one with @pytest.mark.readme): {missing}"
+    stale = sorted(set(covered) - set(commands))
+    assert not stale, f"tests name commands the README no longer shows: {stale}"
+    listing = subprocess.run([sys.executable, str(REPO / "tests" / "test_readme.py")], capture_output=True, text=True,
+                             check=True).stdout
+    assert listing.count("\n    test_") >= len(commands) and "NO TEST" not in listing
+
+
+def test_every_config_under_config_is_run_by_a_test():
+    covered = " ".join(covering_tests())
+    for path in sorted((REPO / "config").glob("*.yaml")):
+        assert f"--configfile config/{path.name}" in covered, f"config/{path.name}: no test runs it"
+
+
+def test_the_readme_has_no_empty_code_block():
+    blocks = FENCE.findall(README.read_text())
+    assert blocks and all(body.strip() for _, body in blocks)
+
+
+@pytest.mark.readme(TEST_COMMAND)
+def test_ci_runs_the_readme_test_command():
+    """CI's .ci/run installs what the tests need, then runs the README's test command as written."""
+    assert TEST_COMMAND in readme_commands(README.read_text())
+    assert TEST_COMMAND in (REPO / ".ci" / "run").read_text().splitlines()
+
+
+@pytest.mark.readme("python -m pytest tests/test_finetune.py -k kl_share", "python -m pytest tests/test_vae_families.py")
+def test_the_readme_pytest_commands_select_tests():
+    for command in readme_commands(README.read_text()):
+        if command.startswith("python -m pytest ") and "&&" not in command:
+            arguments = shlex.split(command)[3:]
+            listing = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                                      *arguments], cwd=REPO, capture_output=True, text=True)
+            selected = [line for line in listing.stdout.splitlines() if "::" in line]
+            assert listing.returncode == 0 and selected, f"{command}: selects no test\n{listing.stdout[-2000:]}"
+
+
+if __name__ == "__main__":
+    covered = covering_tests()
+    for command in readme_commands(README.read_text()):
+        print(f"{command}\n    " + "\n    ".join(covered.get(command, ["NO TEST"])))

@@ -1,0 +1,72 @@
+"""The run's config resolved once (latent_interp.runconfig), and no reader of the config going around it."""
+
+import re
+
+import pytest
+import yaml
+from snakemake.utils import update_config
+
+from latent_interp import runconfig
+from conftest import REPO
+
+
+def merged(*files: str) -> dict:
+    """config.yaml with each file laid over it key by key, as Snakemake merges a --configfile."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for name in files:
+        update_config(config, yaml.safe_load((REPO / name).read_text()))
+    return config
+
+
+def test_the_real_study_leaves_the_demos_vaes_out():
+    config = merged("config/atd12k.yaml")
+    assert config["vaes"]["tiny-kl"] is None  # what Snakemake hands over
+    run = runconfig.resolve(config)
+    assert list(run.vaes) == ["kl-f8-anime2"] and list(run.config["vaes"]) == ["kl-f8-anime2"]
+    assert list(run.models) == ["kl-f8-anime2", "kl-f8-anime2-finetuned"]
+    assert run.vae_sources == {"kl-f8-anime2": "/models/kl-f8-anime2"}
+    assert run.baseline == run.finetune_base == "kl-f8-anime2" and run.comparison_pairs == [
+        ["kl-f8-anime2-finetuned", "kl-f8-anime2"]]
+    assert run.latent_models == ["kl-f8-anime2"] and run.twins == {"kl-f8-anime2-finetuned": "kl-f8-anime2"}
+    assert config["vaes"]["tiny-kl"] is None  # the mapping it was given is left as it was
+
+
+def test_the_demo_and_the_seed_recipe():
+    demo = runconfig.resolve(merged())
+    assert list(demo.models) == ["tiny-kl", "tiny-taesd", "tiny-kl-finetuned"]
+    assert demo.interp_splits == ["val", "test"] and demo.probe_test == "test"
+    assert demo.vae_options("tiny-kl-finetuned") == {"dtype": "auto", "key": "finetune.vae (tiny-kl-finetuned)"}
+    seed = runconfig.resolve(merged("config/finetune-seed.yaml"))
+    assert seed.config["finetune"]["epochs"] == 20  # the demo's cap of 2 is replaced
+    assert seed.latent_models == ["tiny-kl", "tiny-taesd", "tiny-kl-finetuned"]  # it trains the encoder too
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda c: c.update(vaes={"tiny-kl": None, "tiny-taesd": None}), "config key vaes: every entry is null"),
+    (lambda c: c["vaes"].update({"tiny-kl": None}), "config key finetune.vae: 'tiny-kl'"),
+    (lambda c: c["compare"].update(baseline="tiny-taesd-finetuned"), "config key compare.baseline"),
+    (lambda c: c["data"].update(splits=["train", "test"]), "config key data.splits"),
+    (lambda c: c["data"].update(layout="atd12k"), "config key data.source"),
+])
+def test_mistakes_name_the_key(edit, key):
+    config = merged()
+    edit(config)
+    with pytest.raises(ValueError, match=re.escape(key)):
+        runconfig.resolve(config)
+
+
+def test_the_old_single_vae_key_says_what_to_write():
+    with pytest.raises(ValueError, match="vaes:\n    pretrained: /models/x"):
+        runconfig.reject_old_keys({"vae": {"pretrained": "/models/x"}})
+
+
+def test_no_reader_goes_around_the_resolved_view():
+    """The Snakefile's rules read RUN (never Snakemake's raw config), and no module reads the raw vaes mapping, where
+    a --configfile may have left nulls."""
+    for path in [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]:
+        assert not re.search(r"(?<![\w.])config(\[|\.get\()", path.read_text()), f"{path.name} reads the raw config"
+    raw_vaes = re.compile(r"""\[\s*["']vaes["']\s*\](?!\s*=[^=])|\.get\(\s*["']vaes["']""")
+    for folder in ("latent_interp", "workflow", "bench", "tools"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if path.name != "runconfig.py":
+                assert not raw_vaes.search(path.read_text()), f"{path.relative_to(REPO)} reads the raw vaes mapping"
