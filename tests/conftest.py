@@ -90,8 +90,9 @@ def tiny_config() -> dict:
 
 def snakemake_command(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile",
                       configfiles: list[Path] | None = None) -> list[str]:
-    """Targets go in ``args`` after the options: --configfile takes every word up to the next option. The workdir's
-    config.yaml is the Snakefile's configfile; ``configfiles`` go over it key by key (default: none but itself)."""
+    """Targets go first in ``args``: an option that takes several words (--forcerun, --resources, --configfile)
+    takes every word up to the next option, a target included. The workdir's config.yaml is the Snakefile's
+    configfile; ``configfiles`` go over it key by key (default: none but itself)."""
     return [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir), "--cores",
             "2", *args, "--configfile", *map(str, configfiles or [workdir / "config.yaml"])]
 

@@ -18,8 +18,8 @@ import yaml
 
 from latent_interp import compare, geometry, interp, metrics, store, vae
 from latent_interp.report.page import read_payload
-from conftest import (BASE, FINETUNED, MICRO_VAE, REPO, SECOND, SIZE, TRIPLETS, file_digests, new_workdir,
-                      planned_jobs, snakemake, tiny_config)
+from conftest import (BASE, FINETUNED, MICRO_VAE, REPO, SECOND, SIZE, TRIPLETS, file_digests, job_counts,
+                      new_workdir, planned_jobs, snakemake, tiny_config)
 
 SPLITS = ("train", "val", "test")
 
@@ -116,7 +116,9 @@ def test_the_latent_study_scores_every_method_on_val_and_test_for_both_models(ru
 def test_the_predictors_cannot_see_test_triplets(run):
     """Leak-free by construction: the DAG hands interp_train only the train and val latents, and the saved lists
     of what the predictors were fitted and selected on hold no test triplet."""
-    dry_run = snakemake(run, "-n", "--forcerun", "interp_train", "results/predictors/tiny-kl").stdout
+    # the target first: --forcerun takes every word up to the next option, a target after it included
+    dry_run = snakemake(run, "results/predictors/tiny-kl", "-n", "--forcerun", "interp_train").stdout
+    assert job_counts(dry_run) == {"interp_train": 1}
     job = dry_run.split("rule interp_train:")[1].split("\n\n")[0]
     inputs = re.search(r"input: (.*)", job).group(1).split(", ")
     data = [path for path in inputs if not path.startswith(str(REPO / "latent_interp"))]  # the rest: its code
