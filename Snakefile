@@ -27,6 +27,7 @@ wildcard_constraints:
 
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/flow.smk"
 include: "workflow/rules/encode.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/metrics.smk"

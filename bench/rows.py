@@ -538,7 +538,7 @@ def p9_demo(quick: bool, tmp: Path) -> tuple[Row, Path]:
         rule = path.relative_to(workdir / "results" / "benchmarks").parts[0].removesuffix(".tsv")
         seconds = float(path.read_text().splitlines()[1].split("\t")[0])
         jobs[rule] = round(jobs.get(rule, 0) + seconds, 1)
-    return Row("P9", f"the demo, clean, on this machine ({cores()} cores)", minutes, "<= 5 min wall", minutes <= 5,
+    return Row("P9", f"the demo, clean, on this machine ({cores()} cores)", minutes, "<= 6 min wall", minutes <= 6,
                f"{minutes:.1f} min", {"job_seconds_by_rule": dict(sorted(jobs.items(), key=lambda kv: -kv[1]))}), \
         workdir
 
@@ -627,6 +627,48 @@ def p10_interp_training(quick: bool, tmp: Path) -> Row:
     return Row("P10", "interpolator training / bare forward+backward+step, same batches", worst, ">= 0.85",
                worst >= 0.85, ", ".join(f"{name} {ratio:.2f}" for name, ratio in ratios.items()),
                {"device": str(device), "train_triplets": count, "epochs": epochs, **details})
+
+
+class _Repeated:
+    """``count`` triplets cycling through ``drawn`` (what ``frames_store`` reads, slice by slice): ATD-12K's size
+    without holding 12,000 triplets in memory."""
+
+    def __init__(self, drawn: np.ndarray, count: int):
+        self.drawn, self.shape = drawn, (count, *drawn.shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.drawn[np.arange(*rows.indices(len(self))) % len(self.drawn)]
+
+
+def p11_flow(quick: bool, tmp: Path) -> Row:
+    """The flow stage (read, four flows a triplet, the masks and figures, store write) against the bare OpenCV calls
+    (grey conversion and the same four flows) on the same frames; full size: ATD-12K's 12,000 triplets at 256 px,
+    whose wall time the README states."""
+    import cv2
+
+    from latent_interp import flow, store
+
+    count, size, sample = (8, 32, 8) if quick else (12000, 256, 300)
+    path = frames_store(tmp / "p11-frames.zarr", _Repeated(cartoon_triplets(32, size), count))
+    workers = cores()
+    with Timer() as stage:
+        flow.compute_split_flow(path, tmp / "p11-flow.zarr", tmp / "p11-flow.csv", "bench", {}, threads=workers)
+    frames = store.open_store(path)[store.FRAMES][:sample]
+    cv2.setNumThreads(workers)
+    estimate = flow.estimator({})
+    with Timer() as bare:
+        for triplet in frames:
+            flow.triplet_flows(triplet, estimate)
+    stage_rate, bare_rate = count / stage.seconds, sample / bare.seconds
+    ratio = stage_rate / bare_rate
+    return Row("P11", "flow stage / bare cv2 (grey + the four DIS flows), same frames", ratio, ">= 0.9", ratio >= 0.9,
+               f"{ratio:.2f} ({stage_rate:.1f} vs {bare_rate:.1f} triplets/s; {count:,} triplets at {size} px in "
+               f"{stage.seconds / 60:.1f} min)",
+               {"triplets": count, "size": size, "stage_seconds": stage.seconds, "bare_triplets": sample,
+                "bare_seconds": bare.seconds, "threads": workers})
 
 
 def cleanup(tmp: Path) -> None:

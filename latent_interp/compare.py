@@ -21,6 +21,11 @@ annotated splits also ``level`` 0/1/2, ``all`` where not split by it):
     ``prior_kl``: mean over channels of KL(N(m, s^2) || N(0, 1)) of each scaled latent channel over every split's
     frames (geometry's ``scaled_aggregate_kl``; per model, the same on each of its rows): 0 for a latent space
     shaped like the diffusion prior;
+    ``shift_error_subcell``, ``shift_error_cell``: the latent space's equivariance to shifts (``equivariance.json``,
+    per model like ``prior_kl``): the error of a latent moved by the shift's cells against the shifted frame's own
+    latent, relative to the latents' variance, mean over the shifts below one cell (1, 2, 4 px, f/2) and over the
+    multiples of f (f, 2f); ``shift_psnr_lost_subcell``: how much lower the decoded moved latent scores than the
+    shifted frame's reconstruction, dB, over the shifts below one cell;
     ``encode_ms_per_image``, ``decode_ms_per_image``: wall time of the model's encode (reconstruct) jobs per frame,
     model loading included, from ``results/benchmarks`` (empty for a model that is never encoded);
     for each of ``COMPARED``: ``<m>_vs_baseline`` (model - baseline on the triplets both have), with
@@ -41,9 +46,12 @@ from latent_interp import metrics, store
 
 # Per-triplet figures compared against the baseline, and which way is better (the report marks the best per column).
 COMPARED = {"recon_psnr": True, "recon_ssim": True, "lerp_gap_db": False, "best_gap_db": False,
-            "midpoint_deviation": False}
+            "latent_flow_gap_db": False, "midpoint_deviation": False}
+# Per model (the latent space's equivariance.json): name -> (shift class, figure)
+EQUIVARIANCE = {"shift_error_subcell": ("subcell", "latent_error"), "shift_error_cell": ("cell", "latent_error"),
+                "shift_psnr_lost_subcell": ("subcell", "psnr_lost")}
 BETTER = {**COMPARED, "prior_kl": False, "latent_bytes": False, "encode_ms_per_image": False,
-          "decode_ms_per_image": False}
+          "decode_ms_per_image": False, **{name: False for name in EQUIVARIANCE}}
 KEYS = ["split", "triplet"]
 
 
@@ -74,6 +82,7 @@ def interpolation_per_triplet(interp: pd.DataFrame, best: str | None) -> pd.Data
     gaps = pd.DataFrame(index=psnr.index)
     gaps["lerp_gap_db"] = psnr["vae_ceiling"] - psnr["latent_lerp"]
     gaps["best_gap_db"] = psnr["vae_ceiling"] - psnr[best] if best in psnr else np.nan
+    gaps["latent_flow_gap_db"] = psnr["vae_ceiling"] - psnr["latent_flow"] if "latent_flow" in psnr else np.nan
     return gaps.reset_index()
 
 
@@ -114,7 +123,8 @@ def compare_vaes(models: dict, baseline: str, val_split: str, out_table, out_jso
                  seed: int = 0, *, learned) -> pd.DataFrame:
     """Rule compare_vaes. ``models`` maps each model to its inputs: ``metrics`` (table paths), ``interp`` (table
     paths), ``latent_space`` (the model whose latents it decodes), ``geometry`` (that space's geometry.json),
-    ``channels`` and ``trajectories`` (its channels.csv and trajectories.csv), ``encode_benchmarks`` and
+    ``channels`` and ``trajectories`` (its channels.csv and trajectories.csv), ``equivariance`` (its
+    equivariance.json), ``encode_benchmarks`` and
     ``decode_benchmarks`` (benchmark file paths). ``learned``: the learned predictors' method names
     (``interp.predictors``), given by name so that this job needs no torch."""
     per_model, records = {}, {}
@@ -130,6 +140,7 @@ def compare_vaes(models: dict, baseline: str, val_split: str, out_table, out_jso
         if model != inputs["latent_space"]:  # a decoder-only fine-tune: its own decoder, its base's latents
             record = {**record, "decoded_by": "its own decoder (latents of " + inputs["latent_space"] + ")"}
         prior = pd.read_csv(inputs["channels"])["scaled_aggregate_kl"].to_numpy(float)
+        shifts = json.loads(Path(inputs["equivariance"]).read_text())
         frames = 3 * len(recon)
         shape = geometry["latent_shape"]
         per_model[model] = triplets
@@ -139,6 +150,8 @@ def compare_vaes(models: dict, baseline: str, val_split: str, out_table, out_jso
             "latent_space": inputs["latent_space"], "best_learned": best, "prior_kl": float(prior.mean()),
             "encode_ms_per_image": benchmark_ms_per_image(inputs["encode_benchmarks"], frames),
             "decode_ms_per_image": benchmark_ms_per_image(inputs["decode_benchmarks"], frames),
+            **{name: shifts.get(group, {}).get(figure, float("nan"))
+               for name, (group, figure) in EQUIVARIANCE.items()},
             "prior_kl_per_channel": prior.tolist(), "vae": record}
     if baseline not in per_model:
         raise ValueError(f"config key compare.baseline: {baseline!r} is not among the compared models "
@@ -163,7 +176,8 @@ def compare_vaes(models: dict, baseline: str, val_split: str, out_table, out_jso
             if split == "train":  # the predictors fit here: their gap on train says nothing about in-betweening
                 row["best_gap_db"] = row["best_gap_db_vs_baseline"] = float("nan")
                 row["best_gap_db_vs_baseline_ci_low"] = row["best_gap_db_vs_baseline_ci_high"] = float("nan")
-            row.update({k: info[k] for k in ("prior_kl", "encode_ms_per_image", "decode_ms_per_image")})
+            row.update({k: info[k] for k in ("prior_kl", *EQUIVARIANCE, "encode_ms_per_image",
+                                             "decode_ms_per_image")})
             rows.append(row)
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     table.to_csv(out_table, index=False, float_format="%.6g")
@@ -178,4 +192,4 @@ TABLE_COLUMNS = (["model", "family", "posterior", "latent_shape", "latent_bytes"
                   "origin", "level", "n_triplets", "best_learned"]
                  + [f"{metric}{suffix}" for metric in COMPARED
                     for suffix in ("", "_vs_baseline", "_vs_baseline_ci_low", "_vs_baseline_ci_high")]
-                 + ["prior_kl", "encode_ms_per_image", "decode_ms_per_image"])
+                 + ["prior_kl", *EQUIVARIANCE, "encode_ms_per_image", "decode_ms_per_image"])

@@ -1,13 +1,25 @@
 """Frame 2 from frames 1 and 3: the interpolation methods, their scores per triplet, and the summary.
 
-Methods (``METHODS``, in table order):
+Methods (``METHODS``, in table order; each one registered ``Method``: what it reads, whether it sees frame 2, whether it
+is learned, so that adding one touches no scoring loop):
     ``repeat``        frame 1 itself (its latent: latent1)
     ``pixel_blend``   the mean of frames 1 and 3 in pixel space, rounded to uint8 (no VAE, no latent)
+    ``pixel_flow``    frames 1 and 3 warped to the middle along the estimated flow and blended (``latent_interp.warp``:
+                      Super SloMo's intermediate flows, occlusion-aware weights, the blend kept where nothing moves)
     ``latent_lerp``   decode of (latent1 + latent3) / 2, latents being posterior means
     ``latent_slerp``  decode of the spherical midpoint over the flattened latent (``slerp_midpoint``)
     ``linear``, ``mlp``, ``unet``   decode of a learned predictor's latent2 (``latent_interp.predictors``)
+    ``latent_flow``   decode of latent1 and latent3 warped like ``pixel_flow``, with the flows averaged over each
+                      latent cell and divided by the VAE's downsampling
+    ``flow_unet``     decode of a learned correction of ``latent_flow`` (``latent_interp.predictors``)
+    ``recon_flow``    ``pixel_flow`` applied to the VAE's reconstructions of frames 1 and 3: against ``latent_flow``,
+                      what warping inside the latent grid costs beyond what the decoder loses anyway
+    ``pixel_flow_oracle``, ``latent_flow_oracle``   the same warps along the ORACLE flows 2->1 and 2->3, estimated from
+                      frame 2 itself: the bound perfect motion gives in each space, not in-between methods
     ``vae_ceiling``   the reconstruction of frame 2 (the recon store): what decoding the true latent2 gives, so no
                       latent method can beat it
+Methods that see frame 2 (``Method.sees_frame2``: the oracles and the ceiling) are never a "best method". A triplet
+whose flow failed (the flow table's ``status``) has empty scores for the methods that read flow.
 Scores are against the true frame 2, with the metric tables' definitions (``metrics.image_metrics``, and inside the
 motion RoI on annotated splits); ``latent_mse`` is the mean squared difference from the encoded latent2 (unscaled
 latent units; empty for ``pixel_blend``); ``chamfer`` is EISAI's chamfer line distance and ``lpips`` LPIPS
@@ -15,7 +27,8 @@ latent units; empty for ``pixel_blend``); ``chamfer`` is EISAI's chamfer line di
 
 Table ``results/interp/{model}/{split}.csv``, one row per triplet and method:
     ``model``, ``split``, ``triplet``, ``origin``, ``method``, ``latent_mse``, ``mse``, ``psnr`` (dB), ``ssim``,
-    ``chamfer``, ``lpips``; annotated splits add ``roi_mse``, ``roi_psnr``, ``roi_ssim``, ``level``,
+    ``chamfer``, ``lpips``, ``motion_px`` (the flow table's mean |F_1->3|: every method's row of a triplet holds
+    it); annotated splits add ``roi_mse``, ``roi_psnr``, ``roi_ssim``, ``level``,
     ``general_motion_type``, ``behavior``. Next to it ``{split}.spec.json``: how each column was computed.
 Store ``results/interp/{model}/{split}.zarr`` (kind ``interp``):
     ``triplets``, ``origins`` str [N]
@@ -31,26 +44,31 @@ Table ``results/interp/summary.csv``, one row per model, method, split and group
 splits, ``level``, ``all`` where not split by it): ``n_triplets`` and, for each metric of ``SUMMARY_METRICS``, its
 mean ``<m>`` with a 95% bootstrap CI over triplets (``<m>_ci_low``, ``<m>_ci_high``), the paired difference to
 ``latent_lerp`` on the same triplets (``<m>_vs_lerp`` with ``_ci_low``/``_ci_high``) and to ``vae_ceiling``
-(``<m>_vs_ceiling``, likewise): the gap to the ceiling.
+(``<m>_vs_ceiling``, likewise): the gap to the ceiling; ``gap_closed`` (with ``_ci_low``/``_ci_high``): the share of
+lerp's PSNR gap to the ceiling that the method closes, (mean PSNR - mean lerp PSNR) / (mean ceiling PSNR - mean lerp
+PSNR) on the same triplets, with a paired bootstrap CI (0: lerp, 1: the ceiling, below 0: worse than lerp);
+``sees_frame2`` (the oracles and the ceiling). Besides the groups by origin and level, ``motion`` groups the triplets
+by quantile bins of ``motion_px`` (``interp.motion_bins`` of them, named ``q1`` .. with their range in px,
+``motion_low``/``motion_high``; ``all`` in the other rows).
 """
 
 from __future__ import annotations
 
 import bisect
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from latent_interp import data, encode, metrics, perceptual, predictors, store, vae
+from latent_interp import data, encode, flow, metrics, perceptual, predictors, store, vae, warp
 
-LATENT_METHODS = ("latent_lerp", "latent_slerp", *predictors.PREDICTORS)
-METHODS = ("repeat", "pixel_blend", *LATENT_METHODS, "vae_ceiling")
-TABLE_COLUMNS = ["model", "split", "triplet", "origin", "method", "latent_mse", "mse", "psnr", "ssim", "chamfer",
-                 "lpips"]
+SCORE_COLUMNS = ["latent_mse", "mse", "psnr", "ssim", "chamfer", "lpips"]  # Scorer.rows, before the RoI's
+TABLE_COLUMNS = ["model", "split", "triplet", "origin", "method", *SCORE_COLUMNS, "motion_px"]
 SUMMARY_METRICS = ("psnr", "ssim", "mse", "latent_mse", "chamfer", "lpips", "roi_psnr", "roi_ssim")
 # Which way is better, for tables and the report.
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "roi_psnr": True, "roi_ssim": True, "mse": False,
@@ -82,17 +100,118 @@ def slerp_midpoint(first: np.ndarray, third: np.ndarray) -> np.ndarray:
     return (weight[:, None] * (flat_first + flat_third)).reshape(first.shape).astype(first.dtype)
 
 
-def predict_latents(first: np.ndarray, third: np.ndarray, learned: dict, device: torch.device) -> dict:
-    """Every latent method's latent2 for a batch of latent1, latent3 [B, C, h, w]."""
-    predicted = {"latent_lerp": lerp_midpoint(first, third), "latent_slerp": slerp_midpoint(first, third)}
-    for name, model in learned.items():
-        first_t, third_t = (torch.from_numpy(np.ascontiguousarray(z)).to(device) for z in (first, third))
-        predicted[name] = predictors.predict(model, first_t, third_t).cpu().numpy()
-    return predicted
-
-
 def pixel_blend(first_uint8: np.ndarray, third_uint8: np.ndarray) -> np.ndarray:
     return np.rint((first_uint8.astype(np.float32) + third_uint8.astype(np.float32)) / 2).astype(np.uint8)
+
+
+@dataclass
+class Chunk:
+    """What the methods read for a run of triplets; the flows on each grid are derived once, when first asked."""
+    frames: np.ndarray               # uint8 [B, 3, H, W, 3], the true frames
+    recon: np.ndarray                # uint8 [B, 3, H, W, 3], the VAE's reconstructions of them
+    latents: np.ndarray              # float32 [B, 3, C, h, w], posterior means
+    flow_rows: dict | None           # the flow store's arrays for these triplets (``flow.read_rows``), or None
+    learned: dict                    # name -> a loaded predictor
+    device: torch.device
+    flow_settings: dict = field(default_factory=dict)  # the flow store's settings
+    _motion: dict = field(default_factory=dict, init=False, repr=False)  # (kind, latent grid?) -> motion
+
+    @property
+    def downsampling(self) -> int:
+        return self.frames.shape[2] // self.latents.shape[3]
+
+    def motion(self, kind: str, latent: bool = False) -> tuple[torch.Tensor, ...]:
+        """(F_t->1, F_t->3, weight of end 1, still) of ``kind`` ``estimated`` or ``oracle`` (``flow.motion_inputs``),
+        on the pixel or the latent grid."""
+        key = (kind, latent)
+        if key not in self._motion:
+            self._motion[key] = (warp.motion_to_latent_grid(self.motion(kind), self.downsampling) if latent else
+                                 tuple(t.to(self.device) for t in flow.motion_inputs(self.flow_rows, kind,
+                                                                                     self.flow_settings)))
+        return self._motion[key]
+
+    def warp_frames(self, frames_uint8: np.ndarray, kind: str) -> np.ndarray:
+        """Frames [B, 3, H, W, 3] uint8: 1 and 3 warped to the middle and blended (``warp.warp_blend``)."""
+        ends = [torch.from_numpy(np.moveaxis(frames_uint8[:, k], -1, 1).astype(np.float32) / 255).to(self.device)
+                for k in (0, 2)]
+        middle = warp.warp_blend(*ends, *self.motion(kind))
+        return np.rint(np.moveaxis(middle.clamp(0, 1).cpu().numpy(), 1, -1) * 255).astype(np.uint8)
+
+    def warp_latents(self, kind: str) -> np.ndarray:
+        first, third = (torch.from_numpy(np.ascontiguousarray(self.latents[:, k])).to(self.device) for k in (0, 2))
+        return warp.warp_blend(first, third, *self.motion(kind, latent=True)).cpu().numpy()
+
+    def learned_latents(self, name: str) -> np.ndarray:
+        first, third = (torch.from_numpy(np.ascontiguousarray(self.latents[:, k])).to(self.device) for k in (0, 2))
+        extra = self.motion("estimated", latent=True) if name in predictors.FLOW_PREDICTORS else ()
+        return predictors.predict(self.learned[name], first, third, *extra).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way to predict frame 2. ``output`` "frame": ``predict`` gives uint8 frames [B, H, W, 3]; "latent": it gives
+    latent2 [B, C, h, w], which the model's decoder turns into frames. ``reads``: frames, recon, latents, flow,
+    oracle_flow, predictor. ``sees_frame2``: a bound (an oracle, the ceiling), never a "best method". ``stands_for``:
+    the latent (0: latent1, 1: latent2) a frame method's frame is the decoding of, for its latent MSE."""
+    name: str
+    output: str
+    reads: tuple[str, ...]
+    formula: str
+    predict: Callable[[Chunk], np.ndarray]
+    sees_frame2: bool = False
+    learned: bool = False
+    stands_for: int | None = None
+
+    @property
+    def reads_flow(self) -> bool:
+        return bool({"flow", "oracle_flow"} & set(self.reads))
+
+
+def _learned(name: str, reads: tuple[str, ...], formula: str) -> Method:
+    return Method(name, "latent", reads, formula, lambda chunk: chunk.learned_latents(name), learned=True)
+
+
+REGISTRY: dict[str, Method] = {method.name: method for method in (
+    Method("repeat", "frame", ("frames",), "frame 1", lambda c: c.frames[:, 0], stands_for=0),
+    Method("pixel_blend", "frame", ("frames",), "rint((frame1 + frame3) / 2) in pixel space",
+           lambda c: pixel_blend(c.frames[:, 0], c.frames[:, 2])),
+    Method("pixel_flow", "frame", ("frames", "flow"),
+           "frames 1 and 3 backward-warped along F_t->1, F_t->3 (Super SloMo, t = 0.5), occlusion-weighted blend, "
+           "the plain blend kept where nothing moves (the flow store's still mask; latent_interp.warp)",
+           lambda c: c.warp_frames(c.frames, "estimated")),
+    Method("latent_lerp", "latent", ("latents",), "decode((latent1 + latent3) / 2), posterior means, unscaled",
+           lambda c: lerp_midpoint(c.latents[:, 0], c.latents[:, 2])),
+    Method("latent_slerp", "latent", ("latents",),
+           "decode(sin(w/2)/sin(w) * (latent1 + latent3)), w the angle of the flattened latents; lerp where "
+           f"sin(w) < {PARALLEL_TOLERANCE} or a latent is zero",
+           lambda c: slerp_midpoint(c.latents[:, 0], c.latents[:, 2])),
+    *(_learned(name, ("latents", "predictor"), f"decode of predictor {name}") for name in predictors.LATENT_PREDICTORS),
+    Method("latent_flow", "latent", ("latents", "flow"),
+           "decode of latent1 and latent3 warped like pixel_flow, flows and weights averaged over each latent cell "
+           "and divided by the VAE's downsampling, lerp in the cells where most pixels are still",
+           lambda c: c.warp_latents("estimated")),
+    _learned("flow_unet", ("latents", "flow", "predictor"),
+             "decode of latent_flow plus predictor flow_unet's residual"),
+    Method("recon_flow", "frame", ("recon", "flow"), "pixel_flow applied to the reconstructions of frames 1 and 3",
+           lambda c: c.warp_frames(c.recon, "estimated")),
+    Method("pixel_flow_oracle", "frame", ("frames", "oracle_flow"),
+           "ORACLE: frames 1 and 3 warped along F_2->1, F_2->3 (estimated from frame 2) and averaged",
+           lambda c: c.warp_frames(c.frames, "oracle"), sees_frame2=True),
+    Method("latent_flow_oracle", "latent", ("latents", "oracle_flow"),
+           "ORACLE: latent1 and latent3 warped along F_2->1, F_2->3 (estimated from frame 2) on the latent grid and "
+           "averaged", lambda c: c.warp_latents("oracle"), sees_frame2=True),
+    Method("vae_ceiling", "frame", ("recon",), "the reconstruction of frame 2 (decode of the true latent2)",
+           lambda c: c.recon[:, 1], sees_frame2=True, stands_for=1),
+)}
+METHODS = tuple(REGISTRY)
+LATENT_METHODS = tuple(name for name, method in REGISTRY.items() if method.output == "latent")
+SEES_FRAME2 = frozenset(name for name, method in REGISTRY.items() if method.sees_frame2)
+
+
+def active_methods(learned: dict, with_flow: bool) -> list[str]:
+    """The methods this run can score: learned ones only where trained, flow ones only with a flow store."""
+    return [name for name, method in REGISTRY.items()
+            if (not method.learned or name in learned) and (with_flow or not method.reads_flow)]
 
 
 class Scorer:
@@ -119,21 +238,20 @@ class Scorer:
         return row
 
 
-def interp_spec(lpips_record: str | None, predictors_dir) -> dict:
+def interp_spec(lpips_record: str | None, predictors_dir, methods: list[str], flow_settings: dict | None) -> dict:
     return {
         "target": "the true frame 2 (uint8 frames store); every prediction is uint8 before scoring",
-        "methods": {
-            "repeat": "frame 1", "pixel_blend": "rint((frame1 + frame3) / 2) in pixel space",
-            "latent_lerp": "decode((latent1 + latent3) / 2), posterior means, unscaled",
-            "latent_slerp": "decode(sin(w/2)/sin(w) * (latent1 + latent3)), w the angle of the flattened latents; "
-                            f"lerp where sin(w) < {PARALLEL_TOLERANCE} or a latent is zero",
-            **{name: f"decode of predictor {name} ({predictors_dir})" for name in predictors.PREDICTORS},
-            "vae_ceiling": "the reconstruction of frame 2 (decode of the true latent2)"},
+        "methods": {name: {"formula": REGISTRY[name].formula, "reads": list(REGISTRY[name].reads),
+                           "sees_frame2": REGISTRY[name].sees_frame2, "learned": REGISTRY[name].learned}
+                    for name in methods},
+        "predictors": str(predictors_dir),
+        "flow": flow_settings,
         "mse, psnr, ssim, roi_*": metrics.metric_spec(),
         "latent_mse": "mean over C*h*w of (predicted latent2 - encoded latent2)^2, unscaled latent units; "
-                      "repeat uses latent1; empty for pixel_blend; 0 for vae_ceiling",
+                      "repeat uses latent1; empty for the other pixel-space methods; 0 for vae_ceiling",
         "chamfer": perceptual.CHAMFER_SPEC,
         "lpips": lpips_record or "skipped: no LPIPS weights configured (interp.lpips)",
+        "motion_px": "the flow table's motion_px of the triplet: mean |F_1->3| in pixels",
         "better": {metric: "higher" if up else "lower" for metric, up in HIGHER_IS_BETTER.items()},
     }
 
@@ -141,8 +259,9 @@ def interp_spec(lpips_record: str | None, predictors_dir) -> dict:
 def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_source, table_path, spec_path, store_path,
                 model_name: str, split: str, gallery_triplets=6, sample_triplets: int = 0, seed: int = 0,
                 batch_size: int = 16, device: str = "auto", threads: int = 1, vae_options: dict | None = None,
-                lpips_weights: dict | None = None) -> pd.DataFrame:
-    """Rule interp: every method on one model's split -> table, spec and store (module docstring)."""
+                lpips_weights: dict | None = None, flow_path=None) -> pd.DataFrame:
+    """Rule interp: every method on one model's split -> table, spec and store (module docstring). Without
+    ``flow_path`` the methods that read flow are left out."""
     vae.prepare_torch(threads)
     torch_device = vae.pick_device(device)
     frames_group = store.open_store(frames_path, "frames")
@@ -150,6 +269,10 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
     recon_group = store.open_store(recon_path, "recon")
     names = store.require_same_triplets(frames_group, latents_group, frames_path, latents_path)
     store.require_same_triplets(frames_group, recon_group, frames_path, recon_path)
+    flow_group = None
+    if flow_path is not None:
+        flow_group = store.open_store(flow_path, "flow")
+        store.require_same_triplets(frames_group, flow_group, frames_path, flow_path)
     model, vae_record = vae.load_vae(vae_source, torch_device, **(vae_options or {}))
     model = encode.prepare_model(model, torch_device)
     if vae_record["sha256"] != recon_group.attrs["vae"]["sha256"]:
@@ -166,41 +289,51 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
         lpips_record = perceptual.lpips_spec(lpips_weights["backbone"], lpips_weights["linear"])
     else:
         print("LPIPS skipped: interp.lpips names no backbone and linear weight files")
-    latent_methods = [m for m in LATENT_METHODS if m in ("latent_lerp", "latent_slerp") or m in learned]
-    methods = ["repeat", "pixel_blend", *latent_methods, "vae_ceiling"]
+    methods = active_methods(learned, flow_group is not None)
+    latent_methods = [m for m in methods if REGISTRY[m].output == "latent"]
+    flow_settings = dict(flow_group.attrs["flow"]) if flow_group is not None else None
     frames, recon, mean = frames_group[store.FRAMES], recon_group[store.FRAMES], latents_group[store.MEAN]
     annotations = store.read_annotations(frames_group)
     scorer = Scorer(annotations, frames.shape[2:4], lpips_model, torch_device)
     origins = store.origins(frames_group)
+    flow_ok = flow_group["ok"][:] if flow_group is not None else np.ones(len(names), bool)
+    motion = flow_group["motion_px"][:] if flow_group is not None else np.full(len(names), np.nan)
     group = store.create(store_path, "interp", split, {
-        "model": model_name, "methods": methods, "latent_methods": latent_methods, "vae": vae_record,
-        "latents_vae": dict(latents_group.attrs["vae"]),
+        "model": model_name, "methods": methods, "latent_methods": latent_methods,
+        "sees_frame2": [m for m in methods if REGISTRY[m].sees_frame2], "vae": vae_record,
+        "latents_vae": dict(latents_group.attrs["vae"]), "flow": flow_settings,
         "predictors": {"folder": str(predictors_dir),
                        "selected": {k: v["selected"] for k, v in predictors_record["predictors"].items()}},
         "provenance": store.provenance("interp", {"batch_size": batch_size, "device": torch_device.type,
                                                   "gallery_triplets": gallery_triplets,
-                                                  "sample_triplets": sample_triplets, "seed": seed})},
+                                                  "sample_triplets": sample_triplets, "seed": seed,
+                                                  "flow": str(flow_path) if flow_path else None})},
         names, origins)
     predicted_store = store.add_array(group, "predicted_latents", (len(latent_methods), *mean.shape[2:]), np.float32)
     keeper = GalleryKeeper(names, gallery_triplets, sample_triplets, seed)
     psnr_column = TABLE_COLUMNS.index("psnr")
+    scored = len(SCORE_COLUMNS)
+    empty_scores = [np.nan] * (scored + (len(metrics.ROI_COLUMNS) if annotations is not None else 0))
     rows = []
     with tqdm(total=len(names), desc=f"interp {model_name}/{split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(mean):
-            latents, truth_frames = mean[start:stop], frames[start:stop]
-            images, latent_errors, predicted = _predict_chunk(latents, truth_frames, recon[start:stop], learned,
-                                                              model, latent_methods, torch_device, batch_size,
-                                                              vae_record["dtype"])
+            chunk = Chunk(frames[start:stop], recon[start:stop], mean[start:stop],
+                          flow.read_rows(flow_group, start, stop) if flow_group is not None else None,
+                          learned, torch_device, flow_settings or {})
+            images, latent_errors, predicted = _predict_chunk(chunk, methods, model, batch_size, vae_record["dtype"])
             predicted_store[start:stop] = np.stack([predicted[m] for m in latent_methods], axis=1)
-            truth = truth_frames[:, 1]
+            truth = chunk.frames[:, 1]
             lerp_first = len(rows) + methods.index("latent_lerp") * (stop - start)  # rows go method by method
             for method in methods:
                 lpips = scorer.lpips(truth, images[method])
+                unscored = REGISTRY[method].reads_flow
                 for offset in range(stop - start):
                     index = start + offset
-                    rows.append([model_name, split, names[index], origins[index], method,
-                                 *scorer.rows(index, truth[offset], images[method][offset],
-                                              latent_errors[method][offset], lpips[offset])])
+                    scores = (empty_scores if unscored and not flow_ok[index] else  # a failed flow: no score
+                              scorer.rows(index, truth[offset], images[method][offset],
+                                          latent_errors[method][offset], lpips[offset]))
+                    rows.append([model_name, split, names[index], origins[index], method, *scores[:scored],
+                                 motion[index], *scores[scored:]])
             for offset, row in enumerate(rows[lerp_first:lerp_first + stop - start]):
                 keeper.offer(names[start + offset], row[psnr_column],
                              lambda offset=offset: np.stack([images[m][offset] for m in methods]))
@@ -209,7 +342,8 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
     if annotations is not None:
         table = table.merge(annotations[["triplet", *metrics.ANNOTATION_COLUMNS]], on="triplet", how="left")
     table.to_csv(table_path, index=False, float_format="%.8g")
-    Path(spec_path).write_text(json.dumps(interp_spec(lpips_record, predictors_dir), indent=2) + "\n")
+    Path(spec_path).write_text(json.dumps(interp_spec(lpips_record, predictors_dir, methods, flow_settings),
+                                          indent=2) + "\n")
     _write_gallery(group, methods, frames.shape[2:], keeper, gallery_order(table, gallery_triplets, sample_triplets,
                                                                            seed))
     return table
@@ -245,23 +379,23 @@ class GalleryKeeper:
         return self.images[name]
 
 
-def _predict_chunk(latents, truth_frames, recon_frames, learned, model, latent_methods, device, batch_size,
-                   dtype: str = "auto"):
+def _predict_chunk(chunk: Chunk, methods: list[str], model, batch_size: int, dtype: str = "auto"):
     """For a chunk of triplets: every method's frame 2 (uint8 [B, H, W, 3]), every method's latent MSE [B], and
     every latent method's predicted latent2."""
-    first, second, third = latents[:, 0], latents[:, 1], latents[:, 2]
-    predicted = predict_latents(first, third, learned, device)
-    images = {"repeat": truth_frames[:, 0], "pixel_blend": pixel_blend(truth_frames[:, 0], truth_frames[:, 2]),
-              "vae_ceiling": recon_frames[:, 1]}
-    count = len(first)
-    decoded = encode.decode_latents(model, np.concatenate([predicted[m] for m in latent_methods]), device, batch_size,
-                                    dtype)
-    for position, method in enumerate(latent_methods):
-        images[method] = decoded[position * count:(position + 1) * count]
-    errors = {"repeat": _latent_mse(first, second), "pixel_blend": np.full(count, np.nan),
-              "vae_ceiling": np.zeros(count)}
-    for method in latent_methods:
-        errors[method] = _latent_mse(predicted[method], second)
+    count, second = len(chunk.latents), chunk.latents[:, 1]
+    predicted = {m: REGISTRY[m].predict(chunk) for m in methods if REGISTRY[m].output == "latent"}
+    images = {m: REGISTRY[m].predict(chunk) for m in methods if REGISTRY[m].output == "frame"}
+    if predicted:
+        decoded = encode.decode_latents(model, np.concatenate(list(predicted.values())), chunk.device, batch_size,
+                                        dtype)
+        for position, method in enumerate(predicted):
+            images[method] = decoded[position * count:(position + 1) * count]
+    errors = {}
+    for method in methods:
+        stands_for = REGISTRY[method].stands_for
+        errors[method] = (_latent_mse(predicted[method], second) if method in predicted
+                          else _latent_mse(chunk.latents[:, stands_for], second) if stands_for is not None
+                          else np.full(count, np.nan))
     return images, errors, predicted
 
 
@@ -293,18 +427,19 @@ def _write_gallery(group, methods, frame_shape, keeper: GalleryKeeper, order: tu
                                                              for name in picked[start:start + gallery.chunks[0]]])
 
 
-def _group_rows(table: pd.DataFrame, key: tuple, resamples: int, seed: int) -> list[dict]:
-    """Summary rows of one model, split and group: every method's means and its paired differences."""
+def _group_rows(table: pd.DataFrame, key: dict, resamples: int, seed: int) -> list[dict]:
+    """Summary rows of one model, split and group (``key``): every method's means, its paired differences and the
+    share of the gap to the ceiling it closes."""
     wide = {metric: table.pivot(index="triplet", columns="method", values=metric)
             for metric in SUMMARY_METRICS if metric in table and table[metric].notna().any()}
     triplets = next(iter(wide.values())).index
     rng = np.random.default_rng(seed)
     picks = rng.integers(len(triplets), size=(resamples, len(triplets))) if len(triplets) > 1 \
         else np.empty((0, 0), int)
+    psnr = wide["psnr"].replace([np.inf, -np.inf], np.nan) if "psnr" in wide else None
     rows = []
     for method in [m for m in METHODS if m in table["method"].unique()]:
-        row = dict(zip(("model", "method", "split", "origin", "level"),
-                       (key[0], method, key[1], key[2], key[3])), n_triplets=len(triplets))
+        row = {**key, "method": method, "n_triplets": len(triplets), "sees_frame2": method in SEES_FRAME2}
         for metric, values in wide.items():
             for suffix, reference in (("", None), ("_vs_lerp", "latent_lerp"), ("_vs_ceiling", "vae_ceiling")):
                 if reference is not None and reference not in values:
@@ -315,11 +450,44 @@ def _group_rows(table: pd.DataFrame, key: tuple, resamples: int, seed: int) -> l
                 row[f"{metric}{suffix}"] = float(column[finite].mean()) if finite.any() else np.nan
                 row[f"{metric}{suffix}_ci_low"], row[f"{metric}{suffix}_ci_high"] = metrics.bootstrap_ci(
                     np.where(finite, column, 0.0), finite.astype(float), picks) if finite.any() else (np.nan, np.nan)
+        row["gap_closed"], row["gap_closed_ci_low"], row["gap_closed_ci_high"] = _gap_closed(psnr, method, picks)
         rows.append(row)
     return rows
 
 
-def summarize_interp(table_paths: list[str], out_path, resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+def _gap_closed(psnr: pd.DataFrame | None, method: str, picks: np.ndarray) -> tuple[float, float, float]:
+    """(mean method - mean lerp) / (mean ceiling - mean lerp) PSNR over the triplets where all three are finite, and
+    its paired bootstrap interval (the same resampled triplets in numerator and denominator)."""
+    if psnr is None or not {"latent_lerp", "vae_ceiling", method} <= set(psnr):
+        return np.nan, np.nan, np.nan
+    gained = (psnr[method] - psnr["latent_lerp"]).to_numpy(float)
+    gap = (psnr["vae_ceiling"] - psnr["latent_lerp"]).to_numpy(float)
+    finite = np.isfinite(gained) & np.isfinite(gap)
+    if not finite.any() or gap[finite].sum() == 0:
+        return np.nan, np.nan, np.nan
+    gained, gap = np.where(finite, gained, 0.0), np.where(finite, gap, 0.0)
+    low, high = metrics.bootstrap_ci(gained, gap, picks)
+    return float(gained.sum() / gap.sum()), low, high
+
+
+def motion_bins(motion: pd.Series, bins: int) -> pd.Series:
+    """Each triplet's quantile bin of its motion (``q1`` the stillest), named with its range in px; empty where the
+    motion is unknown. Fewer bins where the motions do not have ``bins`` distinct quantiles."""
+    known = motion.dropna()
+    if known.empty or bins < 1:
+        return pd.Series(np.nan, index=motion.index, dtype=object)
+    edges = np.unique(np.quantile(known, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:
+        edges = np.array([known.min(), known.max() + 1e-9])
+    labels = [f"q{k + 1} ({low:.1f}-{high:.1f} px)" for k, (low, high) in enumerate(zip(edges[:-1], edges[1:]))]
+    return pd.cut(motion, edges, labels=labels, include_lowest=True).astype(object)
+
+
+SUMMARY_KEYS = ["model", "method", "split", "origin", "level", "motion"]
+
+
+def summarize_interp(table_paths: list[str], out_path, resamples: int = 1000, seed: int = 0,
+                     bins: int = 4) -> pd.DataFrame:
     """Rule interp_summary: every interp table -> ``results/interp/summary.csv`` (module docstring)."""
     rows = []
     for path in table_paths:
@@ -327,13 +495,23 @@ def summarize_interp(table_paths: list[str], out_path, resamples: int = 1000, se
         if table.empty:
             continue
         model, split = table["model"].iloc[0], table["split"].iloc[0]
-        groups = [(("all", "all"), table)]
-        groups += [((origin, "all"), g) for origin, g in table.groupby("origin", sort=True)]
+        base = {"model": model, "split": split, "origin": "all", "level": "all", "motion": "all"}
+        groups = [(base, table)]
+        groups += [({**base, "origin": origin}, g) for origin, g in table.groupby("origin", sort=True)]
         if "level" in table:
-            groups += [(("all", str(int(level))), g) for level, g in table.dropna(subset=["level"]).groupby("level")]
-        for (origin, level), group in groups:
-            rows += _group_rows(group, (model, split, origin, level), resamples, seed)
-    summary = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["model", "method", "split", "origin", "level",
-                                                                    "n_triplets"])  # no split had a triplet
+            groups += [({**base, "level": str(int(level))}, g)
+                       for level, g in table.dropna(subset=["level"]).groupby("level")]
+        if "motion_px" in table and table["motion_px"].notna().any():
+            per_triplet = table.drop_duplicates("triplet").set_index("triplet")["motion_px"]
+            binned = motion_bins(per_triplet, bins)
+            table = table.assign(motion_bin=table["triplet"].map(binned))
+            for label, g in table.dropna(subset=["motion_bin"]).groupby("motion_bin", sort=True):
+                low, high = g["motion_px"].min(), g["motion_px"].max()
+                groups.append(({**base, "motion": label, "motion_low": low, "motion_high": high}, g))
+        for key, group in groups:
+            rows += _group_rows(group, key, resamples, seed)
+    summary = pd.DataFrame(rows) if rows else pd.DataFrame(columns=SUMMARY_KEYS + ["n_triplets"])  # no triplets
+    first = [c for c in SUMMARY_KEYS + ["motion_low", "motion_high", "n_triplets", "sees_frame2"] if c in summary]
+    summary = summary[first + [c for c in summary.columns if c not in first]]
     summary.to_csv(out_path, index=False, float_format="%.6g")
     return summary

@@ -57,7 +57,7 @@ LEVEL, MOTION_ROI, IMAGE_SIZE, MOTION_TYPE, BEHAVIOR = (
     "level", "motion_roi", "image_size", "general_motion_type", "behavior")
 CHUNK_BYTES = 4 * 2**20
 VERSIONED_PACKAGES = ("latent-interp", "torch", "diffusers", "zarr", "numpy", "pillow", "scikit-image", "scikit-learn",
-                      "umap-learn", "pandas")
+                      "umap-learn", "pandas", "opencv-python-headless")
 
 
 def versions() -> dict[str, str]:
@@ -132,10 +132,13 @@ def read_annotations(group: zarr.Group):
     return table
 
 
-def add_array(group: zarr.Group, name: str, triplet_shape: tuple[int, ...], dtype, count: int | None = None):
-    """An array of ``count`` triplets (default: as many as the store's names), chunked along axis 0."""
+def add_array(group: zarr.Group, name: str, triplet_shape: tuple[int, ...], dtype, count: int | None = None,
+              chunk_rows: int | None = None):
+    """An array of ``count`` triplets (default: as many as the store's names), chunked along axis 0 by about
+    CHUNK_BYTES or, given, ``chunk_rows`` triplets (arrays written together share their chunk rows, so that no write
+    touches part of a chunk)."""
     count = group[TRIPLETS].shape[0] if count is None else count
-    chunk = triplets_per_chunk(triplet_shape, dtype, count)
+    chunk = max(1, min(chunk_rows, max(count, 1))) if chunk_rows else triplets_per_chunk(triplet_shape, dtype, count)
     return group.create_array(name, shape=(count, *triplet_shape), dtype=dtype, chunks=(chunk, *triplet_shape),
                               compressors=compressors_for(dtype))
 

@@ -93,8 +93,9 @@ def _background(rng: np.random.Generator, origin: str, width: int, height: int) 
     return Image.fromarray(np.broadcast_to(gradient, (height, width, 3)).round().astype(np.uint8))
 
 
-def render_triplet(spec: TripletSpec, width: int, height: int) -> list[np.ndarray]:
-    """Draw the three frames of ``spec`` as uint8 arrays (height, width, 3)."""
+def _scene(spec: TripletSpec, width: int, height: int):
+    """The triplet's background, outline width, supersampled unit and shapes (each with its motion), drawn from the
+    triplet's random stream in a fixed order."""
     rng = np.random.default_rng(spec.seed)
     rng.integers(1, 6, size=3)  # consume the draws that made the name, so shape draws do not repeat them
     big_w, big_h = width * SUPERSAMPLE, height * SUPERSAMPLE
@@ -121,15 +122,60 @@ def render_triplet(spec: TripletSpec, width: int, height: int) -> list[np.ndarra
                 grow=grow,
             )
         )
+    return background, outline_width, unit, shapes
+
+
+def _polygon_at(shape: dict, t: float) -> list[tuple[float, float]]:
+    return _place(shape["vertices"], shape["centre"] + t * shape["shift"], shape["angle"] + t * shape["turn"],
+                  1.0 + t * shape["grow"])
+
+
+def render_triplet(spec: TripletSpec, width: int, height: int) -> list[np.ndarray]:
+    """Draw the three frames of ``spec`` as uint8 arrays (height, width, 3)."""
+    background, outline_width, unit, shapes = _scene(spec, width, height)
     frames = []
     for t in FRAME_TIMES:
         canvas = background.copy()
         for shape in shapes:
-            polygon = _place(shape["vertices"], shape["centre"] + t * shape["shift"], shape["angle"] + t * shape["turn"],
-                             1.0 + t * shape["grow"])
-            _draw_shape(canvas, polygon, shape["colour"], spec.origin, outline_width, unit)
+            _draw_shape(canvas, _polygon_at(shape, t), shape["colour"], spec.origin, outline_width, unit)
         frames.append(np.asarray(canvas.reduce(SUPERSAMPLE)))
     return frames
+
+
+def true_motion(spec: TripletSpec, width: int, height: int, size: int, margin: float = 2.0):
+    """The drawing's true flow F_1->3 [size, size, 2] (x, y in pixels of the frames squashed to ``size`` x ``size``,
+    as ingest makes them) and where it is known [size, size] bool: inside a shape at frame 1 (the topmost one at that
+    pixel), at least ``margin`` pixels from its outline (outlines and anti-aliased edges are left out). Each shape
+    moves rigidly: p -> centre + shift + (1 + grow) R(turn) (p - centre)."""
+    from matplotlib.path import Path as PolygonPath  # only the flow checks need it
+
+    _, _, _, shapes = _scene(spec, width, height)
+    scale_x, scale_y = width * SUPERSAMPLE / size, height * SUPERSAMPLE / size  # supersampled px per frame px
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    points = np.stack([(xs + 0.5) * scale_x, (ys + 0.5) * scale_y], axis=-1).reshape(-1, 2)
+    flow = np.zeros((size * size, 2))
+    owner = np.full(size * size, -1)
+    for index, shape in enumerate(shapes):  # later shapes are drawn on top
+        outline = np.array(_polygon_at(shape, 0.0))
+        inside = PolygonPath(outline).contains_points(points)
+        owner[inside] = index
+        turn = shape["turn"]
+        rotation = np.array([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]])
+        relative = points[inside] - shape["centre"]
+        moved = shape["centre"] + shape["shift"] + (1 + shape["grow"]) * relative @ rotation.T
+        flow[inside] = moved - points[inside]
+    flow = (flow / [scale_x, scale_y]).reshape(size, size, 2)
+    owner = owner.reshape(size, size)
+    reach = int(math.ceil(margin))
+    known = owner >= 0
+    for dy in range(-reach, reach + 1):  # the same owner all around: away from every outline
+        for dx in range(-reach, reach + 1):
+            if dx * dx + dy * dy <= margin * margin:
+                shifted = np.full_like(owner, -2)
+                shifted[max(dy, 0):size + min(dy, 0), max(dx, 0):size + min(dx, 0)] = \
+                    owner[max(-dy, 0):size + min(-dy, 0), max(-dx, 0):size + min(-dx, 0)]
+                known &= shifted == owner
+    return flow.astype(np.float32), known
 
 
 def _draw_shape(canvas: Image.Image, polygon, colour, origin: str, outline_width: int, unit: int) -> None:

@@ -85,6 +85,7 @@ def tiny_config() -> dict:
     config["metrics"]["bootstrap_resamples"] = 50
     config["compare"]["bootstrap_resamples"] = 50
     config["report"]["grid_triplets_per_origin"] = 1
+    config["geometry"]["equivariance_frames"] = 4
     return config
 
 

@@ -16,7 +16,7 @@ from conftest import REPO, job_counts, snakemake
 sys.path.insert(0, str(REPO / "bench"))
 import rows  # noqa: E402  (bench/rows.py)
 
-QUICK_ROWS = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10"]  # every row (bench/run.py's ORDER)
+QUICK_ROWS = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11"]  # every row (bench/run.py's ORDER)
 
 
 # The full sizes take about 25 minutes (the README's figures); --quick runs the same code at tiny sizes.

@@ -12,7 +12,7 @@ from latent_interp.report import comparison, context, page
 from latent_interp.report.context import ReportInputs
 
 TRIPLETS = {"val": 6, "test": 8}
-METHODS = ("latent_lerp", "linear", "mlp", "vae_ceiling")
+METHODS = ("latent_lerp", "linear", "mlp", "latent_flow", "vae_ceiling")
 
 
 def write_model(root, model, psnr_offset, gap, mlp_better, shape=(4, 4, 4), scale=1.0, family="AutoencoderKL",
@@ -30,7 +30,7 @@ def write_model(root, model, psnr_offset, gap, mlp_better, shape=(4, 4, 4), scal
                                  psnr=30 + psnr_offset + 0.1 * i, ssim=0.9))
             for method in METHODS:
                 psnr = {"latent_lerp": 25.0, "vae_ceiling": 25.0 + gap, "linear": 25.5,
-                        "mlp": 26.0 if mlp_better else 25.2}[method]
+                        "mlp": 26.0 if mlp_better else 25.2, "latent_flow": 25.25}[method]
                 if split == "test" and method == "mlp":
                     psnr = 24.0  # worse on test: the choice is made on val and stands
                 interp_rows.append(dict(model=model, split=split, triplet=f"t{i}", origin=origin, method=method,
@@ -51,8 +51,11 @@ def write_model(root, model, psnr_offset, gap, mlp_better, shape=(4, 4, 4), scal
         "family": family, "posterior": "gaussian" if family == "AutoencoderKL" else "deterministic",
         "scaling_factor": scale, "shift_factor": 0.0, "source": model}}))
     (folder / "encode.tsv").write_text(f"s\th:m:s\n{seconds}\t0:00:02\n")
+    (folder / "equivariance.json").write_text(json.dumps({  # what rule equivariance writes (its summary)
+        "subcell": {"latent_error": 0.05 * scale, "psnr_lost": 4.0}, "cell": {"latent_error": 1e-5, "psnr_lost": 0.3}}))
     return {**paths, "latent_space": model, "geometry": folder / "geometry.json", "channels": folder / "channels.csv",
-            "trajectories": folder / "trajectories.csv", "encode_benchmarks": [folder / "encode.tsv"],
+            "trajectories": folder / "trajectories.csv", "equivariance": folder / "equivariance.json",
+            "encode_benchmarks": [folder / "encode.tsv"],
             "decode_benchmarks": [folder / "encode.tsv"]}
 
 
@@ -80,6 +83,8 @@ def test_the_table_pairs_triplets_and_reads_each_models_own_ceiling(compared):
     assert (test.loc["kl", "best_learned"], taesd["best_learned"]) == ("mlp", "linear")
     assert test.loc["kl", "best_gap_db"] == pytest.approx(27.0 - 24.0) and taesd["best_gap_db"] == pytest.approx(2.5)
     assert taesd["latent_bytes"] == 16 * 4 * 4 * 4 and taesd["prior_kl"] == pytest.approx(0.5)
+    assert taesd["latent_flow_gap_db"] == pytest.approx(3.0 - 0.25) and taesd["shift_error_subcell"] == 0.05
+    assert taesd["shift_error_cell"] == 1e-5 and taesd["shift_psnr_lost_subcell"] == 4.0
     frames = 3 * sum(TRIPLETS.values())
     assert taesd["encode_ms_per_image"] == pytest.approx(1000.0 / frames)
     assert np.isnan(test.loc["kl", "recon_psnr_vs_baseline"])  # the baseline has no difference to itself

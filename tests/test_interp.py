@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from latent_interp import encode, interp, metrics, predictors, store
+from latent_interp import encode, flow, interp, metrics, predictors, store
 from conftest import ingest_folder
 from test_perceptual import write_lpips_weights
 
@@ -72,15 +72,19 @@ def scored(frame_tree, micro_vae_dir, tmp_path_factory):
                             device="cpu")
         encode.reconstruct_split(root / f"latents-{split}.zarr", micro_vae_dir, root / f"recon-{split}.zarr", split,
                                  device="cpu")
-    config = {"predictors": ["linear", "mlp", "unet"], "seed": 0, "augment_time_reversal": True,
-              "mlp": {"epochs": 3}, "unet": {"epochs": 3}}
+        flow.compute_split_flow(root / f"frames-{split}.zarr", root / f"flow-{split}.zarr", root / f"flow-{split}.csv",
+                                split)
+    config = {"predictors": list(predictors.PREDICTORS), "seed": 0, "augment_time_reversal": True,
+              "mlp": {"epochs": 3}, "unet": {"epochs": 3}, "flow_unet": {"epochs": 3}}
     record = predictors.train_predictors(root / "latents-train.zarr", root / "latents-val.zarr", root / "predictors",
-                                         config, device="cpu")
+                                         config, device="cpu",
+                                         flow_paths=(root / "flow-train.zarr", root / "flow-val.zarr"))
     backbone, linear = write_lpips_weights(root)
     table = interp.score_split(root / "frames-val.zarr", root / "latents-val.zarr", root / "recon-val.zarr",
                                root / "predictors", micro_vae_dir, root / "val.csv", root / "val.spec.json",
                                root / "val.zarr", "pretrained", "val", gallery_triplets=2, device="cpu",
-                               lpips_weights={"backbone": str(backbone), "linear": str(linear)})
+                               lpips_weights={"backbone": str(backbone), "linear": str(linear)},
+                               flow_path=root / "flow-val.zarr")
     metrics.compute_split_metrics(root / "frames-val.zarr", root / "recon-val.zarr", root / "m.csv", root / "m.json",
                                   "pretrained", "val")
     return root, table, record
@@ -91,10 +95,11 @@ def test_predictors_record_what_they_were_fitted_and_selected_on(scored):
     assert record["trained_on"] == store.names(store.open_store(root / "latents-train.zarr"))
     assert record["selected_on"] == store.names(store.open_store(root / "latents-val.zarr"))
     training = pd.read_csv(root / "predictors" / "training.csv")
-    assert set(training["predictor"]) == {"linear", "mlp", "unet"}
+    assert set(training["predictor"]) == set(predictors.PREDICTORS)
     assert training.groupby("predictor")["selected"].sum().eq(1).all()
     loaded, _ = predictors.load_predictors(root / "predictors")
-    assert set(loaded) == {"linear", "mlp", "unet"}
+    assert set(loaded) == set(predictors.PREDICTORS)
+    assert record["flow"] == [str(root / "flow-train.zarr"), str(root / "flow-val.zarr")]
 
 
 def test_the_table_has_every_method_per_triplet_and_the_ceiling_is_the_reconstruction(scored):
@@ -145,13 +150,28 @@ def test_the_gallery_adds_the_same_typical_triplets_for_every_model(scored):
 
 def test_the_summary_pairs_methods_with_lerp_and_the_ceiling(scored):
     root, _, _ = scored
-    summary = interp.summarize_interp([root / "val.csv"], root / "summary.csv", resamples=200)
-    whole = summary[(summary["origin"] == "all")].set_index("method")
+    summary = interp.summarize_interp([root / "val.csv"], root / "summary.csv", resamples=200, bins=2)
+    whole = summary[(summary["origin"] == "all") & (summary["motion"] == "all")].set_index("method")
     assert whole.loc["latent_lerp", "psnr_vs_lerp"] == 0 and whole.loc["vae_ceiling", "psnr_vs_ceiling"] == 0
+    assert whole.loc["latent_lerp", "gap_closed"] == 0 and whole.loc["vae_ceiling", "gap_closed"] == 1
+    share = whole.loc["pixel_flow", "psnr_vs_lerp"] / -whole.loc["latent_lerp", "psnr_vs_ceiling"]
+    assert whole.loc["pixel_flow", "gap_closed"] == pytest.approx(share)  # every triplet has a finite PSNR here
+    assert whole["sees_frame2"].to_dict() == {m: m in ("pixel_flow_oracle", "latent_flow_oracle", "vae_ceiling")
+                                              for m in whole.index}
     gap = whole.loc["latent_slerp", "psnr"] - whole.loc["vae_ceiling", "psnr"]
     assert whole.loc["latent_slerp", "psnr_vs_ceiling"] == pytest.approx(gap)
     assert (whole["psnr_ci_low"] <= whole["psnr"]).all() and (whole["psnr"] <= whole["psnr_ci_high"]).all()
     assert set(summary["origin"]) == {"all", "Disney", "Japan"}
+    bins = summary[summary["motion"] != "all"]
+    assert bins["motion"].nunique() == 2 and bins.groupby("motion")["n_triplets"].first().sum() == 3
+    assert (bins["motion_low"] <= bins["motion_high"]).all()
+
+
+def test_motion_bins_are_quantiles_named_with_their_range():
+    motion = pd.Series([0.1, 0.2, 5.0, 9.0, np.nan], index=list("abcde"))
+    bins = interp.motion_bins(motion, 2)
+    assert bins["a"] == bins["b"] == "q1 (0.1-2.6 px)" and bins["c"] == bins["d"] == "q2 (2.6-9.0 px)"
+    assert pd.isna(bins["e"])  # unknown motion (a failed flow) is in no bin, not in the stillest
 
 
 def test_the_predictors_refuse_a_val_split_that_shares_train_triplets(scored, tmp_path):
@@ -162,7 +182,7 @@ def test_the_predictors_refuse_a_val_split_that_shares_train_triplets(scored, tm
 
 
 def test_the_report_section_shows_every_method_with_its_units_and_the_gallery(scored, tmp_path):
-    from latent_interp.report import ReportInputs, context, interpolation, page, triplets
+    from latent_interp.report import ReportInputs, context, interpolation, motion, page, triplets
 
     root, _, _ = scored
     interp.summarize_interp([root / "val.csv"], root / "summary.csv", resamples=50)
@@ -173,15 +193,23 @@ def test_the_report_section_shows_every_method_with_its_units_and_the_gallery(sc
         metrics_summary="", metrics_spec="", collapse={}, interp_summary=root / "summary.csv",
         interp_tables={("pretrained", "val"): root / "val.csv"},
         interp_stores={("pretrained", "val"): root / "val.zarr"}, predictor_dirs={"pretrained": root / "predictors"},
-        lpips_skipped=False)
+        flow={"val": root / "flow-val.zarr"}, flow_tables={"val": root / "flow-val.csv"}, lpips_skipped=False)
     ctx = context.Context(inputs, tmp_path / "figures", tmp_path / "report.html")
     triplets.add_triplet_index(ctx)
     triplets.add_panel_images(ctx, triplets.panel_keys(ctx))
+    motion.add_flow_images(ctx, triplets.panel_keys(ctx))
     html = page.render_section(interpolation.section(ctx))
     for method in interp.METHODS:
-        assert re.search(f'<td class="text"[^>]*>{method}</td>', html)
+        mark = " †" if method in interp.SEES_FRAME2 else ""  # the oracles and the ceiling are marked
+        assert re.search(f'<td class="text"[^>]*>{method}{mark}</td>', html), method
     assert "PSNR dB ↑" in html and "latent MSE ↓" in html and "gap to ceiling" in html and "LPIPS ↓" in html
-    assert html.count("data:image/png;base64,") == 2  # bars and training curves; galleries are drawn from the payload
+    assert "gap closed" in html and "pixel_flow: " in html and "latent_flow_oracle (oracle: sees frame 2): " in html
+    # bars, gap closed by motion and training curves; galleries are drawn from the payload
+    assert html.count("data:image/png;base64,") == 3 and "interpolation_motion_val.png" in html
+    assert ctx.payload["oracles"] == ["pixel_flow_oracle", "latent_flow_oracle", "vae_ceiling"]
+    flows = [images["flow"] for images in ctx.payload["images"].values()]
+    assert flows and all(uri.startswith("data:image/jpeg") for flow_images in flows for uri in flow_images[:2])
+    assert all(record["motion_px"] is not None for record in ctx.payload["triplets"])
     assert "Best without frame 2" in html and 'data-kind="interp"' in html
     gallery = [str(v) for v in store.open_store(root / "val.zarr")["gallery_triplets"][:2]]
     assert f'data-keys="val/{gallery[0]},val/{gallery[1]}"' in html  # worst first
@@ -206,3 +234,35 @@ def test_the_gallery_keeper_holds_what_gallery_order_picks_and_no_more(count, sa
     picked, _ = interp.gallery_order(table, count, sample, seed=3)
     assert all(keeper[name][0] == int(name[1:]) for name in picked)
     assert len(keeper.images) <= (len(names) if count == "all" else count + sample)
+
+
+def test_an_oracle_is_never_the_best_method():
+    """The oracles see frame 2: the best-method lines and the overview pass over them however well they score."""
+    from latent_interp.report import interpolation, overview
+
+    methods = ["latent_lerp", "pixel_flow", "pixel_flow_oracle", "latent_flow_oracle", "vae_ceiling"]
+    rows = pd.DataFrame({"model": "m", "split": "test", "origin": "all", "level": "all", "motion": "all",
+                         "method": methods, "n_triplets": 4, "psnr": [20.0, 25.0, 40.0, 39.0, 30.0],
+                         "psnr_vs_lerp": [0.0, 5.0, 20.0, 19.0, 10.0], "psnr_vs_lerp_ci_low": 0.0,
+                         "psnr_vs_lerp_ci_high": 1.0})
+    assert interpolation.reading(rows).startswith("Best without frame 2: pixel_flow at 25.00 dB")
+    assert overview.best_method(rows, "m")["method"] == "pixel_flow"
+    assert set(interp.SEES_FRAME2) == {"pixel_flow_oracle", "latent_flow_oracle", "vae_ceiling"}
+    assert all(interp.REGISTRY[m].sees_frame2 == (m in interp.SEES_FRAME2) for m in interp.METHODS)
+
+
+def test_a_triplet_whose_flow_failed_is_unscored_by_the_flow_methods_only(scored, micro_vae_dir, tmp_path):
+    import shutil
+    import zarr
+
+    root, _, _ = scored
+    shutil.copytree(root / "flow-val.zarr", tmp_path / "flow.zarr")
+    zarr.open_group(str(tmp_path / "flow.zarr"), mode="r+")["ok"][0] = False  # as the flow stage marks a skip
+    table = interp.score_split(root / "frames-val.zarr", root / "latents-val.zarr", root / "recon-val.zarr",
+                               root / "predictors", micro_vae_dir, tmp_path / "val.csv", tmp_path / "val.spec.json",
+                               tmp_path / "val.zarr", "pretrained", "val", device="cpu",
+                               flow_path=tmp_path / "flow.zarr")
+    first = table[table["triplet"] == store.names(store.open_store(root / "frames-val.zarr"))[0]].set_index("method")
+    reads_flow = [m for m in interp.METHODS if interp.REGISTRY[m].reads_flow]
+    assert first.loc[reads_flow, "psnr"].isna().all() and first.drop(index=reads_flow)["psnr"].notna().all()
+    assert table.groupby("triplet")["psnr"].apply(lambda p: p.notna().all()).sum() == 2  # the others: every score

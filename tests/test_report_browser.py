@@ -145,10 +145,12 @@ def test_searching_a_triplet_shows_its_panel_with_images_and_error_maps(page):
     time.sleep(1)
     text = panel.text
     assert "Reconstructions and error maps" in text and "In-betweens" in text and "latent_lerp" in text
-    # 3 frames, 3 models x 3 reconstructions, and per model the truth and every method's in-between
+    assert "Motion: the estimated flow 1 → 3" in text and "pixel_flow_oracle †" in text  # oracles are marked
+    # 3 frames, the flow and its occlusion mask, 3 models x 3 reconstructions, and per model the truth and every
+    # method's in-between
     methods = driver.execute_script("return JSON.parse(document.getElementById('report-data').textContent)"
                                     ".methods.length")
-    assert len(panel.find_elements(By.TAG_NAME, "img")) == 3 + 3 * 3 + 3 * (1 + methods)
+    assert len(panel.find_elements(By.TAG_NAME, "img")) == 3 + 2 + 3 * 3 + 3 * (1 + methods)
     maps = panel.find_elements(By.CSS_SELECTOR, "canvas.error-map")
     assert len(maps) == 3 * 3 + 3 * methods and all(m.get_attribute("data-ready") == "1" for m in maps)
     screenshot(driver, "triplet-panel")

@@ -59,17 +59,19 @@ def test_triplets_added_or_removed_rerun_their_split_and_what_reads_it(workflow_
     # The report's params hold the config, so switching the data source alone reruns the report, nothing else.
     assert _plan_with(run, config, lambda root: None) == {"report": 1, "all": 1}
     # A test triplet reaches no training: the test chain of the three models (two encodes: the decoder-only
-    # fine-tune decodes tiny-kl's latents) and the aggregates.
+    # fine-tune decodes tiny-kl's latents), the split's flow, each latent space's equivariance (it reads test) and
+    # the aggregates.
     assert _plan_with(run, config, _add_triplet("test")) == {
-        "ingest": 1, "encode": 2, "reconstruct": 3, "metrics": 3, "interp": 3, **AGGREGATES}
+        "ingest": 1, "flow": 1, "encode": 2, "reconstruct": 3, "metrics": 3, "interp": 3, "equivariance": 2,
+        **AGGREGATES}
     # A val triplet: the fine-tune validates on val and the predictors choose their settings there, so the
     # fine-tuned model is new (all its splits rerun) and so are both spaces' predictors (every interpolation).
     assert _plan_with(run, config, _remove_triplet("val")) == {
-        "ingest": 1, "encode": 2, "reconstruct": 2 + 3, "metrics": 2 + 3, "finetune": 1, "collapse_check": 3,
+        "ingest": 1, "flow": 1, "encode": 2, "reconstruct": 2 + 3, "metrics": 2 + 3, "finetune": 1, "collapse_check": 3,
         "interp_train": 2, "interp": 3 * 2, **AGGREGATES}
     # A train triplet: the same, except that the two listed VAEs' val scores and collapse checks stand.
     assert _plan_with(run, config, _add_triplet("train")) == {
-        "ingest": 1, "encode": 2, "reconstruct": 2 + 3, "metrics": 2 + 3, "finetune": 1, "collapse_check": 1,
+        "ingest": 1, "flow": 1, "encode": 2, "reconstruct": 2 + 3, "metrics": 2 + 3, "finetune": 1, "collapse_check": 1,
         "interp_train": 2, "interp": 3 * 2, **AGGREGATES}
     assert planned_jobs(run) == {}  # everything as it was
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from latent_interp import compare, geometry, interp, metrics, store, vae
+from latent_interp import compare, equivariance, flow, geometry, interp, metrics, predictors, store, vae
 from latent_interp.report.page import read_payload
 from conftest import (BASE, FINETUNED, MICRO_VAE, REPO, SECOND, SIZE, TRIPLETS, file_digests, job_counts,
                       new_workdir, planned_jobs, snakemake, tiny_config)
@@ -50,6 +50,16 @@ def test_outputs_follow_the_schema(run):
         assert list(table.columns) == metrics.TABLE_COLUMNS and len(table) == 3 * count
         assert table["psnr"].between(5, 80).all() and table["ssim"].between(-1, 1).all()
         assert (results / "metrics" / "tiny-kl" / f"{split}.spec.json").is_file()
+        flows = store.open_store(results / "flow" / f"{split}.zarr", "flow")
+        assert store.names(flows) == store.names(frames) and flows.attrs["flow"]["method"] == "dis"
+        for name in ("flow_ends", "flow_middle", "oracle_flow"):
+            assert flows[name].shape == (count, 2, SIZE, SIZE, 2) and flows[name].dtype == np.float16
+        for name, shape in (("consistent", (count, 2, SIZE, SIZE)), ("still", (count, SIZE, SIZE))):
+            assert flows[name].shape == shape and flows[name].dtype == np.uint8
+        assert flows["ok"][:].all() and np.isfinite(flows["motion_px"][:]).all()
+        flow_table = pd.read_csv(results / "flow" / f"{split}.csv")
+        assert list(flow_table.columns) == flow.TABLE_COLUMNS and (flow_table["status"] == "ok").all()
+        assert flow_table["triplet"].tolist() == store.names(frames)
     summary = pd.read_csv(results / "metrics" / "summary.csv", keep_default_na=False)
     assert set(summary["split"]) == {*SPLITS, "all"}
     for method in ("pca", "umap", "tsne"):  # the decoder-only fine-tune shares pretrained's latents: embedded once
@@ -62,13 +72,15 @@ def test_outputs_follow_the_schema(run):
         "overview", "data", "comparison", "reconstruction", "finetune", "interpolation", "geometry", "embeddings",
         "provenance")]
     assert order == sorted(order)
-    # Embedded: the VAE comparison bars, the fine-tune curves, interpolation bars (val, test) and predictor curves,
-    # trajectories and channels of each latent space (the fine-tune shares tiny-kl's).
+    # Embedded: the VAE comparison bars and equivariance curves, the fine-tune curves, interpolation bars and gap
+    # closed by motion (val, test) and predictor curves, trajectories and channels of each latent space (the
+    # fine-tune shares tiny-kl's).
     markup = re.sub(r"<script>.*?</script>", "", page, flags=re.S)  # plotly.js holds PNG URIs of its own
-    assert markup.count("data:image/png;base64,") == 1 + 1 + 2 + 1 + 2 * 2
+    assert markup.count("data:image/png;base64,") == 2 + 1 + 2 * 2 + 1 + 2 * 2
     figures = {p.name for p in (results / "figures").iterdir() if not p.name.startswith(".")}
     spaces = (BASE, SECOND)
-    names = {"vae_comparison", "finetune_curves", "interpolation_val", "interpolation_test", "predictor_training",
+    names = {"vae_comparison", "equivariance", "finetune_curves", "interpolation_val", "interpolation_test",
+             "interpolation_motion_val", "interpolation_motion_test", "predictor_training",
              *(f"{kind}_{space}" for kind in ("trajectories", "channels") for space in spaces),
              *(f"reconstructions_{split}" for split in SPLITS),
              *(f"interpolation_gallery_{model}_{split}" for model in (BASE, SECOND, FINETUNED)
@@ -122,7 +134,9 @@ def test_the_predictors_cannot_see_test_triplets(run):
     job = dry_run.split("rule interp_train:")[1].split("\n\n")[0]
     inputs = re.search(r"input: (.*)", job).group(1).split(", ")
     data = [path for path in inputs if not path.startswith(str(REPO / "latent_interp"))]  # the rest: its code
-    assert data == ["results/latents/tiny-kl/train.zarr", "results/latents/tiny-kl/val.zarr"]
+    # flow_unet also reads the motion of those two splits, never another's
+    assert data == ["results/latents/tiny-kl/train.zarr", "results/latents/tiny-kl/val.zarr",
+                    "results/flow/train.zarr", "results/flow/val.zarr"]
     record = json.loads((run / "results" / "predictors" / "tiny-kl" / "predictors.json").read_text())
     results = run / "results" / "frames"
     assert record["trained_on"] == store.names(store.open_store(results / "train.zarr"))
@@ -186,7 +200,15 @@ def test_the_vaes_are_compared_side_by_side(run):
                                                                               values="psnr")
     assert test.loc[SECOND, "lerp_gap_db"] == pytest.approx((psnr["vae_ceiling"] - psnr["latent_lerp"]).mean(),
                                                             abs=1e-4)
-    assert test.loc[SECOND, "best_learned"] in ("linear", "mlp", "unet")
+    assert test.loc[SECOND, "best_learned"] in predictors.PREDICTORS
+    assert test.loc[SECOND, "latent_flow_gap_db"] == pytest.approx(
+        (psnr["vae_ceiling"] - psnr["latent_flow"]).mean(), abs=1e-4)
+    # each latent space's equivariance, from its own equivariance.json (the fine-tune shares tiny-kl's)
+    shifts = json.loads((results / "geometry" / SECOND / "equivariance.json").read_text())
+    assert test.loc[SECOND, "shift_error_subcell"] == pytest.approx(shifts["subcell"]["latent_error"], rel=1e-5)
+    assert test.loc[FINETUNED, "shift_error_cell"] == test.loc[BASE, "shift_error_cell"]
+    curve = pd.read_csv(results / "geometry" / BASE / "equivariance.csv")
+    assert list(curve.columns) == equivariance.SHIFT_COLUMNS and sorted(set(curve["shift_px"])) == [1, 2, 4, 8, 16]
     # The deterministic encoder: no logvar and no posterior KL anywhere; its prior distance is on scaled latents.
     latents = store.open_store(results / "latents" / SECOND / "test.zarr", "latents")
     assert store.LOGVAR not in latents and latents.attrs["vae"]["posterior"] == "deterministic"
@@ -222,8 +244,9 @@ def test_adding_a_vae_plans_its_jobs_and_removing_one_only_the_aggregates(run, t
     finally:
         path.write_text(original)
     aggregates = {"metrics_summary": 1, "interp_summary": 1, "compare_vaes": 1, "report": 1, "all": 1}
+    # the flow is the split's, whatever the VAEs: a new VAE plans no flow job
     assert added == {"encode": 3, "reconstruct": 3, "metrics": 3, "collapse_check": 1, "interp_train": 1,
-                     "interp": 2, "geometry": 1, "embed": 3, **aggregates}
+                     "interp": 2, "geometry": 1, "equivariance": 1, "embed": 3, **aggregates}
     stages = "latents|recon|metrics|interp|predictors|geometry|embeddings"
     per_model = re.findall(rf"output: results/(?:{stages})/([^/\s,]+)/", dry_run)
     assert per_model and set(per_model) == {"micro-kl16"}
@@ -237,7 +260,7 @@ def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
               "results/embeddings/tiny-kl/pca.csv",
               *(f"results/metrics/{model}/collapse.json" for model in (BASE, SECOND, FINETUNED)))
 
-    parts = ("frames", "latents", "recon", "metrics", "interp", "predictors", "geometry",
+    parts = ("frames", "flow", "latents", "recon", "metrics", "interp", "predictors", "geometry",
              "embeddings/tiny-kl/pca.csv")
     first, second = file_digests(run / "results", *parts), file_digests(other / "results", *parts)
     assert len(first) > 20 and first == second
@@ -274,11 +297,11 @@ def test_editing_one_test_frame_reruns_only_the_test_chain(run):
     # The predictors read train and val only: they stay; the test split's scores, each latent space's geometry and
     # embeddings (over every split), the comparison and the report rerun. The fine-tuned model decodes tiny-kl's
     # latents: two encodes (tiny-kl, tiny-taesd), three reconstructions.
-    assert planned_jobs(run) == {"ingest": 1, "encode": 2, "reconstruct": 3, "metrics": 3, "metrics_summary": 1,
-                                 "interp": 3, "interp_summary": 1, "geometry": 2, "embed": 2 * 3, "compare_vaes": 1,
-                                 "report": 1, "all": 1}
+    assert planned_jobs(run) == {"ingest": 1, "flow": 1, "encode": 2, "reconstruct": 3, "metrics": 3,
+                                 "metrics_summary": 1, "interp": 3, "interp_summary": 1, "geometry": 2,
+                                 "equivariance": 2, "embed": 2 * 3, "compare_vaes": 1, "report": 1, "all": 1}
     stores_to_write = set(re.findall(r"output: (results/\S+\.zarr)", snakemake(run, "-n").stdout))
-    assert stores_to_write == {"results/frames/test.zarr",
+    assert stores_to_write == {"results/frames/test.zarr", "results/flow/test.zarr",
                                *(f"results/latents/{model}/test.zarr" for model in (BASE, SECOND)),
                                *(f"results/recon/{model}/test.zarr" for model in (BASE, SECOND, FINETUNED))}
     snakemake(run)
@@ -327,6 +350,7 @@ def test_a_finetuned_encoder_is_a_latent_space_of_its_own(tmp_path_factory):
     config["finetune"]["trainable"] = "all"
     planned = planned_jobs(new_workdir(tmp_path_factory, "encoder-trained", config))
     assert planned["interp_train"] == 3 and planned["geometry"] == 3 and planned["embed"] == 3 * 3
+    assert planned["equivariance"] == 3 and planned["flow"] == len(SPLITS)
     assert planned["encode"] == 3 * len(SPLITS)
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from latent_interp.report import (comparison, data, embeddings, finetune, geometry, interpolation, overview, page,
-                                  provenance, reconstruction, triplets)
+from latent_interp.report import (comparison, data, embeddings, finetune, geometry, interpolation, motion, overview,
+                                  page, provenance, reconstruction, triplets)
 from latent_interp.report.context import Context, ReportInputs, ReportSettings
 
 __all__ = ["ReportInputs", "ReportSettings", "build_report", "SECTIONS"]
@@ -42,6 +42,7 @@ def build_report(out_path, figures_dir, inputs: ReportInputs, linked_figures_dir
         triplets.add_triplet_index(ctx)
         ctx.panel_keys = triplets.panel_keys(ctx, embeddings.trajectory_keys(ctx))
         triplets.add_panel_images(ctx, ctx.panel_keys)
+        motion.add_flow_images(ctx, ctx.panel_keys)
         sections = [section for make in SECTIONS if (section := make(ctx)) is not None]
     finally:
         ctx.figures.close()

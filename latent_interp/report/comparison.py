@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from latent_interp.compare import BETTER  # noqa: E402
-from latent_interp.report import tables  # noqa: E402
+from latent_interp.report import motion, tables  # noqa: E402
 from latent_interp.report.context import Context  # noqa: E402
 from latent_interp.report.page import Section  # noqa: E402
 
@@ -21,8 +21,10 @@ COLUMNS = [
     ("recon SSIM ↑", "recon_ssim", 4, 1.0, True),
     ("lerp gap to own ceiling dB ↓", "lerp_gap_db", 2, 1.0, True),
     ("best learned gap dB ↓", "best_gap_db", 2, 1.0, True),
+    ("latent_flow gap dB ↓", "latent_flow_gap_db", 2, 1.0, True),
     ("midpoint deviation ↓", "midpoint_deviation", 3, 1.0, True),
     ("prior KL (scaled) ↓", "prior_kl", 3, 1.0, False),
+    ("sub-cell shift error ↓", "shift_error_subcell", 3, 1.0, False),
     ("latent KiB / frame ↓", "latent_bytes", 1, 1 / 1024, False),
     ("encode ms / image ↓", "encode_ms_per_image", 1, 1.0, False),
     ("decode ms / image ↓", "decode_ms_per_image", 1, 1.0, False),
@@ -77,11 +79,11 @@ def vae_table(rows: pd.DataFrame, baseline: str) -> tables.Table:
 def breakdown_table(table: pd.DataFrame) -> tables.Table:
     """Every split, origin and level: the compared figures per VAE (the whole of vaes.csv, less the CIs)."""
     columns = ["model", "split", "origin", "level", "n_triplets", "recon_psnr", "recon_ssim", "lerp_gap_db",
-               "best_gap_db", "midpoint_deviation"]
+               "best_gap_db", "latent_flow_gap_db", "midpoint_deviation"]
     frame = table[columns].copy()
     frame["level"] = frame["level"].astype(str)
     return tables.from_frame(frame, {"recon_psnr": 2, "recon_ssim": 4, "lerp_gap_db": 2, "best_gap_db": 2,
-                                     "midpoint_deviation": 3})
+                                     "latent_flow_gap_db": 2, "midpoint_deviation": 3})
 
 
 def bars(rows: pd.DataFrame, baseline: str, split: str) -> plt.Figure:
@@ -125,8 +127,16 @@ def section(ctx: Context) -> Section | None:
     notes += [f"{name} is an {record['family']}: its encoder gives one deterministic latent, so it has no posterior "
               "variance (no posterior KL, no logvar in its stores)"
               for name, record in summary["models"].items() if record["posterior"] != "gaussian"]
+    curve, triplets = motion.equivariance_frames(ctx)
+    shifts = motion.equivariance_figure(curve, triplets)
     return Section("comparison", "VAEs side by side", "comparison.html.j2", {
         "split": split, "baseline": baseline, "table": vae_table(rows, baseline), "bars": figure,
         "breakdown": breakdown_table(table), "notes": notes, "models": ctx.inputs.models,
-        "val_split": summary["settings"]["val_split"]},
-        parts=[("comparison-table", "The VAEs"), ("comparison-breakdown", "By split, origin and level")])
+        "val_split": summary["settings"]["val_split"],
+        "equivariance": shifts and ctx.figures.save(
+            shifts, "equivariance", "Equivariance to shifts per latent space (test frames shifted by whole pixels, "
+            "compared with their unshifted latent moved by the same distance in cells), and on the test triplets "
+            "latent1 moved along the oracle flow against latent2"),
+        "equivariance_reading": motion.equivariance_reading(ctx)},
+        parts=[("comparison-table", "The VAEs"), ("comparison-equivariance", "Can a latent grid be moved?"),
+               ("comparison-breakdown", "By split, origin and level")])

@@ -54,6 +54,9 @@ class ReportInputs:
     interp_stores: dict[tuple[str, str], str] = field(default_factory=dict)
     predictor_dirs: dict[str, str] = field(default_factory=dict)   # by latent space
     geometry: dict[str, dict[str, str]] = field(default_factory=dict)   # latent space -> output name -> path
+    flow: dict[str, str] = field(default_factory=dict)          # split -> flow store (results/flow/{split}.zarr)
+    flow_tables: dict[str, str] = field(default_factory=dict)   # split -> flow table
+    equivariance: dict[str, dict[str, str]] = field(default_factory=dict)   # latent space -> curve/triplets/summary
     twins: dict[str, str] = field(default_factory=dict)   # model -> the model whose latents it shares
     lpips_skipped: bool = True
     settings: ReportSettings = field(default_factory=ReportSettings)

@@ -1,4 +1,5 @@
-"""The data section: triplets found, ingested and skipped per split, and every skipped triplet or stray file."""
+"""The data section: triplets found, ingested and skipped per split, every skipped triplet or stray file, and the
+motion the flow stage found (with the triplets whose flow failed)."""
 
 from __future__ import annotations
 
@@ -27,4 +28,26 @@ def section(ctx: Context) -> Section:
     by_origin = tables.Table(["origin", *ctx.inputs.splits])
     by_origin.rows = [[tables.text(o)] + [tables.Cell(str(c.get(s, 0)), c.get(s, 0)) for s in ctx.inputs.splits]
                       for o, c in sorted(origins.items())]
-    return Section("data", "Data", "data.html.j2", {"counts": counts, "skipped": skipped, "by_origin": by_origin})
+    return Section("data", "Data", "data.html.j2", {"counts": counts, "skipped": skipped, "by_origin": by_origin,
+                                                    **motion_tables(ctx)})
+
+
+def motion_tables(ctx: Context) -> dict:
+    """Per split, the flow's motion and consistency (``results/flow/{split}.csv``), and the triplets whose flow
+    failed: listed, and left unscored by the flow methods."""
+    if not ctx.inputs.flow_tables:
+        return {"motion": None, "flow_failed": None}
+    motion = tables.Table(["split", "triplets", "median motion px", "90th percentile motion px",
+                           "consistent pixels", "flow failed"])
+    failed = tables.Table(["split", "triplet", "status"])
+    for split, path in ctx.inputs.flow_tables.items():
+        table = pd.read_csv(path)
+        bad = table[table["status"] != "ok"]
+        motion.rows.append([tables.text(split), tables.Cell(str(len(table)), len(table)),
+                            tables.number(table["motion_px"].median(), 2),
+                            tables.number(table["motion_px"].quantile(0.9), 2),
+                            tables.number(table["consistent_share"].mean(), 3),
+                            tables.Cell(str(len(bad)), len(bad), "bad" if len(bad) else "")])
+        failed.rows += [[tables.text(split), tables.text(row.triplet), tables.text(row.status)]
+                        for row in bad.itertuples(index=False)]
+    return {"motion": motion, "flow_failed": failed if failed.rows else None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from latent_interp import interp
 from latent_interp.report.context import Context
 from latent_interp.report.page import Section
 
@@ -32,7 +33,9 @@ def headline(ctx: Context, model: str) -> dict:
 def best_method(summary: pd.DataFrame, model: str) -> dict | None:
     """The highest-PSNR method that does not see frame 2, with its paired difference to lerp, on the last split."""
     rows = summary[(summary["model"] == model) & (summary["origin"] == "all") & (summary["level"].astype(str) == "all")
-                   & ~summary["method"].isin(["vae_ceiling"])]
+                   & ~summary["method"].isin(interp.SEES_FRAME2)]
+    if "motion" in rows:
+        rows = rows[rows["motion"] == "all"]
     if rows.empty:
         return None
     split = "test" if (rows["split"] == "test").any() else rows["split"].iloc[-1]

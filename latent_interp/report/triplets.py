@@ -2,12 +2,15 @@
 
 ``payload["triplets"]``: one record per triplet of every split, in split then store order:
     ``key`` ("split/name"), ``split``, ``name``, ``origin``, ``level`` and ``motion`` (annotated splits, else null),
+    ``motion_px`` (the flow table's mean |F_1->3|, null where the flow failed),
     ``recon``: {model: [[PSNR dB, SSIM] of frames 1, 2, 3]},
     ``interp``: {model: [[PSNR dB, SSIM, chamfer, latent MSE, LPIPS] per method of ``payload["methods"]``]} on the
     interpolated splits (null where a metric is empty).
 ``payload["images"]``: for the panel triplets only, JPEG data URIs: ``frames`` [3], ``recon`` {model: [3]},
 ``interp`` {model: {method: uri}} (``repeat`` is frame 1 and ``vae_ceiling`` the reconstruction of frame 2: the page
-takes those from ``frames`` and ``recon`` instead of storing them twice).
+takes those from ``frames`` and ``recon`` instead of storing them twice), ``flow``: [F_1->3 on the colour wheel,
+occlusion and still mask, largest motion px] (``motion.add_flow_images``).
+``payload["oracles"]``: the methods that see frame 2 (marked wherever a method is named).
 
 Panel triplets: the worst-first and sampled ones whose in-betweens the interp stores keep (``interp.gallery_triplets``,
 ``interp.sample_triplets``), the ``report.gallery_rows`` worst reconstructed triplets of each split, and the
@@ -19,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from latent_interp import store
+from latent_interp import interp, store
 from latent_interp.report.context import Context
 from latent_interp.report.figures import jpeg_uri
 
@@ -51,9 +54,11 @@ def add_triplet_index(ctx: Context) -> None:
     for split in ctx.inputs.splits:
         group = ctx.frames_store(split)
         annotations = store.read_annotations(group)
+        motion = (pd.read_csv(ctx.inputs.flow_tables[split]).set_index("triplet")["motion_px"].to_dict()
+                  if split in ctx.inputs.flow_tables else {})
         for index, (name, origin) in enumerate(zip(store.names(group), store.origins(group))):
             record = {"key": f"{split}/{name}", "split": split, "name": name, "origin": origin,
-                      "level": None, "motion": None,
+                      "level": None, "motion": None, "motion_px": _rounded(motion.get(name), 2),
                       "recon": {m: recon_scores[(split, name, m)] for m in ctx.inputs.models
                                 if (split, name, m) in recon_scores},
                       "interp": {m: interp_scores[(split, name, m)] for m in ctx.inputs.models
@@ -63,7 +68,7 @@ def add_triplet_index(ctx: Context) -> None:
                 record["motion"] = annotations[store.MOTION_TYPE].iloc[index]
             records.append(record)
     ctx.payload.update(triplets=records, models=list(ctx.inputs.models), methods=methods,
-                       interp_values=list(INTERP_VALUES))
+                       interp_values=list(INTERP_VALUES), oracles=[m for m in methods if m in interp.SEES_FRAME2])
 
 
 def worst_reconstructed(ctx: Context, split: str, count: int) -> list[str]:

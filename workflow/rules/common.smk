@@ -55,6 +55,12 @@ GEOMETRY_OUTPUTS = {
     "clusters": "clusters.csv",
     "summary": "geometry.json",
 }
+# What rule equivariance writes for each latent space, by the name latent_interp.equivariance uses.
+EQUIVARIANCE_OUTPUTS = {
+    "curve": "equivariance.csv",
+    "triplets": "equivariance_triplets.csv",
+    "summary": "equivariance.json",
+}
 INTERP_SPLITS = RUN.interp_splits  # the predictors fit on train, choose on val, and are scored on the others
 PROBE_TEST = RUN.probe_test  # the geometry's linear probes fit on train and are scored here
 
@@ -170,6 +176,7 @@ COMPARE_INPUTS = {
         "geometry": f"results/geometry/{LATENT_SPACE[model]}/geometry.json",
         "channels": f"results/geometry/{LATENT_SPACE[model]}/channels.csv",
         "trajectories": f"results/geometry/{LATENT_SPACE[model]}/trajectories.csv",
+        "equivariance": f"results/geometry/{LATENT_SPACE[model]}/equivariance.json",
         "encode_benchmarks": stage_benchmarks("encode", model) if LATENT_SPACE[model] == model else [],
         "decode_benchmarks": stage_benchmarks("reconstruct", model),
     }

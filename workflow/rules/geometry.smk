@@ -19,7 +19,36 @@ rule geometry:
     conda:
         ENV
     params:
-        settings=RUN.config["geometry"],
+        settings={k: v for k, v in RUN.config["geometry"].items() if k != "equivariance_frames"},
         probe_test=PROBE_TEST,
     script:
         "../scripts/geometry.py"
+
+
+# Equivariance of each latent space to shifts, and latent warping along the oracle flow (latent_interp/equivariance.py),
+# on the split the probes are scored on (test).
+rule equivariance:
+    input:
+        frames=f"results/frames/{PROBE_TEST}.zarr",
+        latents=f"results/latents/{{model}}/{PROBE_TEST}.zarr",
+        flow=f"results/flow/{PROBE_TEST}.zarr",
+        vae=vae_files,
+        code=code("equivariance"),
+    output:
+        # the names and files of EQUIVARIANCE_OUTPUTS (common.smk), which the report reads
+        curve="results/geometry/{model}/equivariance.csv",
+        triplets="results/geometry/{model}/equivariance_triplets.csv",
+        summary="results/geometry/{model}/equivariance.json",
+    log:
+        "results/logs/equivariance/{model}.log",
+    benchmark:
+        "results/benchmarks/equivariance/{model}.tsv"
+    conda:
+        ENV
+    resources:
+        gpu=1,
+    params:
+        **VAE_PARAMS,
+        frames=RUN.config["geometry"].get("equivariance_frames", 32),
+    script:
+        "../scripts/equivariance.py"

@@ -1,12 +1,15 @@
 # Frame 2 from frames 1 and 3 (latent_interp/interp.py). Leak-free by construction: interp_train's only inputs are
-# the train and val latents, so no test triplet can reach the predictors (tests/test_workflow.py checks the DAG).
-TRAINING_KEYS = ("predictors", "seed", "augment_time_reversal", "linear", "mlp", "unet")
+# the train and val latents (and, for flow_unet, their flow), so no test triplet can reach the predictors
+# (tests/test_workflow.py checks the DAG).
+TRAINING_KEYS = ("predictors", "seed", "augment_time_reversal", "linear", "mlp", "unet", "flow_unet")
+FLOW_PREDICTED = "flow_unet" in RUN.config["interp"]["predictors"]
 
 
 rule interp_train:
     input:
         train="results/latents/{model}/train.zarr",
         val=f"results/latents/{{model}}/{VAL_SPLIT}.zarr",
+        flow=expand("results/flow/{split}.zarr", split=["train", VAL_SPLIT]) if FLOW_PREDICTED else [],
         code=code("interp_train"),
     output:
         directory("results/predictors/{model}"),
@@ -31,6 +34,7 @@ rule interp:
         frames="results/frames/{split}.zarr",
         latents=latents_of_space,
         recon="results/recon/{model}/{split}.zarr",
+        flow="results/flow/{split}.zarr",
         predictors=predictors_of_space,
         vae=vae_files,
         lpips=lpips_files,
@@ -72,5 +76,6 @@ rule interp_summary:
     params:
         resamples=RUN.config["metrics"].get("bootstrap_resamples", 1000),
         seed=RUN.config["metrics"].get("seed", 0),
+        motion_bins=RUN.config["interp"].get("motion_bins", 4),
     script:
         "../scripts/interp_summary.py"

@@ -19,6 +19,9 @@ rule report:
         interp_stores=all_of("results/interp/{model}/{split}.zarr", split=INTERP_SPLITS),
         predictors=expand("results/predictors/{model}", model=LATENT_MODELS),
         geometry=expand("results/geometry/{model}/{file}", model=LATENT_MODELS, file=GEOMETRY_OUTPUTS.values()),
+        flow=expand("results/flow/{split}.zarr", split=SPLITS),
+        flow_tables=expand("results/flow/{split}.csv", split=SPLITS),
+        equivariance=expand("results/geometry/{model}/{file}", model=LATENT_MODELS, file=EQUIVARIANCE_OUTPUTS.values()),
         code=code("report"),
     output:
         report="results/report.html",
@@ -41,6 +44,7 @@ rule report:
         finetuned=FINETUNED_NAME if FINETUNED_NAME in MODELS else None,
         finetune_base=FINETUNE_BASE,
         geometry_names=list(GEOMETRY_OUTPUTS),
+        equivariance_names=list(EQUIVARIANCE_OUTPUTS),
         lpips_skipped=not lpips_files(None),
         settings=RUN.config["report"],
     script:

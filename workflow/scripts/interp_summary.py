@@ -7,4 +7,4 @@ from latent_interp.atomic import staged  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with staged(sm.output) as out:  # written under temporary names, renamed when whole
-    summarize_interp(list(sm.input.tables), out[0], sm.params.resamples, sm.params.seed)
+    summarize_interp(list(sm.input.tables), out[0], sm.params.resamples, sm.params.seed, sm.params.motion_bins)

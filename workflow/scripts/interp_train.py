@@ -7,4 +7,5 @@ from latent_interp.atomic import staged  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with staged(sm.output) as out:  # written under temporary names, renamed when whole
-    train_predictors(sm.input.train, sm.input.val, out[0], dict(sm.params.settings), sm.params.device, sm.threads)
+    train_predictors(sm.input.train, sm.input.val, out[0], dict(sm.params.settings), sm.params.device, sm.threads,
+                     list(sm.input.flow))

@@ -11,7 +11,7 @@ params, inputs, output = snakemake.params, snakemake.input, snakemake.output  # 
 by_model_split = list(itertools.product(params.models, params.splits))
 by_space_split = list(itertools.product(params.latent_models, params.splits))  # latents exist per latent space
 by_model_interp = list(itertools.product(params.models, params.interp_splits))
-geometry_count = len(params.geometry_names)
+geometry_count, equivariance_count = len(params.geometry_names), len(params.equivariance_names)
 report_inputs = ReportInputs(
     config=dict(params.config), vaes=dict(params.vaes), models=list(params.models), splits=list(params.splits),
     frames=dict(zip(params.splits, inputs.frames)), skipped=dict(zip(params.splits, inputs.skipped)),
@@ -27,6 +27,10 @@ report_inputs = ReportInputs(
     predictor_dirs=dict(zip(params.latent_models, inputs.predictors)),
     geometry={m: dict(zip(params.geometry_names, inputs.geometry[i * geometry_count:(i + 1) * geometry_count]))
               for i, m in enumerate(params.latent_models)},
+    flow=dict(zip(params.splits, inputs.flow)), flow_tables=dict(zip(params.splits, inputs.flow_tables)),
+    equivariance={m: dict(zip(params.equivariance_names,
+                              inputs.equivariance[i * equivariance_count:(i + 1) * equivariance_count]))
+                  for i, m in enumerate(params.latent_models)},
     twins=dict(params.twins), lpips_skipped=params.lpips_skipped,
     settings=ReportSettings(**params.settings))
 with staged(output) as out:  # written under temporary names, renamed when whole; the page links the final folder

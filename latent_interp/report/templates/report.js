@@ -180,9 +180,14 @@ function inBetween(images, model, method) {
   return images.interp[model] ? images.interp[model][method] : null;
 }
 
+// Methods that see frame 2 (the oracles and the ceiling) are marked wherever they are named.
+function methodName(method) {
+  return (DATA.oracles || []).includes(method) ? `${method} †` : method;
+}
+
 function interpLabel(record, model, method) {
   const scores = record.interp[model] && record.interp[model][DATA.methods.indexOf(method)];
-  return scores ? `${method} ${fmt(scores[0], 2)} dB` : method;
+  return scores ? `${methodName(method)} ${fmt(scores[0], 2)} dB` : methodName(method);
 }
 
 // ---------- worst-first galleries ----------
@@ -228,10 +233,16 @@ function openTriplet(key) {
   const body = document.getElementById("panel-body");
   const facts = [record.split, record.origin];
   if (record.level !== null) facts.push(`level ${record.level}`, record.motion);
+  if (record.motion_px !== null && record.motion_px !== undefined) facts.push(`mean motion ${fmt(record.motion_px, 2)} px`);
   body.replaceChildren(el("h2", {text: record.name}), el("p", {text: facts.join(" · ")}));
   if (images) {
     body.append(el("h3", {text: "Frames"}),
                 el("div", {class: "row"}, ...images.frames.map((uri, f) => tile(uri, `frame ${f + 1}`))));
+    if (images.flow) {
+      body.append(el("h3", {text: "Motion: the estimated flow 1 → 3"}), el("div", {class: "row"},
+        tile(images.flow[0], `flow 1→3 (hue: direction, saturation: up to ${fmt(images.flow[2], 1)} px)`),
+        tile(images.flow[1], "red: occluded (fails the forward-backward check); grey: still, blended")));
+    }
     body.append(el("h3", {text: "Reconstructions and error maps"}));
     for (const model of DATA.models) {
       if (!images.recon[model]) continue;
@@ -262,7 +273,7 @@ function openTriplet(key) {
       body.append(scoreTable([`${model}: method`, "PSNR dB ↑", "SSIM ↑", "chamfer ×10³ ↓", "latent MSE ↓", "LPIPS ↓"],
         DATA.methods.map((method, k) => {
           const [psnr, ssim, chamfer, latent, lpips] = record.interp[model][k];
-          return [method, fmt(psnr, 2), fmt(ssim, 4), fmt(chamfer === null ? null : chamfer * 1e3, 3),
+          return [methodName(method), fmt(psnr, 2), fmt(ssim, 4), fmt(chamfer === null ? null : chamfer * 1e3, 3),
                   fmt(latent, 4), fmt(lpips, 4)];
         })));
     }

@@ -1,0 +1,180 @@
+"""Rule equivariance: can a latent grid be moved like a picture? What latent warping (``latent_flow``) relies on.
+
+Controlled shifts: each of the first ``frames`` test frames (frame 1 of each triplet) is translated by s pixels,
+across and down (``np.roll``: the content moves by +s, what leaves one edge enters the other), for s in 1, 2, 4, f/2,
+f and 2f (f the VAE's downsampling), and encoded. Its latent is compared with the unshifted frame's latent moved by
+s / f cells (``warp.backward_warp``: bilinear below one cell, an exact roll for whole cells), inside a margin of
+``margin_cells`` cells (where rolled-in content and the encoder's padding reach): the mean squared difference
+relative to the latents' variance, and the PSNR of decoding the moved latent against the shifted frame, beside the
+PSNR of decoding the shifted frame's own latent (the reconstruction at that shift: the best a moved latent could
+give), inside the same margin.
+
+On the triplets (the test split's latents and flow): latent2 against latent1 warped along the oracle flow 2->1 on
+the latent grid (``warp.motion_to_latent_grid``), relative to the latents' variance, beside latent2 against latent1
+unwarped: the first grows with motion where the latent space is not equivariant, the second where things move.
+
+Table ``results/geometry/{model}/equivariance.csv``, one row per shift and direction:
+    ``model``, ``shift_px``, ``direction`` (x or y), ``shift_cells`` (s / f), ``whole_cells`` (s a multiple of f),
+    ``frames``, ``latent_error`` (mean over frames of the relative squared error), ``moved_psnr``,
+    ``reencoded_psnr`` (dB, means over frames), ``psnr_lost`` (reencoded - moved).
+Table ``results/geometry/{model}/equivariance_triplets.csv``, one row per test triplet:
+    ``model``, ``split``, ``triplet``, ``origin``, ``motion_px`` (the flow table's), ``warped_error`` (latent2 vs
+    latent1 warped along the oracle flow), ``unwarped_error`` (latent2 vs latent1), both relative to the variance.
+``results/geometry/{model}/equivariance.json``: per shift class the mean figures (``subcell``: shifts below f that
+are not whole cells; ``cell``: multiples of f), the triplets' medians and Spearman correlations with motion, the
+settings, the VAE record and provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from tqdm import tqdm
+
+from latent_interp import encode, flow, metrics, store, vae, warp
+
+SHIFT_COLUMNS = ["model", "shift_px", "direction", "shift_cells", "whole_cells", "frames", "latent_error",
+                 "moved_psnr", "reencoded_psnr", "psnr_lost"]
+TRIPLET_COLUMNS = ["model", "split", "triplet", "origin", "motion_px", "warped_error", "unwarped_error"]
+
+
+def shifts_for(downsampling: int) -> list[int]:
+    """1, 2, 4, f/2, f and 2f pixels, each once, in order."""
+    return sorted({1, 2, 4, max(1, downsampling // 2), downsampling, 2 * downsampling})
+
+
+def margin_cells(downsampling: int, cells: int) -> int:
+    """Cells left out at each border of a grid of ``cells`` a side: the largest shift (2f px: 2 cells) plus 2 for the
+    encoder's padding, or as many as leave at least a 1-cell interior on a smaller grid."""
+    return min(max(shifts_for(downsampling)) // downsampling + 2, max(0, (cells - 1) // 2))
+
+
+def shift_frames(frames_uint8: np.ndarray, pixels: int, direction: str) -> np.ndarray:
+    """[F, H, W, 3] with the content moved by ``pixels`` right (x) or down (y), wrapping around."""
+    return np.roll(frames_uint8, pixels, axis=2 if direction == "x" else 1)
+
+
+def move_latents(latents: np.ndarray, cells: float, direction: str) -> np.ndarray:
+    """[F, C, h, w] moved by ``cells`` right or down: out(p) = z(p - d), bilinear, border-clamped."""
+    tensor = torch.from_numpy(np.ascontiguousarray(latents))
+    displacement = torch.zeros(len(latents), 2, *latents.shape[2:], dtype=tensor.dtype)
+    displacement[:, 0 if direction == "x" else 1] = -cells
+    return warp.backward_warp(tensor, displacement).numpy()
+
+
+def _interior(array: np.ndarray, margin: int) -> np.ndarray:
+    """The [..., h, w] array without ``margin`` at each border."""
+    return array[..., margin:array.shape[-2] - margin, margin:array.shape[-1] - margin]
+
+
+def _psnr(truth: np.ndarray, predicted: np.ndarray, margin_px: int) -> np.ndarray:
+    inner = (slice(margin_px, truth.shape[1] - margin_px), slice(margin_px, truth.shape[2] - margin_px))
+    return np.array([metrics.image_metrics(t[inner], p[inner])[1] for t, p in zip(truth, predicted)])
+
+
+def relative_error(predicted: np.ndarray, truth: np.ndarray, variance: float) -> np.ndarray:
+    """Per item [F, ...]: mean squared difference / ``variance``."""
+    return ((predicted.astype(np.float64) - truth) ** 2).reshape(len(truth), -1).mean(axis=1) / variance
+
+
+def shift_curve(model, frames_uint8: np.ndarray, downsampling: int, device, batch_size: int, dtype: str,
+                model_name: str = "") -> pd.DataFrame:
+    """The controlled-shift table (module docstring) for these frames."""
+    base, _ = encode.encode_frames(model, frames_uint8, device, batch_size, dtype)
+    variance = float(base.var())
+    margin = margin_cells(downsampling, min(base.shape[-2:]))
+    rows = []
+    for direction in ("x", "y"):
+        for pixels in tqdm(shifts_for(downsampling), desc=f"shifts {direction}", unit="shift"):
+            shifted = shift_frames(frames_uint8, pixels, direction)
+            encoded, _ = encode.encode_frames(model, shifted, device, batch_size, dtype)
+            moved = move_latents(base, pixels / downsampling, direction)
+            errors = relative_error(_interior(moved, margin), _interior(encoded, margin), variance)
+            decoded = encode.decode_latents(model, np.concatenate([moved, encoded]), device, batch_size, dtype)
+            moved_psnr = _psnr(shifted, decoded[:len(moved)], margin * downsampling)
+            reencoded_psnr = _psnr(shifted, decoded[len(moved):], margin * downsampling)
+            rows.append([model_name, pixels, direction, pixels / downsampling, pixels % downsampling == 0,
+                         len(frames_uint8), float(errors.mean()), float(np.nanmean(moved_psnr)),
+                         float(np.nanmean(reencoded_psnr)), float(np.nanmean(reencoded_psnr - moved_psnr))])
+    return pd.DataFrame(rows, columns=SHIFT_COLUMNS)
+
+
+def triplet_errors(latents: np.ndarray, flow_group, downsampling: int, names: list[str], origins: list[str],
+                   split: str, model_name: str = "") -> pd.DataFrame:
+    """The per-triplet table (module docstring): latent2 against latent1 moved along the oracle flow 2->1."""
+    variance = float(latents.var()) if latents.size else 1.0
+    warped = []
+    for start, stop in store.chunk_ranges(flow_group["oracle_flow"]):
+        rows = flow.read_rows(flow_group, start, stop)
+        flow_21 = warp.motion_to_latent_grid(flow.motion_inputs(rows, "oracle", dict(flow_group.attrs["flow"])),
+                                             downsampling)[0]
+        with torch.no_grad():
+            warped.append(warp.backward_warp(torch.from_numpy(np.ascontiguousarray(latents[start:stop, 0])),
+                                             flow_21).numpy())
+    if not names:
+        return pd.DataFrame(columns=TRIPLET_COLUMNS)
+    table = pd.DataFrame({"model": model_name, "split": split, "triplet": names, "origin": origins,
+                          "motion_px": flow_group["motion_px"][:],
+                          "warped_error": relative_error(np.concatenate(warped), latents[:, 1], variance),
+                          "unwarped_error": relative_error(latents[:, 0], latents[:, 1], variance)})
+    table.loc[~flow_group["ok"][:], ["warped_error", "motion_px"]] = np.nan  # a failed flow: unknown, not zero
+    return table[TRIPLET_COLUMNS]
+
+
+def summary(curve: pd.DataFrame, triplets: pd.DataFrame) -> dict:
+    classes = {"subcell": curve[~curve["whole_cells"]], "cell": curve[curve["whole_cells"]]}
+    result = {name: {column: float(rows[column].mean()) for column in ("latent_error", "moved_psnr",
+                                                                       "reencoded_psnr", "psnr_lost")}
+              for name, rows in classes.items() if len(rows)}
+    known = triplets.dropna(subset=["warped_error", "motion_px"])
+    result["triplets"] = {"count": int(len(known)),
+                          "median_warped_error": float(known["warped_error"].median()) if len(known) else math.nan,
+                          "median_unwarped_error": float(known["unwarped_error"].median()) if len(known)
+                          else math.nan}
+    for column in ("warped_error", "unwarped_error"):
+        if len(known) > 2 and known[column].nunique() > 1 and known["motion_px"].nunique() > 1:
+            rho, p_value = stats.spearmanr(known[column], known["motion_px"])
+            result["triplets"][f"{column}_spearman_with_motion"] = {"rho": float(rho), "p_value": float(p_value)}
+    return result
+
+
+def analyse_equivariance(frames_path, latents_path, flow_path, vae_source, outputs: dict, model_name: str,
+                         frames: int = 32, batch_size: int = 16, device: str = "auto", threads: int = 1,
+                         vae_options: dict | None = None) -> dict:
+    """Rule equivariance: one latent space on the test split -> the tables and JSON of the module docstring.
+    ``outputs`` maps ``curve``, ``triplets`` and ``summary`` to paths."""
+    vae.prepare_torch(threads)
+    torch_device = vae.pick_device(device)
+    frames_group = store.open_store(frames_path, "frames")
+    latents_group = store.open_store(latents_path, "latents")
+    flow_group = store.open_store(flow_path, "flow")
+    names = store.require_same_triplets(frames_group, latents_group, frames_path, latents_path)
+    store.require_same_triplets(frames_group, flow_group, frames_path, flow_path)
+    model, record = vae.load_vae(vae_source, torch_device, **(vae_options or {}))
+    model = encode.prepare_model(model, torch_device)
+    vae.require_same_latent_space(dict(latents_group.attrs["vae"]), record, str(latents_path), str(vae_source))
+    downsampling = int(record.get("downsampling", 8))
+    picked = frames_group[store.FRAMES][:min(frames, len(names)), 0]
+    if not len(picked):
+        raise ValueError(f"{frames_path}: no triplets to shift (config key geometry.equivariance_frames)")
+    curve = shift_curve(model, picked, downsampling, torch_device, batch_size, record["dtype"], model_name)
+    curve.to_csv(outputs["curve"], index=False, float_format="%.6g")
+    split = str(frames_group.attrs["split"])
+    triplets = triplet_errors(latents_group[store.MEAN][:], flow_group, downsampling, names,
+                              store.origins(frames_group), split, model_name)
+    triplets.to_csv(outputs["triplets"], index=False, float_format="%.6g")
+    settings = {"frames": int(len(picked)), "shifts_px": shifts_for(downsampling), "downsampling": downsampling,
+                "margin_cells": margin_cells(downsampling, min(latents_group[store.MEAN].shape[-2:])),
+                "split": split, "batch_size": batch_size, "device": torch_device.type}
+    result = {"model": model_name, **summary(curve, triplets), "settings": settings,
+              "vae": {k: v for k, v in record.items() if k != "config"},
+              "inputs": {"frames": str(frames_path), "latents": str(latents_path), "flow": str(flow_path)},
+              "provenance": store.provenance("equivariance", settings)}
+    Path(outputs["summary"]).write_text(json.dumps(result, indent=2) + "\n")
+    return result
