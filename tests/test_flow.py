@@ -174,6 +174,12 @@ def test_true_motion_moves_each_shape_rigidly():
     assert known.any() and not known.all()  # inside the shapes only
     shifts = {tuple(np.round(v, 3)) for v in truth[known]}
     assert len(shifts) <= 4  # one translation per shape (2 to 4 shapes)
+    # and it is the drawing's motion: frame 3 sampled where the flow points holds frame 1's colours
+    frames = [data.preprocess_frame(Image.fromarray(f), 64).astype(np.float32)
+              for f in synthetic.render_triplet(spec, 256, 144)]
+    moved = np.abs(flow.remap(frames[2], truth) - frames[0]).mean(-1)[known]
+    still = np.abs(frames[2] - frames[0]).mean(-1)[known]
+    assert np.median(moved) < 3 and np.median(moved) < 0.25 * np.median(still)
 
 
 def test_the_reports_data_section_lists_the_motion_and_every_failed_flow(tmp_path):
