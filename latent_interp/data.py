@@ -38,13 +38,45 @@ def origin_of(triplet: str) -> str:
     return prefix if prefix in synthetic.ORIGINS else "unknown"
 
 
-def preprocess_frame(image: Image.Image, size: int, resample: str = "bilinear") -> np.ndarray:
-    """The seed's preprocessing: any mode to RGB, then squash to ``size`` x ``size`` (no crop, aspect not kept)."""
+# preprocess.fit: how a frame meets preprocess.size when their aspect ratios differ.
+FITS = ("squash", "pad", "crop")
+
+
+def frame_size(size) -> tuple[int, int]:
+    """(width, height) of config key preprocess.size: an int (a square) or [width, height]."""
+    if isinstance(size, (list, tuple)):
+        width, height = (int(v) for v in size)
+        return width, height
+    return int(size), int(size)
+
+
+def preprocess_frame(image: Image.Image, size, resample: str = "bilinear", fit: str = "squash") -> np.ndarray:
+    """Any mode to RGB, then to ``size`` (an int, or [width, height]) by ``fit``, as uint8 [H, W, 3]:
+
+    ``squash`` (the seed's): resized to exactly the size, aspect not kept;
+    ``pad``: resized to fit inside (aspect kept), centred on a black canvas (the bars are part of the frame);
+    ``crop``: resized to cover (aspect kept), then the centre cut out. Each frame is fitted on its own, so frames of
+    mixed sizes all come out at the size, none stretched (under pad and crop)."""
+    if fit not in FITS:
+        raise ValueError(f"config key preprocess.fit = {fit!r}: choose one of {', '.join(FITS)}")
     if image.mode != "RGB":
         image = image.convert("RGBA").convert("RGB") if image.mode == "P" else image.convert("RGB")
-    if image.size != (size, size):
-        image = image.resize((size, size), RESAMPLE[resample])
-    return np.asarray(image, dtype=np.uint8)
+    width, height = frame_size(size)
+    if image.size == (width, height):
+        return np.asarray(image, dtype=np.uint8)
+    if fit == "squash":
+        return np.asarray(image.resize((width, height), RESAMPLE[resample]), dtype=np.uint8)
+    scale = (min if fit == "pad" else max)(width / image.width, height / image.height)
+    scaled = (round(image.width * scale), round(image.height * scale))
+    if fit == "pad":
+        scaled = (min(width, max(1, scaled[0])), min(height, max(1, scaled[1])))
+        canvas = Image.new("RGB", (width, height))
+        canvas.paste(image.resize(scaled, RESAMPLE[resample]), ((width - scaled[0]) // 2, (height - scaled[1]) // 2))
+        return np.asarray(canvas, dtype=np.uint8)
+    scaled = (max(width, scaled[0]), max(height, scaled[1]))
+    left, top = (scaled[0] - width) // 2, (scaled[1] - height) // 2
+    cropped = image.resize(scaled, RESAMPLE[resample]).crop((left, top, left + width, top + height))
+    return np.asarray(cropped, dtype=np.uint8)
 
 
 def to_model_range(frames_uint8: np.ndarray) -> np.ndarray:
@@ -167,13 +199,13 @@ def triplet_frame_files(folder: Path) -> tuple[list[str], list[str]]:
     return [frames[k] for k in (1, 2, 3)], stray
 
 
-def load_triplet(paths: list[str], size: int, resample: str) -> np.ndarray:
-    """uint8 [3, size, size, 3] for one triplet's three frame files."""
+def load_triplet(paths: list[str], size, resample: str, fit: str = "squash") -> np.ndarray:
+    """uint8 [3, H, W, 3] for one triplet's three frame files (``preprocess_frame``)."""
     frames = []
     for path in paths:
         try:
             with Image.open(path) as image:
-                frames.append(preprocess_frame(image, size, resample))
+                frames.append(preprocess_frame(image, size, resample, fit))
         except (OSError, SyntaxError, ValueError) as error:  # PIL reports truncated or corrupt files so
             raise FaultyTriplet(path, f"unreadable image ({error})") from error
     return np.stack(frames)
@@ -182,8 +214,8 @@ def load_triplet(paths: list[str], size: int, resample: str) -> np.ndarray:
 SKIPPED_COLUMNS = ["split", "what", "triplet", "path", "reason"]
 
 
-def _prepare(folder: Path, size: int, resample: str, annotations_dir: Path | None):
-    """(frames uint8 [3, size, size, 3], annotation or None, stray files) of one triplet folder, or FaultyTriplet."""
+def _prepare(folder: Path, size, resample: str, fit: str, annotations_dir: Path | None):
+    """(frames uint8 [3, H, W, 3], annotation or None, stray files) of one triplet folder, or FaultyTriplet."""
     paths, stray = triplet_frame_files(folder)
     annotation = None
     if annotations_dir is not None:
@@ -194,11 +226,11 @@ def _prepare(folder: Path, size: int, resample: str, annotations_dir: Path | Non
             annotation = read_annotation(path)
         except (ValueError, KeyError, TypeError) as error:
             raise FaultyTriplet(path, f"unreadable annotation ({type(error).__name__}: {error})") from error
-    return load_triplet(paths, size, resample), annotation, stray
+    return load_triplet(paths, size, resample, fit), annotation, stray
 
 
-def ingest_split(source: SplitSource, out_path: str | Path, skipped_path: str | Path, split: str, size: int,
-                 resample: str = "bilinear", threads: int = 1, on_error: str = "skip") -> dict:
+def ingest_split(source: SplitSource, out_path: str | Path, skipped_path: str | Path, split: str, size,
+                 resample: str = "bilinear", threads: int = 1, on_error: str = "skip", fit: str = "squash") -> dict:
     """Decode and preprocess a split's triplets into ``out_path`` (schema in latent_interp.store), chunk by chunk.
 
     Faulty triplets (missing or unreadable frames, empty folders, missing annotations) are skipped and listed in
@@ -207,6 +239,9 @@ def ingest_split(source: SplitSource, out_path: str | Path, skipped_path: str | 
     """
     if resample not in RESAMPLE:
         raise ValueError(f"config key preprocess.resample = {resample!r}: choose one of {sorted(RESAMPLE)}")
+    if fit not in FITS:
+        raise ValueError(f"config key preprocess.fit = {fit!r}: choose one of {', '.join(FITS)}")
+    width, height = frame_size(size)
     triplet_dirs = source.triplet_dirs()
     skipped = []
 
@@ -219,18 +254,19 @@ def ingest_split(source: SplitSource, out_path: str | Path, skipped_path: str | 
     if source.carve != "val":  # carved splits share one folder: list its stray files once, with train
         for path in sorted(p for p in source.folder.iterdir() if not p.is_dir()):
             fault("file", "", path, "stray file, ignored")
-    settings = {"size": size, "resample": resample, "convert": "RGB", "crop": "none (squash)",
+    settings = {"size": [width, height], "width": width, "height": height, "fit": fit, "resample": resample,
+                "convert": "RGB",
                 "source": str(source.folder), "carve": source.carve, "val_fraction": source.val_fraction,
                 "annotations": str(source.annotations) if source.annotations else None}
     group = store.create(out_path, "frames", split, {"preprocess": settings,
                                                      "provenance": store.provenance("ingest", settings)})
-    frames = store.add_array(group, store.FRAMES, (3, size, size, 3), np.uint8, count=len(triplet_dirs))
+    frames = store.add_array(group, store.FRAMES, (3, height, width, 3), np.uint8, count=len(triplet_dirs))
     chunk = frames.chunks[0]
     names, annotations, pending, written = [], [], [], 0
 
     def attempt(folder):
         try:
-            return _prepare(folder, size, resample, source.annotations)
+            return _prepare(folder, size, resample, fit, source.annotations)
         except FaultyTriplet as error:
             return error
 

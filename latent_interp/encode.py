@@ -38,6 +38,27 @@ def to_uint8_frames(images: torch.Tensor) -> np.ndarray:
     return scaled.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
+def pad_to_multiple(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """[F, 3, H, W] reflect-padded at the bottom and right to multiples of ``factor`` (a VAE's downsampling): a
+    960 x 540 frame enters kl-f8 as 960 x 544. Only bottom and right, so latent cell (i, j) still covers pixels
+    [f i, f (i + 1)) x [f j, f (j + 1)), which the flow-to-latent-grid average relies on; ``decode_latents`` crops the
+    decoded frames back, so no store, metric or gallery sees the pad."""
+    pad_height, pad_width = -x.shape[-2] % factor, -x.shape[-1] % factor
+    if not (pad_height or pad_width):
+        return x
+    if min(x.shape[-2:]) < factor:
+        raise ValueError(f"frames of {x.shape[-1]} x {x.shape[-2]} px are smaller than the VAE's downsampling "
+                         f"({factor}); raise config key preprocess.size")
+    return torch.nn.functional.pad(x, (0, pad_width, 0, pad_height), mode="reflect")
+
+
+def vae_pad(frame_height: int, frame_width: int, factor: int) -> dict:
+    """The pad record a latents store keeps (attrs ``vae_pad``): frame and padded sizes [H, W], where and how."""
+    padded = [-(-frame_height // factor) * factor, -(-frame_width // factor) * factor]
+    return {"frame_size": [frame_height, frame_width], "padded_size": padded, "mode": "reflect",
+            "where": "bottom and right; decoded frames are cropped back to frame_size"}
+
+
 def memory_format(device: torch.device) -> torch.memory_format:
     """The layout the VAE runs fastest in, measured (bench P7): channels_last (NHWC) on the CPU, where on 2 cores
     the tiny VAE encoded 12.3 -> 17.1 and decoded 5.0 -> 6.7 frames/s at 256 px (oneDNN); the default (NCHW) on
@@ -67,8 +88,9 @@ def encode_frames(model, frames_uint8: np.ndarray, device: torch.device, batch_s
     activations on the heap and fragmented it, so memory grew with the frames (bench P5: 583 -> 2,547 MiB for 1,000
     -> 10,000 triplets at 64 px)."""
     means = logvars = None
+    factor = vae.downsampling(model.config)
     for batch in batch_slices(len(frames_uint8), batch_size):
-        x = to_model_input(frames_uint8[batch], device)
+        x = pad_to_multiple(to_model_input(frames_uint8[batch], device), factor)
         with autocast_for(device, dtype):
             mean, logvar = vae.posterior(model, x)
         if means is None:
@@ -82,20 +104,32 @@ def encode_frames(model, frames_uint8: np.ndarray, device: torch.device, batch_s
 
 @torch.inference_mode()
 def decode_latents(model, latents: np.ndarray, device: torch.device, batch_size: int,
-                   dtype: str = "auto") -> np.ndarray:
+                   dtype: str = "auto", frame_size: tuple[int, int] | None = None) -> np.ndarray:
     """float32 [F, C, h, w] (as stored) -> uint8 [F, H, W, 3], into one array allocated up front (see
-    encode_frames)."""
+    encode_frames); ``frame_size`` (H, W) crops away the pad ``encode_frames`` added (``pad_to_multiple``)."""
     frames = None
     for batch in batch_slices(len(latents), batch_size):
         z = torch.from_numpy(np.ascontiguousarray(latents[batch])).to(device, non_blocking=True)
         z = z.contiguous(memory_format=memory_format(device))
         with autocast_for(device, dtype):
             images = model.decode(z).sample
+        if frame_size is not None:
+            images = images[..., :frame_size[0], :frame_size[1]]
         decoded = to_uint8_frames(images)
         if frames is None:
             frames = np.empty((len(latents), *decoded.shape[1:]), np.uint8)
         frames[batch] = decoded
     return frames
+
+
+def frame_size_of(latents_group) -> tuple[int, int]:
+    """(H, W) of the frames a latents store encodes: its pad record's, or (older and seed stores, never padded) the
+    latent grid times the downsampling."""
+    pad = latents_group.attrs.get("vae_pad")
+    if pad is not None:
+        return tuple(pad["frame_size"])
+    factor = latents_group.attrs["vae"]["downsampling"]
+    return latents_group[store.MEAN].shape[-2] * factor, latents_group[store.MEAN].shape[-1] * factor
 
 
 def _open_stage(source_path, kind: str, vae_source, device: str, threads: int, vae_options: dict | None,
@@ -158,9 +192,11 @@ def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int 
     frames = frames_group[store.FRAMES]
     _, _, height, width, _ = frames.shape
     factor = vae_record["downsampling"]
-    latent_shape = (3, vae_record["latent_channels"], height // factor, width // factor)
+    latent_shape = (3, vae_record["latent_channels"], -(-height // factor), -(-width // factor))
+    settings["vae_pad"] = vae_pad(height, width, factor)
     group, first = _derived_store(out_path, "latents", split, frames_group, vae_record, settings, latent_shape,
                                   np.float32, shard)
+    group.attrs["vae_pad"] = settings["vae_pad"]
     mean = store.add_array(group, store.MEAN, latent_shape, np.float32)
     logvar = None if deterministic else store.add_array(group, store.LOGVAR, latent_shape, np.float32)
     spans = list(store.chunk_ranges(mean, _read_rows(settings)))
@@ -192,16 +228,16 @@ def reconstruct_split(latents_path, vae_source, out_path, split: str, batch_size
                                   f"{latents_path} (encoded by {latents_group.attrs['vae']['source']})",
                                   f"the decoding VAE {vae_source}")
     mean = latents_group[store.MEAN]
-    size = latents_group.attrs["preprocess"]["size"]
-    group, first = _derived_store(out_path, "recon", split, latents_group, vae_record, settings, (3, size, size, 3),
-                                  np.uint8, shard)
-    frames = store.add_array(group, store.FRAMES, (3, size, size, 3), np.uint8)
+    height, width = frame_size_of(latents_group)
+    group, first = _derived_store(out_path, "recon", split, latents_group, vae_record, settings,
+                                  (3, height, width, 3), np.uint8, shard)
+    frames = store.add_array(group, store.FRAMES, (3, height, width, 3), np.uint8)
     spans = list(store.chunk_ranges(frames, _read_rows(settings)))
     with tqdm(total=frames.shape[0], desc=f"reconstruct {split}{_shard_label(shard)}", unit="triplet") as progress, \
             store.WriteBehind(OVERLAP_IO.get(torch_device.type, True)) as writer:
         for (start, stop), latents in store.read_ahead(mean, spans, first, OVERLAP_IO.get(torch_device.type, True)):
             decoded = decode_latents(model, latents.reshape(-1, *mean.shape[2:]), torch_device, batch_size,
-                                     vae_record["dtype"])
-            writer.write((frames, slice(start, stop), decoded.reshape(stop - start, 3, size, size, 3)))
+                                     vae_record["dtype"], (height, width))
+            writer.write((frames, slice(start, stop), decoded.reshape(stop - start, 3, height, width, 3)))
             progress.update(stop - start)
             fault_point(f"reconstruct{_shard_label(shard, '-')}", "mid-store")

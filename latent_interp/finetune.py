@@ -95,8 +95,9 @@ def loss_terms(model, x: torch.Tensor, recipe: Recipe, generator: torch.Generato
     The decoder sees a sample of the posterior (both recipes). ``kl_share`` is the fraction of the loss the KL term
     makes: tiny for the default recipe, nearly all of it for the seed's.
     """
-    posterior = model.encode(x).latent_dist
-    reconstruction = model.decode(posterior.sample(generator)).sample.float()
+    # A side that is no multiple of the downsampling is padded for the encoder and cropped back (encode.decode_latents)
+    posterior = model.encode(encode.pad_to_multiple(x, vae.downsampling(model.config))).latent_dist
+    reconstruction = model.decode(posterior.sample(generator)).sample.float()[..., :x.shape[-2], :x.shape[-1]]
     reconstruction_mse = (reconstruction - x).square().mean()
     kl = posterior.kl().float().mean()  # summed over the latent of each image, averaged over the batch
     scale = 1.0 / x[0].numel() if recipe.kl_normalization == "pixels" else 1.0
@@ -138,7 +139,7 @@ def validate(model, frames: np.ndarray, device: torch.device, batch_size: int, m
     ``dtype``: the base VAE's (``vae.compute_dtype``)."""
     if means is None:
         means, _ = encode.encode_frames(model, frames, device, batch_size, dtype)
-    reconstructions = encode.decode_latents(model, means, device, batch_size, dtype)
+    reconstructions = encode.decode_latents(model, means, device, batch_size, dtype, frames.shape[1:3])
     per_image = np.array([metrics.image_metrics(t, r) for t, r in zip(frames, reconstructions)])
     moments = metrics.CollapseMoments()
     moments.add(frames, reconstructions)

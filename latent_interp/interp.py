@@ -20,16 +20,23 @@ is learned, so that adding one touches no scoring loop):
                       latent method can beat it
 Methods that see frame 2 (``Method.sees_frame2``: the oracles and the ceiling) are never a "best method". A triplet
 whose flow failed (the flow table's ``status``) has empty scores for the methods that read flow.
-Scores are against the true frame 2, with the metric tables' definitions (``metrics.image_metrics``, and inside the
-motion RoI on annotated splits); ``latent_mse`` is the mean squared difference from the encoded latent2 (unscaled
-latent units; empty for ``pixel_blend``); ``chamfer`` is EISAI's chamfer line distance and ``lpips`` LPIPS
-(``latent_interp.perceptual``; empty when no LPIPS weights are configured).
+Scores are against the true frame 2, in each protocol of ``metrics.protocol`` (``PROTOCOL_COLUMNS``):
+    ``standard``     ``latent_mse`` (mean squared difference from the encoded latent2, unscaled latent units; empty for
+                     the pixel-space methods), ``mse``, ``psnr``, ``ssim`` (the metric tables' definitions,
+                     ``metrics.image_metrics``) and ``lpips`` (inputs in [-1, 1]); inside the motion RoI on annotated
+                     splits ``roi_mse``, ``roi_psnr``, ``roi_ssim`` (``metrics.roi_box``)
+    ``animeinterp``  ``animeinterp_psnr``, ``animeinterp_ssim`` as AnimeInterp's test script computes them (SSIM's data
+                     range 2, ``metrics.ANIMEINTERP_SPEC``); annotated splits add ``animeinterp_roi_psnr``,
+                     ``animeinterp_roi_ssim`` in the script's RoI (``metrics.animeinterp_roi_box``)
+    ``eisai``        ``eisai_lpips`` (AlexNet, [0, 1] inputs as EISAI feeds them) and ``eisai_chamfer`` (its chamfer
+                     line distance, ``latent_interp.perceptual``)
+LPIPS columns are empty when no LPIPS backbone is configured (``interp.lpips.backbone``).
 
 Table ``results/interp/{model}/{split}.csv``, one row per triplet and method:
-    ``model``, ``split``, ``triplet``, ``origin``, ``method``, ``latent_mse``, ``mse``, ``psnr`` (dB), ``ssim``,
-    ``chamfer``, ``lpips``, ``motion_px`` (the flow table's mean |F_1->3|: every method's row of a triplet holds
-    it); annotated splits add ``roi_mse``, ``roi_psnr``, ``roi_ssim``, ``level``,
-    ``general_motion_type``, ``behavior``. Next to it ``{split}.spec.json``: how each column was computed.
+    ``model``, ``split``, ``triplet``, ``origin``, ``method``, the protocols' whole-image columns (above, in that
+    order), ``motion_px`` (the flow table's mean |F_1->3|: every method's row of a triplet holds it), then on
+    annotated splits the RoI columns and ``level``, ``general_motion_type``, ``behavior``. Next to it
+    ``{split}.spec.json``: how each column was computed.
 Store ``results/interp/{model}/{split}.zarr`` (kind ``interp``):
     ``triplets``, ``origins`` str [N]
     ``predicted_latents`` float32 [N, M, C, h, w]   every latent method's latent2 (order: attrs ``latent_methods``)
@@ -67,12 +74,34 @@ from tqdm import tqdm
 
 from latent_interp import data, encode, flow, metrics, perceptual, predictors, store, vae, warp
 
-SCORE_COLUMNS = ["latent_mse", "mse", "psnr", "ssim", "chamfer", "lpips"]  # Scorer.rows, before the RoI's
-TABLE_COLUMNS = ["model", "split", "triplet", "origin", "method", *SCORE_COLUMNS, "motion_px"]
-SUMMARY_METRICS = ("psnr", "ssim", "mse", "latent_mse", "chamfer", "lpips", "roi_psnr", "roi_ssim")
+# The score columns of each protocol of ``metrics.protocol`` (metrics.PROTOCOLS), whole image, then inside the RoI
+# (annotated splits only). Each protocol's columns carry its name, so no figure is read for another's.
+PROTOCOL_COLUMNS = {"standard": ["latent_mse", "mse", "psnr", "ssim", "lpips"],
+                    "animeinterp": ["animeinterp_psnr", "animeinterp_ssim"],
+                    "eisai": ["eisai_lpips", "eisai_chamfer"]}
+PROTOCOL_ROI_COLUMNS = {"standard": metrics.ROI_COLUMNS,
+                        "animeinterp": ["animeinterp_roi_psnr", "animeinterp_roi_ssim"], "eisai": []}
+KEY_COLUMNS = ["model", "split", "triplet", "origin", "method"]
+SUMMARY_METRICS = ("psnr", "ssim", "mse", "latent_mse", "lpips", "roi_psnr", "roi_ssim", "animeinterp_psnr",
+                   "animeinterp_ssim", "animeinterp_roi_psnr", "animeinterp_roi_ssim", "eisai_lpips", "eisai_chamfer")
 # Which way is better, for tables and the report.
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "roi_psnr": True, "roi_ssim": True, "mse": False,
-                    "latent_mse": False, "chamfer": False, "lpips": False}
+                    "latent_mse": False, "lpips": False, "animeinterp_psnr": True, "animeinterp_ssim": True,
+                    "animeinterp_roi_psnr": True, "animeinterp_roi_ssim": True, "eisai_lpips": False,
+                    "eisai_chamfer": False}
+
+
+def table_columns(protocols, annotated: bool) -> tuple[list[str], list[str]]:
+    """(whole-image score columns, RoI score columns) of an interp table for ``protocols``, in table order."""
+    chosen = [name for name in metrics.PROTOCOLS if name in protocols]
+    roi = [c for name in chosen for c in PROTOCOL_ROI_COLUMNS[name]] if annotated else []
+    return [c for name in chosen for c in PROTOCOL_COLUMNS[name]], roi
+
+
+# LPIPS's inputs by column: standard maps uint8 to [-1, 1], the range LPIPS expects; eisai feeds [0, 1] images as
+# they are, as EISAI's evaluate.py does (lpips.LPIPS called without normalize=True)
+LPIPS_INPUTS = {"lpips": data.to_model_range,
+                "eisai_lpips": lambda frames: np.moveaxis(frames, -1, -3).astype(np.float32) / 255.0}
 PARALLEL_TOLERANCE = 1e-6  # sin(angle) below this: the vectors are (anti)parallel and slerp falls back to lerp
 
 
@@ -114,11 +143,8 @@ class Chunk:
     learned: dict                    # name -> a loaded predictor
     device: torch.device
     flow_settings: dict = field(default_factory=dict)  # the flow store's settings
+    downsampling: int = 8            # the VAE's (frame size over latent size, before the pad to its multiple)
     _motion: dict = field(default_factory=dict, init=False, repr=False)  # (kind, latent grid?) -> motion
-
-    @property
-    def downsampling(self) -> int:
-        return self.frames.shape[2] // self.latents.shape[3]
 
     def motion(self, kind: str, latent: bool = False) -> tuple[torch.Tensor, ...]:
         """(F_t->1, F_t->3, weight of end 1, still) of ``kind`` ``estimated`` or ``oracle`` (``flow.motion_inputs``),
@@ -215,42 +241,67 @@ def active_methods(learned: dict, with_flow: bool) -> list[str]:
 
 
 class Scorer:
-    """Scores of predicted frames 2 against the true one: the metric tables' figures, chamfer, optional LPIPS."""
+    """Scores of predicted frames 2 against the true one, in every protocol asked for (``table_columns``)."""
 
-    def __init__(self, annotations, size, lpips_model=None, device=None):
+    def __init__(self, annotations, size, protocols, lpips_model=None, device=None):
         self.annotations, self.size, self.lpips_model, self.device = annotations, size, lpips_model, device
+        self.protocols = set(protocols)
+        self.columns, self.roi_columns = table_columns(protocols, annotations is not None)
 
-    def lpips(self, truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-        """LPIPS of uint8 [B, H, W, 3] pairs, or NaN when no LPIPS weights were configured."""
+    def lpips(self, truth: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
+        """LPIPS of uint8 [B, H, W, 3] pairs for each LPIPS column of the protocols (``LPIPS_INPUTS``), NaN when no
+        LPIPS weights were configured."""
+        wanted = [column for column in LPIPS_INPUTS if column in self.columns]
         if self.lpips_model is None:
-            return np.full(len(truth), np.nan)
+            return {column: np.full(len(truth), np.nan) for column in wanted}
         with torch.no_grad():
-            a, b = (torch.from_numpy(data.to_model_range(x)).to(self.device) for x in (truth, predicted))
-            return self.lpips_model(a, b).float().cpu().numpy()
+            return {column: self.lpips_model(*(torch.from_numpy(np.ascontiguousarray(LPIPS_INPUTS[column](x)))
+                                               .to(self.device) for x in (truth, predicted))).float().cpu().numpy()
+                    for column in wanted}
 
-    def rows(self, index: int, truth: np.ndarray, predicted: np.ndarray, latent_error: float, lpips: float) -> list:
-        """[latent_mse, mse, psnr, ssim, chamfer, lpips] (+ RoI mse, psnr, ssim) of one prediction."""
-        row = [latent_error, *metrics.image_metrics(truth, predicted), perceptual.chamfer_distance(truth, predicted),
-               lpips]
+    def scores(self, index: int, truth: np.ndarray, predicted: np.ndarray, latent_error: float, lpips: dict) -> dict:
+        """column -> value of the prediction of triplet ``index`` of the split (``self.columns`` and
+        ``self.roi_columns``); ``lpips``: its LPIPS values by column."""
+        scores = dict(lpips)
+        if "standard" in self.protocols:
+            scores["latent_mse"] = latent_error
+            scores["mse"], scores["psnr"], scores["ssim"] = metrics.image_metrics(truth, predicted)
+        if "animeinterp" in self.protocols:
+            scores["animeinterp_psnr"], scores["animeinterp_ssim"] = metrics.animeinterp_metrics(truth, predicted)
+        if "eisai" in self.protocols:
+            scores["eisai_chamfer"] = perceptual.chamfer_distance(truth, predicted)
         if self.annotations is not None:
-            (top, bottom), (left, right) = metrics.roi_box(self.annotations.iloc[index], self.size)
-            row += metrics.image_metrics(truth[top:bottom, left:right], predicted[top:bottom, left:right])
-        return row
+            annotation = self.annotations.iloc[index]
+            if "standard" in self.protocols:
+                (top, bottom), (left, right) = metrics.roi_box(annotation, self.size)
+                scores.update(zip(metrics.ROI_COLUMNS, metrics.image_metrics(truth[top:bottom, left:right],
+                                                                             predicted[top:bottom, left:right])))
+            if "animeinterp" in self.protocols:
+                (top, bottom), (left, right) = metrics.animeinterp_roi_box(annotation, self.size)
+                scores.update(zip(PROTOCOL_ROI_COLUMNS["animeinterp"], metrics.animeinterp_metrics(
+                    truth[top:bottom, left:right], predicted[top:bottom, left:right])))
+        return scores
 
 
-def interp_spec(lpips_record: str | None, predictors_dir, methods: list[str], flow_settings: dict | None) -> dict:
+def interp_spec(lpips_record: str | None, predictors_dir, methods: list[str], flow_settings: dict | None,
+                protocols=("standard",)) -> dict:
     return {
         "target": "the true frame 2 (uint8 frames store); every prediction is uint8 before scoring",
+        "protocols": [name for name in metrics.PROTOCOLS if name in protocols],
         "methods": {name: {"formula": REGISTRY[name].formula, "reads": list(REGISTRY[name].reads),
                            "sees_frame2": REGISTRY[name].sees_frame2, "learned": REGISTRY[name].learned}
                     for name in methods},
         "predictors": str(predictors_dir),
         "flow": flow_settings,
-        "mse, psnr, ssim, roi_*": metrics.metric_spec(),
-        "latent_mse": "mean over C*h*w of (predicted latent2 - encoded latent2)^2, unscaled latent units; "
-                      "repeat uses latent1; empty for the other pixel-space methods; 0 for vae_ceiling",
-        "chamfer": perceptual.CHAMFER_SPEC,
-        "lpips": lpips_record or "skipped: no LPIPS weights configured (interp.lpips)",
+        "standard: mse, psnr, ssim, roi_*": metrics.metric_spec(),
+        "standard: latent_mse": "mean over C*h*w of (predicted latent2 - encoded latent2)^2, unscaled latent units; "
+                                "repeat uses latent1; empty for the other pixel-space methods; 0 for vae_ceiling",
+        "standard: lpips": (lpips_record + "; inputs uint8 / 127.5 - 1") if lpips_record
+        else "skipped: no LPIPS backbone configured (interp.lpips.backbone)",
+        "animeinterp_*": metrics.ANIMEINTERP_SPEC,
+        "eisai_chamfer": perceptual.CHAMFER_SPEC,
+        "eisai_lpips": (lpips_record + "; inputs uint8 / 255 in [0, 1], fed as they are, as EISAI's evaluate.py does")
+        if lpips_record else "skipped: no LPIPS backbone configured (interp.lpips.backbone)",
         "motion_px": "the flow table's motion_px of the triplet: mean |F_1->3| in pixels",
         "better": {metric: "higher" if up else "lower" for metric, up in HIGHER_IS_BETTER.items()},
     }
@@ -259,9 +310,9 @@ def interp_spec(lpips_record: str | None, predictors_dir, methods: list[str], fl
 def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_source, table_path, spec_path, store_path,
                 model_name: str, split: str, gallery_triplets=6, sample_triplets: int = 0, seed: int = 0,
                 batch_size: int = 16, device: str = "auto", threads: int = 1, vae_options: dict | None = None,
-                lpips_weights: dict | None = None, flow_path=None) -> pd.DataFrame:
-    """Rule interp: every method on one model's split -> table, spec and store (module docstring). Without
-    ``flow_path`` the methods that read flow are left out."""
+                lpips_weights: dict | None = None, flow_path=None, protocols=("standard",)) -> pd.DataFrame:
+    """Rule interp: every method on one model's split -> table, spec and store (module docstring), scored in
+    ``protocols`` (``metrics.protocol``). Without ``flow_path`` the methods that read flow are left out."""
     vae.prepare_torch(threads)
     torch_device = vae.pick_device(device)
     frames_group = store.open_store(frames_path, "frames")
@@ -284,17 +335,17 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
         raise ValueError(f"{predictors_dir} was trained on latents of {predictors_record['vae']['source']}, "
                          f"but {latents_path} holds latents of {latents_group.attrs['vae']['source']}")
     lpips_model = lpips_record = None
-    if lpips_weights and lpips_weights.get("backbone") and lpips_weights.get("linear"):
-        lpips_model = perceptual.load_lpips(lpips_weights["backbone"], lpips_weights["linear"], torch_device)
-        lpips_record = perceptual.lpips_spec(lpips_weights["backbone"], lpips_weights["linear"])
+    if lpips_weights and lpips_weights.get("backbone"):
+        lpips_model = perceptual.load_lpips(lpips_weights["backbone"], lpips_weights.get("linear"), torch_device)
+        lpips_record = perceptual.lpips_spec(lpips_weights["backbone"], lpips_weights.get("linear"))
     else:
-        print("LPIPS skipped: interp.lpips names no backbone and linear weight files")
+        print("LPIPS skipped: interp.lpips.backbone names no weight file")
     methods = active_methods(learned, flow_group is not None)
     latent_methods = [m for m in methods if REGISTRY[m].output == "latent"]
     flow_settings = dict(flow_group.attrs["flow"]) if flow_group is not None else None
     frames, recon, mean = frames_group[store.FRAMES], recon_group[store.FRAMES], latents_group[store.MEAN]
     annotations = store.read_annotations(frames_group)
-    scorer = Scorer(annotations, frames.shape[2:4], lpips_model, torch_device)
+    scorer = Scorer(annotations, frames.shape[2:4], protocols, lpips_model, torch_device)
     origins = store.origins(frames_group)
     flow_ok = flow_group["ok"][:] if flow_group is not None else np.ones(len(names), bool)
     motion = flow_group["motion_px"][:] if flow_group is not None else np.full(len(names), np.nan)
@@ -311,15 +362,13 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
         names, origins)
     predicted_store = store.add_array(group, "predicted_latents", (len(latent_methods), *mean.shape[2:]), np.float32)
     keeper = GalleryKeeper(names, gallery_triplets, sample_triplets, seed)
-    psnr_column = TABLE_COLUMNS.index("psnr")
-    scored = len(SCORE_COLUMNS)
-    empty_scores = [np.nan] * (scored + (len(metrics.ROI_COLUMNS) if annotations is not None else 0))
+    columns = [*KEY_COLUMNS, *scorer.columns, "motion_px", *scorer.roi_columns]
     rows = []
     with tqdm(total=len(names), desc=f"interp {model_name}/{split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(mean):
             chunk = Chunk(frames[start:stop], recon[start:stop], mean[start:stop],
                           flow.read_rows(flow_group, start, stop) if flow_group is not None else None,
-                          learned, torch_device, flow_settings or {})
+                          learned, torch_device, flow_settings or {}, vae_record["downsampling"])
             images, latent_errors, predicted = _predict_chunk(chunk, methods, model, batch_size, vae_record["dtype"])
             predicted_store[start:stop] = np.stack([predicted[m] for m in latent_methods], axis=1)
             truth = chunk.frames[:, 1]
@@ -329,21 +378,22 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
                 unscored = REGISTRY[method].reads_flow
                 for offset in range(stop - start):
                     index = start + offset
-                    scores = (empty_scores if unscored and not flow_ok[index] else  # a failed flow: no score
-                              scorer.rows(index, truth[offset], images[method][offset],
-                                          latent_errors[method][offset], lpips[offset]))
-                    rows.append([model_name, split, names[index], origins[index], method, *scores[:scored],
-                                 motion[index], *scores[scored:]])
+                    scores = ({} if unscored and not flow_ok[index] else  # a failed flow: no score
+                              scorer.scores(index, truth[offset], images[method][offset],
+                                            latent_errors[method][offset],
+                                            {column: values[offset] for column, values in lpips.items()}))
+                    rows.append({"model": model_name, "split": split, "triplet": names[index],
+                                 "origin": origins[index], "method": method, "motion_px": motion[index], **scores})
             for offset, row in enumerate(rows[lerp_first:lerp_first + stop - start]):
-                keeper.offer(names[start + offset], row[psnr_column],
+                keeper.offer(names[start + offset], row.get("psnr", np.nan),
                              lambda offset=offset: np.stack([images[m][offset] for m in methods]))
             progress.update(stop - start)
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS + (metrics.ROI_COLUMNS if annotations is not None else []))
+    table = pd.DataFrame(rows, columns=columns)
     if annotations is not None:
         table = table.merge(annotations[["triplet", *metrics.ANNOTATION_COLUMNS]], on="triplet", how="left")
     table.to_csv(table_path, index=False, float_format="%.8g")
-    Path(spec_path).write_text(json.dumps(interp_spec(lpips_record, predictors_dir, methods, flow_settings),
-                                          indent=2) + "\n")
+    Path(spec_path).write_text(json.dumps(interp_spec(lpips_record, predictors_dir, methods, flow_settings,
+                                                      protocols), indent=2) + "\n")
     _write_gallery(group, methods, frames.shape[2:], keeper, gallery_order(table, gallery_triplets, sample_triplets,
                                                                            seed))
     return table
@@ -387,7 +437,7 @@ def _predict_chunk(chunk: Chunk, methods: list[str], model, batch_size: int, dty
     images = {m: REGISTRY[m].predict(chunk) for m in methods if REGISTRY[m].output == "frame"}
     if predicted:
         decoded = encode.decode_latents(model, np.concatenate(list(predicted.values())), chunk.device, batch_size,
-                                        dtype)
+                                        dtype, chunk.frames.shape[2:4])
         for position, method in enumerate(predicted):
             images[method] = decoded[position * count:(position + 1) * count]
     errors = {}

@@ -55,6 +55,54 @@ def image_metrics(truth_uint8: np.ndarray, reconstruction_uint8: np.ndarray) -> 
     return mse, psnr, ssim
 
 
+# The field's evaluation protocols (``metrics.protocol``), each a set of columns of the interpolation tables:
+# standard (this project's, above), animeinterp (AnimeInterp's test script) and eisai (EISAI's evaluate.py).
+PROTOCOLS = ("standard", "animeinterp", "eisai")
+# AnimeInterp (lisiyao21/AnimeInterp, test_anime_sequence_one_by_one.py) calls scikit-image's
+# compare_ssim(estimated, gt, multichannel=True, gaussian=True) on float images in [0, 1]. ``gaussian`` was never an
+# argument (the real one is gaussian_weights), so the window is the uniform 7 x 7 one with sample covariance, and with
+# no data_range the old function took the float dtype's range, -1..1: 2. compare_psnr took 1 (non-negative floats).
+ANIMEINTERP_SSIM = {"win_size": 7, "channel_axis": -1, "data_range": 2.0, "gaussian_weights": False,
+                    "use_sample_covariance": True}
+ANIMEINTERP_SPEC = {
+    "inputs": "float32 [0, 1] (uint8 / 255) of the prediction and the true frame 2, as the script's clamped floats",
+    "psnr": "skimage peak_signal_noise_ratio(estimated, gt, data_range=1.0), float32 (compare_psnr's range for "
+            "non-negative floats)",
+    "ssim": "skimage structural_similarity(estimated, gt, win_size=7, channel_axis=-1, data_range=2.0, "
+            "gaussian_weights=False, use_sample_covariance=True): the script's compare_ssim(multichannel=True, "
+            "gaussian=True), whose 'gaussian' was ignored and whose data range was the float dtype's, 2",
+    "roi": "motion_RoI (x, y, width, height) scaled as the script does: int(x // (image_size[0] / W)) and likewise, "
+           "then [y:y+h, x:x+w]; not grown (an RoI under 7 px a side has no SSIM)",
+    "averaging": "per triplet; whole and RoI means over all triplets, per level over that level's triplets",
+    "source": "lisiyao21/AnimeInterp test_anime_sequence_one_by_one.py (config_test_w_sgm.py: test_size 960x540)",
+}
+
+
+def animeinterp_metrics(truth_uint8: np.ndarray, predicted_uint8: np.ndarray) -> tuple[float, float]:
+    """(PSNR, SSIM) of a predicted frame 2 as AnimeInterp's test script computes them (``ANIMEINTERP_SPEC``); NaN
+    where the image is empty, SSIM NaN where a side is under 7 px (where the script would fail)."""
+    if truth_uint8.shape[0] < 1 or truth_uint8.shape[1] < 1:
+        return np.nan, np.nan
+    estimated = predicted_uint8.astype(np.float32) / 255.0
+    truth = truth_uint8.astype(np.float32) / 255.0
+    with np.errstate(divide="ignore"):
+        psnr = float(peak_signal_noise_ratio(estimated, truth, data_range=1.0))
+    if min(truth.shape[:2]) < ANIMEINTERP_SSIM["win_size"]:
+        return psnr, np.nan
+    return psnr, float(structural_similarity(estimated, truth, **ANIMEINTERP_SSIM))
+
+
+def animeinterp_roi_box(annotation, size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, bottom), (left, right)) of the motion RoI as AnimeInterp's script cuts it from a frame of ``size``
+    (H, W): each coordinate floor-divided by the original-to-frame scale, no growing, no clamping (numpy slicing clips
+    at the edge, as in the script)."""
+    height, width = size
+    scale_y, scale_x = annotation.image_height / height, annotation.image_width / width
+    x, y = int(annotation.roi_x // scale_x), int(annotation.roi_y // scale_y)
+    w, h = int(annotation.roi_w // scale_x), int(annotation.roi_h // scale_y)
+    return (y, y + h), (x, x + w)
+
+
 def metric_spec() -> dict:
     """How the numbers in a metrics table were computed (the sidecar JSON, shown in the report)."""
     return {

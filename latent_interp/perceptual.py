@@ -13,15 +13,23 @@ pinned to their evaluation code, ``ChamferDistance2dMetric(t=2.0, sigma=1.0)``):
 
 LPIPS (Zhang et al. 2018, v0.1, AlexNet): the five ReLU outputs of AlexNet's features, each normalised to unit length
 over channels, their squared difference weighted per channel by LPIPS's linear layers, averaged over space and summed
-over layers. Inputs in [-1, 1] pass LPIPS's scaling layer first. The weights are the user's: torchvision's AlexNet
-state dict (``alexnet-owt-7be5be79.pth``, keys ``features.N.weight``) and LPIPS's ``alex.pth`` (keys
-``linL.model.1.weight``). Nothing is downloaded; without both files the metric is skipped and the report says so.
-(The ``lpips`` package needs torchvision, whose PyPI build does not import beside the CPU torch this project pins,
-so the network is written out here, in the same key layouts.)
+over layers. Inputs pass LPIPS's scaling layer first. The weights are files: torchvision's AlexNet state dict
+(``alexnet-owt-7be5be79.pth``, keys ``features.N.weight``; ``interp.lpips.backbone``) and LPIPS's ``alex.pth`` (keys
+``linL.model.1.weight``; ``interp.lpips.linear``, by default the one the ``lpips`` package ships). Nothing is
+downloaded; without a backbone file LPIPS is skipped and the report says so.
+The ``lpips`` package itself builds its networks from torchvision, and torchvision 0.28.0 (the release for torch
+2.13) from PyPI does not import beside the CPU build of torch ("operator torchvision::nms does not exist"), and once
+installed it breaks diffusers' import too. So the network is written out here, in the package's key layouts, and the
+package is installed without its dependencies (``requirements-no-deps.txt``) for its shipped linear weights and for
+tests/test_perceptual.py, which checks this module against ``lpips.LPIPS(net="alex")`` given the same trunk (1e-5).
+Two input conventions (``metrics.protocol``): ``standard`` maps uint8 frames to [-1, 1], the range LPIPS expects;
+``eisai`` feeds [0, 1] images as they are, as EISAI's evaluation does (``lpips.LPIPS`` called without
+``normalize=True`` on images in [0, 1]).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -106,10 +114,33 @@ class LPIPS(torch.nn.Module):
         return total.flatten()
 
 
-def load_lpips(backbone_path, linear_path, device: torch.device | str = "cpu") -> LPIPS:
-    """LPIPS from the user's two weight files (module docstring), in eval mode; a missing key names its file."""
+def packaged_linear_weights() -> Path | None:
+    """LPIPS v0.1's ``alex.pth`` as the ``lpips`` package ships it, found without importing the package (its import
+    needs torchvision), or None when it is not installed."""
+    spec = importlib.util.find_spec("lpips")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "weights" / "v0.1" / "alex.pth"
+    return path if path.is_file() else None
+
+
+def linear_weights(linear_path) -> Path:
+    """The linear layers' file: ``interp.lpips.linear``, or (null) the ``lpips`` package's."""
+    if linear_path:
+        return Path(linear_path)
+    packaged = packaged_linear_weights()
+    if packaged is None:
+        raise FileNotFoundError("config key interp.lpips.linear is null and the lpips package, which ships LPIPS "
+                                "v0.1's alex.pth, is not installed: pip install --no-deps -r requirements-no-deps.txt,"
+                                " or name the file")
+    return packaged
+
+
+def load_lpips(backbone_path, linear_path=None, device: torch.device | str = "cpu") -> LPIPS:
+    """LPIPS from the trunk's weight file and the linear layers' (``linear_weights``), in eval mode; a missing key
+    names its file."""
     model = LPIPS()
-    for path, prefix in ((backbone_path, "features."), (linear_path, "lin")):
+    for path, prefix in ((backbone_path, "features."), (linear_weights(linear_path), "lin")):
         if not Path(path).is_file():
             raise FileNotFoundError(f"config key interp.lpips: no weight file at {path}")
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -122,6 +153,6 @@ def load_lpips(backbone_path, linear_path, device: torch.device | str = "cpu") -
     return model.to(device).eval()
 
 
-def lpips_spec(backbone_path, linear_path) -> str:
-    return (f"LPIPS v0.1, AlexNet trunk ({backbone_path}), linear layers ({linear_path}); inputs in [-1, 1]; "
-            "lower is better")
+def lpips_spec(backbone_path, linear_path=None, inputs: str = "[-1, 1]") -> str:
+    return (f"LPIPS v0.1, AlexNet trunk ({backbone_path}), linear layers ({linear_weights(linear_path)}); inputs in "
+            f"{inputs}; lower is better")

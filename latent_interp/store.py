@@ -6,7 +6,8 @@ Schema (README "Stores and tables" repeats it):
     ``frames``    uint8   [N, 3, H, W, 3]   triplet, frame (1..3), height, width, RGB
     ``triplets``  str     [N]               triplet names, the order of axis 0
     ``origins``   str     [N]               ``Disney`` / ``Japan`` / ``unknown``, same order
-    attrs: ``kind`` ("frames" or "recon"), ``split``, ``preprocess`` (size, resample, source folder), ``provenance``
+    attrs: ``kind`` ("frames" or "recon"), ``split``, ``preprocess`` (``size`` [width, height], ``width``, ``height``,
+    ``fit``: squash, pad or crop, ``resample``, source folder), ``provenance``
     (stage settings, package versions); frames stores add ``counts`` (found, ingested, skipped, stray_files), recon
     stores the VAE record ``vae``.
     Annotated splits (ATD-12K test) also hold, in triplet order: ``level`` int8 [N] (0 easy, 1 medium, 2 hard),
@@ -21,7 +22,10 @@ Schema (README "Stores and tables" repeats it):
     ``triplets``, ``origins`` as above
     attrs: ``kind`` ("latents"), ``split``, ``vae`` (``vae.load_vae``'s record: source, format, sha256,
     encoder_sha256, family, posterior, latent_channels, downsampling, scaling_factor, shift_factor,
-    scaling_overridden, dtype, config), ``preprocess`` (copied from the frames store), ``provenance``.
+    scaling_overridden, dtype, config), ``preprocess`` (copied from the frames store), ``vae_pad`` (``frame_size``
+    [H, W], ``padded_size`` [H', W'] the next multiples of the downsampling, ``mode`` reflect, ``where``: a frame whose
+    side is no multiple of it is reflect-padded at the bottom and right before encoding, h = H' / f, and every
+    decoded frame is cropped back to H x W), ``provenance``.
 
 ``results/interp/{model}/{split}.zarr`` (interp): predicted latents and the gallery; schema in
 ``latent_interp.interp``.

@@ -1,6 +1,8 @@
-"""The real study's config on a small ATD-12K-shaped tree, as a user runs it (the repository's config.yaml, and
-config/atd12k.yaml with its two paths set): a dry run, the test split's metrics with annotations, then the whole
-study to its report; on a Slurm cluster as a dry run."""
+"""The real study's configs on a small ATD-12K-shaped tree, as a user runs them (the repository's config.yaml, and
+config/atd12k.yaml with its two paths set, with config/atd12k-540p.yaml laid over it): a dry run of each, the test
+split's metrics with annotations, then the whole study at the field's geometry (960 x 540 scaled down 30 times, so
+18 rows: no multiple of 8, padded for the VAE) to its report; on a Slurm cluster as a dry run. The 540p run is
+atd12k.yaml's in every key but the frames' size and fit."""
 
 import json
 import shutil
@@ -55,19 +57,27 @@ def workdir(atd_tree, micro_vae_dir, tmp_path_factory):
     config["vae"]["device"] = "cpu"
     config["preprocess"]["size"] = 32
     (workdir / "atd12k.yaml").write_text(yaml.safe_dump(config))
+    field = yaml.safe_load((REPO / "config" / "atd12k-540p.yaml").read_text())
+    assert field["preprocess"]["size"] == [960, 540]
+    field["preprocess"]["size"] = FIELD_SIZE
+    (workdir / "atd12k-540p.yaml").write_text(yaml.safe_dump(field))
     return workdir
 
 
-def snakemake(workdir, *args, cores=("--cores", "2")):
+FIELD_SIZE = [32, 18]  # the 540p config's [960, 540] over 30, as the tree's 96 x 54 test frames are over 10
+AT_540P = ("atd12k.yaml", "atd12k-540p.yaml")
+
+
+def snakemake(workdir, *args, cores=("--cores", "2"), configs=AT_540P):
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-               str(workdir), "--configfile", str(workdir / "atd12k.yaml"), *cores, *args]
+               str(workdir), "--configfile", *(str(workdir / name) for name in configs), *cores, *args]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
 
-def planned_jobs(workdir):
-    jobs = job_counts(snakemake(workdir, "-n"))
+def planned_jobs(workdir, configs=AT_540P):
+    jobs = job_counts(snakemake(workdir, "-n", configs=configs))
     assert "synthesize_train" not in jobs and jobs["ingest"] == 3 and jobs["report"] == 1
     # Only kl-f8-anime2 and its fine-tune (atd12k.yaml leaves the demo's VAEs out with null). Encoded once: the
     # decoder-only fine-tune shares kl-f8-anime2's latents; reconstructed and scored per model.
@@ -76,15 +86,19 @@ def planned_jobs(workdir):
     return jobs
 
 
+@pytest.mark.readme("snakemake --cores 16 --configfile config/atd12k.yaml")
 def test_real_config_dry_runs(workdir):
-    planned_jobs(workdir)
+    """Both real-study configs plan the same jobs; the one at 256 px runs here as a dry run, since the 540p run
+    (test_the_real_study_reaches_its_report) is it in every key but preprocess."""
+    assert planned_jobs(workdir, configs=("atd12k.yaml",)) == planned_jobs(workdir)
 
 
 @pytest.mark.readme("snakemake --profile profiles/slurm --configfile config/atd12k.yaml")
 def test_real_config_dry_runs_on_slurm(workdir):
     """The cluster command plans the same jobs; it needs a cluster, so it is a dry run here (tests/test_slurm.py runs
     the demo on a real one)."""
-    on_slurm = snakemake(workdir, "-n", cores=("--profile", str(REPO / "profiles" / "slurm")))
+    on_slurm = snakemake(workdir, "-n", cores=("--profile", str(REPO / "profiles" / "slurm")),
+                         configs=("atd12k.yaml",))
     assert job_counts(on_slurm) == planned_jobs(workdir)
 
 
@@ -100,7 +114,12 @@ def test_val_is_carved_from_train_10k_by_name(workdir, atd_tree):
 def test_test_split_metrics_carry_annotations_and_roi(workdir):
     snakemake(workdir, "results/metrics/kl-f8-anime2/test.csv")
     frames = store.open_store(workdir / "results" / "frames" / "test.zarr")
-    assert frames[store.FRAMES].shape == (4, 3, 32, 32, 3)  # 96x54 png squashed to 32x32
+    assert frames[store.FRAMES].shape == (4, 3, 18, 32, 3)  # 96x54 png at 32 x 18: same aspect, nothing stretched
+    assert frames.attrs["preprocess"]["size"] == FIELD_SIZE and frames.attrs["preprocess"]["fit"] == "crop"
+    latents = store.open_store(workdir / "results" / "latents" / "kl-f8-anime2" / "test.zarr")
+    assert latents.attrs["vae_pad"]["frame_size"] == [18, 32] and latents[store.MEAN].shape[-2:] == (3, 4)
+    recon = store.open_store(workdir / "results" / "recon" / "kl-f8-anime2" / "test.zarr")
+    assert recon[store.FRAMES].shape == frames[store.FRAMES].shape  # decoded at 24 rows, cropped back to 18
     table = pd.read_csv(workdir / "results" / "metrics" / "kl-f8-anime2" / "test.csv")
     assert {"roi_psnr", "roi_ssim", "level", "general_motion_type", "behavior"} <= set(table.columns)
     assert table["roi_psnr"].notna().all() and set(table["behavior"]) == {"others"}
@@ -112,6 +131,9 @@ def test_the_latent_study_reports_the_annotated_test_split_by_level_and_roi(work
     table = pd.read_csv(workdir / "results" / "interp" / "kl-f8-anime2" / "test.csv")
     assert {"roi_psnr", "roi_ssim", "level", "general_motion_type"} <= set(table.columns)
     assert table["roi_psnr"].notna().all() and len(table) == 4 * len(interp.METHODS)
+    field_columns = ["animeinterp_psnr", "animeinterp_ssim", "animeinterp_roi_psnr", "animeinterp_roi_ssim",
+                     "eisai_chamfer"]
+    assert table[field_columns].notna().all().all() and table["eisai_lpips"].isna().all()  # no LPIPS backbone
     summary = interp.summarize_interp([workdir / "results" / "interp" / "kl-f8-anime2" / "test.csv"],
                                       workdir / "summary.csv", resamples=20)
     levels = {str(level) for level in table["level"].unique()}
@@ -121,10 +143,11 @@ def test_the_latent_study_reports_the_annotated_test_split_by_level_and_roi(work
     assert geometry["probes"]["origin"]["train_split"] == "train" and geometry["probes"]["origin"]["test_frames"] == 12
 
 
-@pytest.mark.readme("snakemake --cores 16 --configfile config/atd12k.yaml")
+@pytest.mark.readme("snakemake --cores 8 --configfile config/atd12k.yaml config/atd12k-540p.yaml")
 def test_the_real_study_reaches_its_report(workdir):
-    """The whole study, as `snakemake --cores N --configfile config/atd12k.yaml` runs it, to results/report.html: only
-    kl-f8-anime2 and its fine-tune are in it (the demo's VAEs are left out with null), and the report says so."""
+    """The whole study at the field's geometry, as `snakemake --cores N --configfile config/atd12k.yaml
+    config/atd12k-540p.yaml` runs it, to results/report.html: only kl-f8-anime2 and its fine-tune are in it (the
+    demo's VAEs are left out with null), and the report sets its protocols' figures beside the published ones."""
     snakemake(workdir)
     results = workdir / "results"
     page = (results / "report.html").read_text()
@@ -138,4 +161,6 @@ def test_the_real_study_reaches_its_report(workdir):
     assert {"0", "1", "2"} & set(summary.loc[summary["split"] == "test", "level"].astype(str))  # by difficulty
     compare = pd.read_csv(results / "compare" / "vaes.csv")
     assert set(compare["model"]) == set(models) and set(compare["baseline"]) == {"kl-f8-anime2"}
+    assert 'id="interp-field-table"' in page and "published, not rerun here" in page and "29.29" in page
+    assert "frames 32 x 18 (crop)" in page  # the run's geometry, beside the published one
     assert "Nothing to be done" in snakemake(workdir, "-n")

@@ -52,7 +52,7 @@ def test_ingest_writes_the_frames_schema(frame_tree, tmp_path):
     assert frames.shape == (4, 3, 32, 32, 3) and frames.dtype == np.uint8
     assert names == sorted(names) and len(names) == 4
     assert store.origins(group) == [data.origin_of(n) for n in names]
-    assert group.attrs["split"] == "train" and group.attrs["preprocess"]["size"] == 32
+    assert group.attrs["split"] == "train" and group.attrs["preprocess"]["size"] == [32, 32]
     assert group.attrs["counts"]["ingested"] == 4 and "torch" in group.attrs["provenance"]["versions"]
     # Pixel-exact against loading the files by hand.
     paths, _ = data.triplet_frame_files(frame_tree / "train" / names[2])
@@ -97,3 +97,43 @@ def test_split_sources_for_both_layouts(tmp_path):
     assert data.split_source(folders, "val").folder == tmp_path / "val"
     with pytest.raises(FileNotFoundError, match="data.root"):
         data.split_source(folders, "val").triplet_dirs()
+
+
+def test_a_width_height_size_squashes_to_exactly_that_size():
+    image = Image.fromarray(np.random.default_rng(2).integers(0, 256, (50, 70, 3), dtype=np.uint8))
+    frame = data.preprocess_frame(image, [64, 36])
+    assert frame.shape == (36, 64, 3)
+    np.testing.assert_array_equal(frame, np.asarray(image.resize((64, 36), Image.Resampling.BILINEAR)))
+    assert data.frame_size(32) == (32, 32) and data.frame_size([960, 540]) == (960, 540)
+
+
+def test_pad_fits_inside_with_black_bars_and_keeps_the_aspect():
+    image = Image.new("RGB", (100, 100), (250, 250, 250))  # a square into a 16:9 frame: bars left and right
+    frame = data.preprocess_frame(image, [64, 36], fit="pad")
+    assert frame.shape == (36, 64, 3)
+    lit = np.argwhere(frame.sum(axis=2) > 0)
+    (top, left), (bottom, right) = lit.min(axis=0), lit.max(axis=0) + 1
+    assert (top, bottom) == (0, 36) and (left, right) == (14, 50)  # a 36 x 36 square, centred
+    assert frame[:, :14].max() == 0 and frame[:, 50:].max() == 0
+
+
+def test_crop_covers_and_cuts_the_centre_of_each_frame_whatever_its_size():
+    # Two frames of different sizes and aspects, with a centre mark: both come out at the size, unstretched.
+    for width, height in ((200, 100), (90, 160)):
+        array = np.zeros((height, width, 3), np.uint8)
+        array[height // 2 - 5:height // 2 + 5, width // 2 - 5:width // 2 + 5] = 255
+        frame = data.preprocess_frame(Image.fromarray(array), [40, 40], fit="crop")
+        assert frame.shape == (40, 40, 3)
+        scale = max(40 / width, 40 / height)
+        scaled = Image.fromarray(array).resize((round(width * scale), round(height * scale)),
+                                               Image.Resampling.BILINEAR)
+        left, top = (scaled.width - 40) // 2, (scaled.height - 40) // 2
+        np.testing.assert_array_equal(frame, np.asarray(scaled.crop((left, top, left + 40, top + 40))))
+        mark = np.argwhere(frame[..., 0] > 128)
+        extent = mark.max(axis=0) - mark.min(axis=0) + 1
+        assert abs(int(extent[0]) - int(extent[1])) <= 1  # the square mark stays square: no stretching
+
+
+def test_an_unknown_fit_names_the_key():
+    with pytest.raises(ValueError, match="preprocess.fit"):
+        data.preprocess_frame(Image.new("RGB", (8, 8)), 8, fit="stretch")

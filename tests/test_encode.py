@@ -21,7 +21,7 @@ def test_encode_writes_unscaled_posterior_mean_and_logvar(frames_store, micro_va
     assert mean.shape == logvar.shape == (4, 3, 4, 4, 4) and mean.dtype == np.float32
     assert store.names(group) == store.names(store.open_store(frames_store))
     assert group.attrs["vae"]["sha256"] == vae.folder_digest(micro_vae_dir)
-    assert group.attrs["preprocess"]["size"] == 32
+    assert group.attrs["preprocess"]["size"] == [32, 32]
     # The same numbers as calling the model directly, with no scaling factor applied.
     model, _ = vae.load_vae(micro_vae_dir)
     frames = store.open_store(frames_store)[store.FRAMES][1]
@@ -135,3 +135,36 @@ def test_batches_cover_every_frame_once_in_equal_sizes(count, batch_size):
     sizes = [batch.stop - batch.start for batch in slices]
     assert covered == list(range(count)) and len(slices) == -(-count // batch_size)
     assert all(0 < size <= batch_size for size in sizes) and (not sizes or max(sizes) - min(sizes) <= 1)
+
+
+def test_pad_then_crop_is_exact_and_pads_by_reflection():
+    x = torch.rand(2, 3, 54, 60)
+    padded = encode.pad_to_multiple(x, 8)
+    assert padded.shape == (2, 3, 56, 64)
+    torch.testing.assert_close(padded[..., :54, :60], x, rtol=0, atol=0)  # the crop gives back every value
+    torch.testing.assert_close(padded[..., 54, :60], x[..., 52, :])  # reflect: row 54 mirrors row 52
+    assert encode.pad_to_multiple(x[..., :48, :56], 8).shape == (2, 3, 48, 56)  # multiples are left alone
+    with pytest.raises(ValueError, match="preprocess.size"):
+        encode.pad_to_multiple(torch.rand(1, 3, 6, 64), 8)
+
+
+def test_a_960x540_frame_comes_back_960x540(micro_vae_dir):
+    model, record = vae.load_vae(micro_vae_dir)
+    frame = np.random.default_rng(0).integers(0, 256, (1, 540, 960, 3), dtype=np.uint8)
+    means, _ = encode.encode_frames(model, frame, torch.device("cpu"), batch_size=1)
+    assert means.shape == (1, record["latent_channels"], 68, 120)  # 544 / 8 rows: the pad is encoded
+    decoded = encode.decode_latents(model, means, torch.device("cpu"), 1, frame_size=(540, 960))
+    assert decoded.shape == (1, 540, 960, 3)
+
+
+def test_a_non_square_store_is_encoded_padded_and_reconstructed_at_its_size(frame_tree, micro_vae_dir, tmp_path):
+    frames_path = tmp_path / "frames.zarr"
+    ingest_folder(frame_tree / "train", frames_path, "train", size=[40, 20])
+    encode.encode_split(frames_path, micro_vae_dir, tmp_path / "latents.zarr", "train", batch_size=4, device="cpu")
+    latents = store.open_store(tmp_path / "latents.zarr", "latents")
+    assert latents[store.MEAN].shape[-2:] == (3, 5)  # 20 -> 24 rows, 40 columns, over 8
+    assert latents.attrs["vae_pad"]["frame_size"] == [20, 40] and latents.attrs["vae_pad"]["padded_size"] == [24, 40]
+    encode.reconstruct_split(tmp_path / "latents.zarr", micro_vae_dir, tmp_path / "recon.zarr", "train",
+                             batch_size=4, device="cpu")
+    recon = store.open_store(tmp_path / "recon.zarr", "recon")[store.FRAMES]
+    assert recon.shape == (4, 3, 20, 40, 3)

@@ -175,3 +175,14 @@ def test_seed_recipe_reproduces_the_collapse_the_default_recipe_avoids(tmp_path_
     assert seed["final_val"]["val_psnr_gain_db"] < 1 and seed["final_val"]["val_psnr"] < 15
     assert not default["final_val"]["val_collapsed"]
     assert default["final_val"]["val_psnr"] >= default["pretrained_val"]["val_psnr"] - 0.5
+
+
+def test_the_loss_on_frames_of_no_multiple_of_8_is_the_cropped_reconstructions():
+    model, _ = vae.load_vae(SHIPPED_VAE)
+    x = real_batch()[:, :, :60, :]  # 60 rows: encoded at 64 (reflect-padded), the reconstruction cropped back
+    with torch.no_grad():
+        loss = finetune.loss_terms(model, x, finetune.RECIPES["default"], torch.Generator().manual_seed(0))
+        padded = torch.nn.functional.pad(x, (0, 0, 0, 4), mode="reflect")
+        posterior = model.encode(padded).latent_dist
+        expected = model.decode(posterior.sample(torch.Generator().manual_seed(0))).sample[..., :60, :]
+    assert loss["reconstruction_mse"].item() == pytest.approx((expected - x).square().mean().item(), rel=1e-5)

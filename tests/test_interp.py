@@ -84,7 +84,7 @@ def scored(frame_tree, micro_vae_dir, tmp_path_factory):
                                root / "predictors", micro_vae_dir, root / "val.csv", root / "val.spec.json",
                                root / "val.zarr", "pretrained", "val", gallery_triplets=2, device="cpu",
                                lpips_weights={"backbone": str(backbone), "linear": str(linear)},
-                               flow_path=root / "flow-val.zarr")
+                               flow_path=root / "flow-val.zarr", protocols=metrics.PROTOCOLS)
     metrics.compute_split_metrics(root / "frames-val.zarr", root / "recon-val.zarr", root / "m.csv", root / "m.json",
                                   "pretrained", "val")
     return root, table, record
@@ -105,7 +105,9 @@ def test_predictors_record_what_they_were_fitted_and_selected_on(scored):
 def test_the_table_has_every_method_per_triplet_and_the_ceiling_is_the_reconstruction(scored):
     root, table, _ = scored
     names = store.names(store.open_store(root / "frames-val.zarr"))
-    assert list(table.columns) == interp.TABLE_COLUMNS and len(table) == len(names) * len(interp.METHODS)
+    scored_columns, roi_columns = interp.table_columns(metrics.PROTOCOLS, annotated=False)
+    assert list(table.columns) == [*interp.KEY_COLUMNS, *scored_columns, "motion_px"] and roi_columns == []
+    assert len(table) == len(names) * len(interp.METHODS)
     assert set(table["method"]) == set(interp.METHODS)
     frame_2 = pd.read_csv(root / "m.csv").query("frame == 2").set_index("triplet")
     on_disk = pd.read_csv(root / "val.csv")  # both tables written with 8 significant digits
@@ -117,8 +119,15 @@ def test_the_table_has_every_method_per_triplet_and_the_ceiling_is_the_reconstru
     np.testing.assert_allclose(repeat, ((mean[:, 0] - mean[:, 1]).astype(np.float64) ** 2).mean(axis=(1, 2, 3)),
                                rtol=1e-6)
     assert (table["lpips"] >= 0).all() and table["lpips"].notna().all()  # random-weight backbone, same code path
+    # EISAI feeds [0, 1] images to LPIPS, which expects [-1, 1]: another number for the same images
+    assert table["eisai_lpips"].notna().all() and not np.allclose(table["eisai_lpips"], table["lpips"])
+    # AnimeInterp's PSNR is the standard one (float32 instead of float64); its SSIM's data range 2 raises SSIM
+    finite = np.isfinite(table["psnr"])
+    np.testing.assert_allclose(table.loc[finite, "animeinterp_psnr"], table.loc[finite, "psnr"], atol=1e-3)
+    assert (table["animeinterp_ssim"] >= table["ssim"] - 1e-9).all() and (table["eisai_chamfer"] >= 0).all()
     spec = json.loads((root / "val.spec.json").read_text())
-    assert "LPIPS v0.1" in spec["lpips"] and "EISAI" in spec["chamfer"]
+    assert "LPIPS v0.1" in spec["standard: lpips"] and "EISAI" in spec["eisai_chamfer"]
+    assert spec["protocols"] == list(metrics.PROTOCOLS) and "data_range=2.0" in spec["animeinterp_*"]["ssim"]
 
 
 def test_the_store_keeps_predicted_latents_and_a_worst_first_gallery(scored):
@@ -266,3 +275,28 @@ def test_a_triplet_whose_flow_failed_is_unscored_by_the_flow_methods_only(scored
     reads_flow = [m for m in interp.METHODS if interp.REGISTRY[m].reads_flow]
     assert first.loc[reads_flow, "psnr"].isna().all() and first.drop(index=reads_flow)["psnr"].notna().all()
     assert table.groupby("triplet")["psnr"].apply(lambda p: p.notna().all()).sum() == 2  # the others: every score
+
+
+def test_the_field_means_are_formed_as_animeinterps_script_forms_them(tmp_path):
+    rng = np.random.default_rng(0)
+    levels = [0, 0, 1, 2, 2, 2, 1, 0, 2]
+    table = pd.DataFrame({
+        "model": "m", "split": "test", "triplet": [f"t{i}" for i in range(len(levels))], "origin": "Disney",
+        "method": "latent_lerp", "psnr": rng.uniform(20, 35, len(levels)), "motion_px": np.nan,
+        "animeinterp_psnr": rng.uniform(20, 35, len(levels)), "animeinterp_ssim": rng.uniform(0.8, 1, len(levels)),
+        "animeinterp_roi_psnr": rng.uniform(15, 30, len(levels)), "level": levels})
+    table.to_csv(tmp_path / "test.csv", index=False)
+    summary = interp.summarize_interp([tmp_path / "test.csv"], tmp_path / "summary.csv", resamples=10)
+    # test_anime_sequence_one_by_one.py: sums per difficulty, divided by that difficulty's count; the RoI sum over
+    # the whole test set divided by its length
+    sums, counts, roi_sum = {0: 0.0, 1: 0.0, 2: 0.0}, {0: 0, 1: 0, 2: 0}, 0.0
+    for record in table.to_dict("records"):
+        sums[record["level"]] += record["animeinterp_psnr"]
+        counts[record["level"]] += 1
+        roi_sum += record["animeinterp_roi_psnr"]
+    for level in (0, 1, 2):
+        row = summary[(summary["level"].astype(str) == str(level)) & (summary["origin"] == "all")]
+        assert row["animeinterp_psnr"].item() == pytest.approx(sums[level] / counts[level], rel=1e-12)
+    whole = summary[(summary["level"].astype(str) == "all") & (summary["origin"] == "all")
+                    & (summary["motion"] == "all")]
+    assert whole["animeinterp_roi_psnr"].item() == pytest.approx(roi_sum / len(table), rel=1e-12)

@@ -252,3 +252,50 @@ def test_shard_tables_gather_into_the_bytes_of_one_table(tmp_path, monkeypatch):
     metrics.gather_tables(tables, specs, tmp_path / "gathered.csv", tmp_path / "gathered.json")
     assert (tmp_path / "gathered.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
     assert (tmp_path / "gathered.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
+
+
+def _direct_ssim(a: np.ndarray, b: np.ndarray, data_range: float, win: int = 7) -> float:
+    """SSIM written out window by window: every win x win window inside the image (sample variances and covariance,
+    ddof 1), per channel, then the mean over windows and channels (Wang et al. 2004; skimage's uniform-window SSIM)."""
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    per_channel = []
+    for channel in range(a.shape[2]):
+        x = np.lib.stride_tricks.sliding_window_view(a[..., channel].astype(np.float64), (win, win))
+        y = np.lib.stride_tricks.sliding_window_view(b[..., channel].astype(np.float64), (win, win))
+        x, y = x.reshape(*x.shape[:2], -1), y.reshape(*y.shape[:2], -1)
+        mx, my = x.mean(-1), y.mean(-1)
+        vx, vy = x.var(-1, ddof=1), y.var(-1, ddof=1)
+        cxy = ((x - mx[..., None]) * (y - my[..., None])).sum(-1) / (win * win - 1)
+        ssim = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+        per_channel.append(ssim.mean())
+    return float(np.mean(per_channel))
+
+
+def test_animeinterp_ssim_is_a_uniform_7x7_window_with_data_range_2_and_not_the_standard_one():
+    rng = np.random.default_rng(3)
+    truth = np.kron(rng.integers(0, 256, (4, 4, 3)), np.ones((10, 12, 1))).astype(np.uint8)  # flat cels, as drawn
+    predicted = np.clip(truth + rng.normal(0, 8, truth.shape), 0, 255).astype(np.uint8)
+    psnr, ssim = metrics.animeinterp_metrics(truth, predicted)
+    as_floats = [image.astype(np.float32) / 255 for image in (predicted, truth)]
+    assert ssim == pytest.approx(_direct_ssim(*as_floats, data_range=2.0), abs=1e-6)
+    standard = metrics.image_metrics(truth, predicted)
+    assert standard[2] == pytest.approx(_direct_ssim(*as_floats, data_range=1.0), abs=1e-6)
+    assert ssim > standard[2] + 0.01  # the larger range loosens both constants: the field's SSIM reads higher
+    mse = float(np.mean((as_floats[0].astype(np.float64) - as_floats[1]) ** 2))
+    assert psnr == pytest.approx(10 * np.log10(1 / mse), abs=1e-4)  # compare_psnr's range 1 for [0, 1] floats
+
+
+def test_animeinterp_roi_is_cut_as_its_script_cuts_it():
+    annotation = pd.Series({"roi_x": 301, "roi_y": 95, "roi_w": 651, "roi_h": 403, "image_width": 1920,
+                            "image_height": 1080})
+    (top, bottom), (left, right) = metrics.animeinterp_roi_box(annotation, (540, 960))
+    scale_w, scale_h = 1920 / 960, 1080 / 540  # the script: RoI_x = int(x // scaleW), and so on
+    assert (left, top) == (int(301 // scale_w), int(95 // scale_h)) == (150, 47)
+    assert (right - left, bottom - top) == (int(651 // scale_w), int(403 // scale_h)) == (325, 201)
+    assert metrics.roi_box(annotation, (540, 960)) != ((top, bottom), (left, right))  # the standard RoI rounds out
+    small = annotation.copy()
+    small["roi_w"] = 10  # 5 px wide at 960: no SSIM (the script's compare_ssim would fail), PSNR still
+    (top, bottom), (left, right) = metrics.animeinterp_roi_box(small, (540, 960))
+    truth, predicted = np.random.default_rng(4).integers(0, 256, (2, 540, 960, 3), dtype=np.uint8)
+    psnr, ssim = metrics.animeinterp_metrics(truth[top:bottom, left:right], predicted[top:bottom, left:right])
+    assert np.isfinite(psnr) and np.isnan(ssim)

@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -72,3 +74,50 @@ def test_lpips_names_a_file_of_the_wrong_layout(tmp_path):
         perceptual.load_lpips(backbone, linear)
     with pytest.raises(FileNotFoundError, match="interp.lpips"):
         perceptual.load_lpips(tmp_path / "missing.pth", linear)
+
+
+def _lpips_package(monkeypatch, features: torch.nn.Sequential):
+    """The ``lpips`` package, whose LPIPS builds its trunk from ``torchvision.models.alexnet``. torchvision's PyPI build
+    does not import beside the CPU torch (perceptual's docstring), so where it does not, a stand-in module gives the
+    package a copy of ``features`` (torchvision's AlexNet layout) as that trunk; with torchvision, the real class with
+    ``features``' weights loaded."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # not installed, or installed and not importable (RuntimeError: torchvision::nms)
+        import copy
+        import types
+
+        class _AlexNet(torch.nn.Module):
+            def __init__(self, *args, **kwargs):
+                super().__init__()
+                self.features = copy.deepcopy(features)
+
+        models = types.SimpleNamespace(alexnet=_AlexNet)
+        monkeypatch.setitem(sys.modules, "torchvision", types.SimpleNamespace(models=models))
+        monkeypatch.setitem(sys.modules, "torchvision.models", models)
+    for name in [m for m in sys.modules if m == "lpips" or m.startswith("lpips.")]:
+        monkeypatch.delitem(sys.modules, name)
+    import lpips
+
+    reference = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False).eval()
+    trunk = [layer for block in (reference.net.slice1, reference.net.slice2, reference.net.slice3,
+                                 reference.net.slice4, reference.net.slice5) for layer in block]
+    for ours, theirs in zip(features, trunk):  # the same trunk weights in both
+        if isinstance(ours, torch.nn.Conv2d):
+            theirs.load_state_dict(ours.state_dict())
+    return reference
+
+
+def test_lpips_equals_the_lpips_package_given_the_same_trunk(tmp_path, monkeypatch):
+    backbone, _ = write_lpips_weights(tmp_path)  # a random trunk
+    linear = perceptual.packaged_linear_weights()
+    assert linear is not None and linear.parts[-3:] == ("weights", "v0.1", "alex.pth")
+    ours = perceptual.load_lpips(backbone)  # linear null: the package's shipped v0.1 weights
+    reference = _lpips_package(monkeypatch, ours.features)
+    generator = torch.Generator().manual_seed(2)
+    first, second = (torch.rand(3, 3, 64, 80, generator=generator) for _ in range(2))
+    with torch.no_grad():
+        for a, b in ((first * 2 - 1, second * 2 - 1), (first, second)):  # standard's [-1, 1], EISAI's [0, 1]
+            expected = reference(a, b).flatten()
+            assert expected.abs().min() > 1e-4
+            torch.testing.assert_close(ours(a, b), expected, rtol=0, atol=1e-5)

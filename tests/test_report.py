@@ -200,3 +200,34 @@ def test_images_are_shrunk_to_the_width_asked_never_enlarged():
     small = Image.open(BytesIO(base64.b64decode(figures.jpeg_uri(image, 32).split(",", 1)[1])))
     large = Image.open(BytesIO(base64.b64decode(figures.jpeg_uri(image, 500).split(",", 1)[1])))
     assert small.size == (32, 16) and large.size == (128, 64)
+
+
+def test_the_fields_table_sets_every_method_beside_the_published_rows(tmp_path):
+    from latent_interp import interp
+    from latent_interp.report import field
+
+    rng = np.random.default_rng(0)
+    names, methods = [f"t{i}" for i in range(6)], ["latent_lerp", "pixel_flow", "vae_ceiling"]
+    table = pd.DataFrame([{
+        "model": "vae-a", "split": "test", "triplet": name, "origin": "Japan", "method": method, "level": i % 3,
+        "psnr": rng.uniform(20, 30), "ssim": rng.uniform(0.8, 0.9), "animeinterp_psnr": rng.uniform(20, 30),
+        "animeinterp_ssim": rng.uniform(0.9, 1), "animeinterp_roi_psnr": rng.uniform(15, 25),
+        "animeinterp_roi_ssim": rng.uniform(0.8, 0.9), "eisai_chamfer": rng.uniform(1e-5, 1e-4),
+        "eisai_lpips": np.nan, "motion_px": np.nan} for i, name in enumerate(names) for method in methods])
+    table.to_csv(tmp_path / "test.csv", index=False)
+    summary = interp.summarize_interp([tmp_path / "test.csv"], tmp_path / "summary.csv", resamples=10)
+    shown = field.field_table(summary, "test", "128 x 128 (squash)")
+    assert shown.columns[:4] == ["model", "method", "rows", "PSNR dB ↑"]
+    assert {"easy PSNR", "medium SSIM", "hard PSNR", "LPIPS ↓", "chamfer ↓"} <= set(shown.columns)
+    run_rows = [row for row in shown.rows if row[2].text.startswith("this run")]
+    published = [row for row in shown.rows if row[0].text == "published, not rerun here"]
+    assert [row[1].text for row in run_rows] == ["pixel_flow", "latent_lerp", "vae_ceiling †"]  # METHODS' order
+    assert len(published) == len(field.PUBLISHED) and all("readme.md" in row[0].title for row in published)
+    psnr = shown.columns.index("PSNR dB ↑")
+    lerp = summary[(summary["method"] == "latent_lerp") & (summary["level"] == "all") & (summary["origin"] == "all")]
+    assert run_rows[1][psnr].sort == pytest.approx(lerp["animeinterp_psnr"].item())
+    assert published[0][psnr].text == "29.29" and published[0][shown.columns.index("chamfer ↓")].text == "4.3505e-05"
+    assert run_rows[1][shown.columns.index("LPIPS ↓")].text == ""  # not computed here: empty, never 0
+    assert "128 x 128 (squash)" in shown.caption and "960 x 540" in shown.caption
+    standard_only = summary.drop(columns=[c for c in summary if c.startswith(("animeinterp", "eisai"))])
+    assert field.field_table(standard_only, "test", "") is None

@@ -4,7 +4,8 @@ import re
 
 import pytest
 import yaml
-from snakemake.utils import update_config
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config, validate
 
 from latent_interp import runconfig
 from conftest import REPO
@@ -47,6 +48,9 @@ def test_the_demo_and_the_seed_recipe():
     (lambda c: c["compare"].update(baseline="tiny-taesd-finetuned"), "config key compare.baseline"),
     (lambda c: c["data"].update(splits=["train", "test"]), "config key data.splits"),
     (lambda c: c["data"].update(layout="atd12k"), "config key data.source"),
+    (lambda c: c["preprocess"].update(size=[961, 540]), "config key preprocess.size: the width 961 is odd"),
+    (lambda c: c["preprocess"].update(size=[64, 6]),
+     "config key preprocess.size: the height 6 is smaller than VAE tiny-kl's downsampling (8)"),
 ])
 def test_mistakes_name_the_key(edit, key):
     config = merged()
@@ -70,3 +74,24 @@ def test_no_reader_goes_around_the_resolved_view():
         for path in sorted((REPO / folder).rglob("*.py")):
             if path.name != "runconfig.py":
                 assert not raw_vaes.search(path.read_text()), f"{path.relative_to(REPO)} reads the raw vaes mapping"
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda c: c["metrics"].update(protocol=["standard", "animeinter"]), "protocol"),
+    (lambda c: c["metrics"].update(protocol=["eisai"]), "protocol"),  # standard is always in
+    (lambda c: c["preprocess"].update(fit="stretch"), "fit"),
+    (lambda c: c["preprocess"].update(size=[960, 540, 3]), "size"),
+])
+def test_the_schema_refuses_what_no_stage_knows_naming_the_key(edit, key):
+    config = merged()
+    edit(config)
+    with pytest.raises(WorkflowError) as raised:
+        validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    assert key in str(raised.value)
+
+
+def test_the_540p_config_is_the_fields_geometry():
+    run = runconfig.resolve(merged("config/atd12k.yaml", "config/atd12k-540p.yaml"))
+    assert run.config["preprocess"] == {"size": [960, 540], "fit": "crop", "resample": "bilinear"}
+    assert run.config["metrics"]["protocol"] == ["standard", "animeinterp", "eisai"]
+    assert run.models == runconfig.resolve(merged("config/atd12k.yaml")).models  # atd12k.yaml's study otherwise

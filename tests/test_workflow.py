@@ -29,8 +29,9 @@ def run(workflow_run) -> Path:
     return workflow_run
 
 
-@pytest.mark.readme("python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt && snakemake "
-                    "--cores 8 results/report.html", "snakemake --cores 8 --configfile my.yaml")
+@pytest.mark.readme("python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt && pip install "
+                    "--no-deps -r requirements-no-deps.txt && snakemake --cores 8 results/report.html",
+                    "snakemake --cores 8 --configfile my.yaml")
 def test_outputs_follow_the_schema(run):
     results = run / "results"
     for split in SPLITS:
@@ -45,7 +46,7 @@ def test_outputs_follow_the_schema(run):
         assert store.names(frames) == store.names(latents) == store.names(recon)
         assert set(store.origins(frames)) == {"Disney", "Japan"}
         assert latents.attrs["vae"]["scaling_factor"] == pytest.approx(0.18215)
-        assert latents.attrs["preprocess"]["size"] == SIZE
+        assert latents.attrs["preprocess"]["size"] == [SIZE, SIZE] and latents.attrs["preprocess"]["fit"] == "squash"
         table = pd.read_csv(results / "metrics" / "tiny-kl" / f"{split}.csv")
         assert list(table.columns) == metrics.TABLE_COLUMNS and len(table) == 3 * count
         assert table["psnr"].between(5, 80).all() and table["ssim"].between(-1, 1).all()
@@ -100,7 +101,9 @@ def test_the_latent_study_scores_every_method_on_val_and_test_for_both_models(ru
     for model in ("tiny-kl", "tiny-kl-finetuned"):
         for split in ("val", "test"):
             table = pd.read_csv(results / "interp" / model / f"{split}.csv")
-            assert list(table.columns) == interp.TABLE_COLUMNS and len(table) == TRIPLETS[split] * len(interp.METHODS)
+            scored, _ = interp.table_columns(metrics.PROTOCOLS, annotated=False)  # the demo's three protocols
+            assert list(table.columns) == [*interp.KEY_COLUMNS, *scored, "motion_px"]
+            assert len(table) == TRIPLETS[split] * len(interp.METHODS)
             ceiling = table[table["method"] == "vae_ceiling"].set_index("triplet")["psnr"]
             frame_2 = pd.read_csv(results / "metrics" / model / f"{split}.csv").query("frame == 2")
             assert (ceiling.loc[frame_2["triplet"]].to_numpy() == frame_2["psnr"].to_numpy()).all()
@@ -109,7 +112,8 @@ def test_the_latent_study_scores_every_method_on_val_and_test_for_both_models(ru
         assert not (results / "interp" / model / "train.csv").exists()
     summary = pd.read_csv(results / "interp" / "summary.csv", keep_default_na=False)
     assert set(summary["method"]) == set(interp.METHODS) and set(summary["split"]) == {"val", "test"}
-    assert {"psnr_vs_lerp_ci_low", "psnr_vs_ceiling", "chamfer", "latent_mse_ci_high"} <= set(summary.columns)
+    assert {"psnr_vs_lerp_ci_low", "psnr_vs_ceiling", "eisai_chamfer", "animeinterp_ssim_vs_lerp",
+            "latent_mse_ci_high"} <= set(summary.columns)
     study = json.loads((results / "geometry" / "tiny-kl" / "geometry.json").read_text())
     assert study["triplets"] == sum(TRIPLETS.values()) and "accuracy" in study["probes"]["origin"]
     trajectories = pd.read_csv(results / "geometry" / "tiny-kl" / "trajectories.csv")
@@ -325,6 +329,8 @@ def test_editing_one_test_frame_reruns_only_the_test_chain(run):
     (lambda c: c["vaes"].update({"x-finetuned": "models/tiny-vae"}), "x-finetuned"),
     (lambda c: c["vaes"].update(extra={"source": "models/tiny-vae", "scale": 2}), "scale"),
     (lambda c: c["vaes"].update(missing="no/such/folder/here"), "config key vaes.missing"),
+    (lambda c: c["preprocess"].update(size=[96, 55]), "config key preprocess.size: the height 55 is odd"),
+    (lambda c: c["metrics"].update(protocol=["standard", "eisia"]), "protocol"),
 ])
 def test_config_mistakes_fail_before_any_job_naming_the_key(tmp_path_factory, edit, key):
     config = tiny_config()

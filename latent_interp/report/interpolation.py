@@ -10,15 +10,17 @@ import numpy as np
 import pandas as pd
 
 from latent_interp import interp, store
-from latent_interp.report import motion, tables
+from latent_interp.report import field, motion, tables
 from latent_interp.report.context import Context
 from latent_interp.report.page import Section
 from latent_interp.report.triplets import interp_gallery
 
-METRIC_LABELS = {"psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "latent_mse": "latent MSE ↓", "chamfer": "chamfer ×10³ ↓",
-                 "lpips": "LPIPS ↓", "roi_psnr": "RoI PSNR dB ↑", "roi_ssim": "RoI SSIM ↑"}
-SCALE = {"chamfer": 1e3}  # chamfer distances are ~1e-3 of the diagonal: shown in thousandths
-DIGITS = {"psnr": 2, "roi_psnr": 2, "ssim": 4, "roi_ssim": 4, "latent_mse": 3, "chamfer": 3, "lpips": 4}
+# The method tables show the standard protocol (and EISAI's chamfer); "The field's table" shows every protocol.
+METRIC_LABELS = {"psnr": "PSNR dB ↑", "ssim": "SSIM ↑", "latent_mse": "latent MSE ↓",
+                 "eisai_chamfer": "chamfer ×10³ ↓", "lpips": "LPIPS ↓", "roi_psnr": "RoI PSNR dB ↑",
+                 "roi_ssim": "RoI SSIM ↑"}
+SCALE = {"eisai_chamfer": 1e3}  # chamfer distances are ~1e-3 of the diagonal: shown in thousandths
+DIGITS = {"psnr": 2, "roi_psnr": 2, "ssim": 4, "roi_ssim": 4, "latent_mse": 3, "eisai_chamfer": 3, "lpips": 4}
 
 
 def _overall(summary: pd.DataFrame) -> pd.DataFrame:
@@ -235,8 +237,11 @@ def section(ctx: Context) -> Section | None:
                                   "weights are those of the lowest val MSE. Linear: the val MSE of the ridge strength "
                                   "chosen on val.")
     ctx.payload["tables"]["interp-triplets"] = triplet_table(ctx)
+    reported = splits[0]  # test where the run has it: the split the field reports
+    field_rows = field.field_table(summary, reported, field.run_geometry(ctx.frames_store(reported)))
     return Section("interpolation", "Interpolation: frame 2 from frames 1 and 3", "interpolation.html.j2", {
         "blocks": blocks, "galleries": galleries, "curves": curves, "lpips_skipped": ctx.inputs.lpips_skipped,
-        "models": ctx.inputs.models},
-        parts=[("interp-methods", "Methods"), ("interp-triplets", "Every triplet"),
+        "models": ctx.inputs.models, "field": field_rows},
+        parts=[("interp-methods", "Methods"), ("interp-field", "The field's table"),
+               ("interp-triplets", "Every triplet"),
                ("interp-gallery", "Worst interpolated"), ("interp-predictors", "Learned predictors")])

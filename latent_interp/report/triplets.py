@@ -4,7 +4,7 @@
     ``key`` ("split/name"), ``split``, ``name``, ``origin``, ``level`` and ``motion`` (annotated splits, else null),
     ``motion_px`` (the flow table's mean |F_1->3|, null where the flow failed),
     ``recon``: {model: [[PSNR dB, SSIM] of frames 1, 2, 3]},
-    ``interp``: {model: [[PSNR dB, SSIM, chamfer, latent MSE, LPIPS] per method of ``payload["methods"]``]} on the
+    ``interp``: {model: [[PSNR dB, SSIM, EISAI chamfer, latent MSE, LPIPS] per method of ``payload["methods"]``]} on the
     interpolated splits (null where a metric is empty).
 ``payload["images"]``: for the panel triplets only, JPEG data URIs: ``frames`` [3], ``recon`` {model: [3]},
 ``interp`` {model: {method: uri}} (``repeat`` is frame 1 and ``vae_ceiling`` the reconstruction of frame 2: the page
@@ -26,7 +26,7 @@ from latent_interp import interp, store
 from latent_interp.report.context import Context
 from latent_interp.report.figures import jpeg_uri
 
-INTERP_VALUES = ("psnr", "ssim", "chamfer", "latent_mse", "lpips")
+INTERP_VALUES = ("psnr", "ssim", "eisai_chamfer", "latent_mse", "lpips")
 REUSED = {"repeat", "vae_ceiling"}  # in-betweens that are frame 1 and the reconstruction of frame 2
 
 

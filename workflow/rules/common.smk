@@ -140,9 +140,12 @@ def all_of(pattern, **wildcards):
 
 
 def lpips_files(wildcards):
-    """The LPIPS weight files when configured, so new weights make the interpolation scores stale."""
+    """The LPIPS weight files when configured (a null linear: the lpips package's), so new weights make the
+    interpolation scores stale."""
     weights = RUN.config["interp"]["lpips"]
-    return [weights["backbone"], weights["linear"]] if weights["backbone"] and weights["linear"] else []
+    if not weights["backbone"]:
+        return []
+    return [weights["backbone"], *([weights["linear"]] if weights["linear"] else [])]
 
 
 def latents_of_space(wildcards):

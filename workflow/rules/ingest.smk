@@ -15,6 +15,7 @@ rule ingest:
         source=split_source,
         size=RUN.config["preprocess"]["size"],
         resample=RUN.config["preprocess"]["resample"],
+        fit=RUN.config["preprocess"].get("fit", "squash"),
         on_error=RUN.config["data"].get("on_error", "skip"),
     script:
         "../scripts/ingest.py"

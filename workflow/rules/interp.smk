@@ -57,6 +57,7 @@ rule interp:
         sample=RUN.config["interp"].get("sample_triplets", 24),
         seed=RUN.config["interp"].get("seed", 0),
         lpips=RUN.config["interp"]["lpips"],
+        protocols=RUN.config["metrics"]["protocol"],
     script:
         "../scripts/interp.py"
 

@@ -8,4 +8,4 @@ from latent_interp.atomic import staged  # noqa: E402
 sm = snakemake  # noqa: F821
 with staged(sm.output) as out:  # written under temporary names, renamed when whole
     ingest_split(sm.params.source, out.store, out.skipped, sm.wildcards.split, sm.params.size,
-                 sm.params.resample, sm.threads, sm.params.on_error)
+                 sm.params.resample, sm.threads, sm.params.on_error, sm.params.fit)
