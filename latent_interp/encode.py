@@ -193,10 +193,9 @@ def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int 
     _, _, height, width, _ = frames.shape
     factor = vae_record["downsampling"]
     latent_shape = (3, vae_record["latent_channels"], -(-height // factor), -(-width // factor))
-    settings["vae_pad"] = vae_pad(height, width, factor)
     group, first = _derived_store(out_path, "latents", split, frames_group, vae_record, settings, latent_shape,
                                   np.float32, shard)
-    group.attrs["vae_pad"] = settings["vae_pad"]
+    group.attrs["vae_pad"] = vae_pad(height, width, factor)
     mean = store.add_array(group, store.MEAN, latent_shape, np.float32)
     logvar = None if deterministic else store.add_array(group, store.LOGVAR, latent_shape, np.float32)
     spans = list(store.chunk_ranges(mean, _read_rows(settings)))

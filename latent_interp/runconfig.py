@@ -12,11 +12,9 @@ latent space, compared with which baseline, on which splits. Torch-free: every S
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from latent_interp import recipes
+from latent_interp import recipes, weights
 
 # The single-VAE keys of before ``vaes:`` (issue 13); the schema would reject them without saying what to write.
 OLD_VAE_KEYS = ("pretrained", "single_file_config")
@@ -156,32 +154,6 @@ def resolve(config: dict) -> RunConfig:
     return run
 
 
-# The single-file architectures shipped with the package (vae.CONFIGS; read here without importing torch).
-PACKAGED_CONFIGS = Path(__file__).parent / "configs"
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
-
-
-def vae_downsampling(entry: dict) -> int | None:
-    """A VAE entry's downsampling from its config.json (2 ** (number of blocks - 1), as ``vae.downsampling``),
-    torch-free; None where it is only known once loaded (a hub id, a file not there yet)."""
-    source = Path(str(entry["source"]))
-    if source.is_dir():
-        config_json = source / "config.json"
-    elif source.suffix.lower() in SINGLE_FILE_SUFFIXES:
-        architecture = entry.get("config") or "kl-f8"
-        folder = PACKAGED_CONFIGS / str(architecture)
-        config_json = (folder if folder.is_dir() else Path(str(architecture))) / "config.json"
-    else:
-        return None
-    try:
-        architecture = json.loads(config_json.read_text())
-        # AutoencoderTiny's file names its blocks encoder_block_out_channels (diffusers registers both)
-        blocks = architecture.get("block_out_channels") or architecture["encoder_block_out_channels"]
-    except (OSError, ValueError, KeyError):
-        return None
-    return 2 ** (len(blocks) - 1)
-
-
 def check_frame_size(size, vaes: dict[str, dict]) -> None:
     """Refuse a preprocess.size a VAE cannot take, before any job: a [width, height] side that is odd, or smaller than
     a VAE's downsampling (a side that is no multiple of it is padded, ``encode.pad_to_multiple``)."""
@@ -192,7 +164,7 @@ def check_frame_size(size, vaes: dict[str, dict]) -> None:
             raise ValueError(f"config key preprocess.size: the {side} {value} is odd; VAEs downsample by powers of "
                              "two, so give an even size (the frames are resized to it)")
         for name, entry in vaes.items():
-            factor = vae_downsampling(entry)
+            factor = weights.entry_downsampling(entry)
             if factor is not None and value < factor:
                 raise ValueError(f"config key preprocess.size: the {side} {value} is smaller than VAE {name}'s "
                                  f"downsampling ({factor}); its latent would have no cell")

@@ -18,7 +18,7 @@ from pathlib import Path
 PACKAGE = "latent_interp"
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Files a module reads at run time besides Python code (folders are listed file by file).
-DATA = {"vae": ["configs"], "report": ["report/templates"]}
+DATA = {"weights": ["configs"], "report": ["report/templates"]}
 
 
 def _module_file(dotted: str) -> Path | None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from latent_interp import weights
 from latent_interp.weights import HUB_ID, WEIGHT_SUFFIXES, is_model_file, source_format  # noqa: F401 (torch-free, for the Snakefile)
 
 # kl-f8 geometry: three 2x downsamplings (8x in all) and 4 latent channels. Widths are cut about 8x from kl-f8's
@@ -54,8 +55,8 @@ TINY_TAESD_CONFIG = dict(
     latent_channels=4,
 )
 
-CONFIGS = Path(__file__).parent / "configs"  # architecture configs for single files, by name
-KL_F8_CONFIG = CONFIGS / "kl-f8"  # kl-f8-anime2's architecture, the default for single files
+# architecture configs for single files, by name; kl-f8-anime2's, the default (torch-free, in weights)
+CONFIGS, KL_F8_CONFIG, architecture_dir = weights.CONFIGS, weights.KL_F8_CONFIG, weights.architecture_dir
 # diffusers class name -> family name, as configs, stores and tables give it
 FAMILIES = {"AutoencoderKL": "kl", "AutoencoderTiny": "tiny"}
 
@@ -89,8 +90,8 @@ def posterior(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None
 
 
 def downsampling(config) -> int:
-    """Frame size / latent size: one 2x step between consecutive blocks, in both families."""
-    return 2 ** (len(config["block_out_channels"]) - 1)
+    """Frame size / latent size: one 2x step between consecutive blocks, in both families (``weights``)."""
+    return weights.downsampling(config)
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -157,18 +158,6 @@ def encoder_digest(model: torch.nn.Module) -> str:
             digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
             digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
-
-
-def architecture_dir(config: str | Path | None, key: str = "vae") -> Path:
-    """The folder holding a single file's architecture config.json: a name in latent_interp/configs, or a folder."""
-    if config is None:
-        return KL_F8_CONFIG
-    folder = CONFIGS / str(config) if (CONFIGS / str(config)).is_dir() else Path(config)
-    if not (folder / "config.json").is_file():
-        names = ", ".join(sorted(p.name for p in CONFIGS.iterdir() if (p / "config.json").is_file()))
-        raise FileNotFoundError(f"config key {key}.config = {str(config)!r}: neither a built-in architecture ({names}) "
-                                f"nor a folder holding a diffusers config.json")
-    return folder
 
 
 def load_vae(source: str | Path, device: torch.device | str = "cpu", config: str | Path | None = None,

@@ -7,7 +7,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config, validate
 
-from latent_interp import runconfig
+from latent_interp import runconfig, weights
 from conftest import REPO
 
 
@@ -95,3 +95,13 @@ def test_the_540p_config_is_the_fields_geometry():
     assert run.config["preprocess"] == {"size": [960, 540], "fit": "crop", "resample": "bilinear"}
     assert run.config["metrics"]["protocol"] == ["standard", "animeinterp", "eisai"]
     assert run.models == runconfig.resolve(merged("config/atd12k.yaml")).models  # atd12k.yaml's study otherwise
+
+
+def test_a_vaes_downsampling_is_read_from_its_config_without_torch(tmp_path):
+    single = tmp_path / "ae.safetensors"
+    single.write_bytes(b"")  # only its name and form matter here: the architecture comes from the entry's config
+    assert weights.entry_downsampling({"source": str(REPO / "models" / "tiny-vae")}) == 8
+    assert weights.entry_downsampling({"source": str(REPO / "models" / "tiny-taesd")}) == 8  # encoder_block_out_...
+    assert weights.entry_downsampling({"source": str(single), "config": "flux"}) == 8
+    assert weights.entry_downsampling({"source": str(single), "config": "no-such-architecture"}) is None
+    assert weights.entry_downsampling({"source": "bullhug/kl-f8-anime2"}) is None  # a hub id: known once loaded

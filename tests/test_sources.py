@@ -15,7 +15,7 @@ def _modules(script):
 def test_a_stage_lists_its_modules_and_what_they_import():
     encode = _modules("encode")
     assert {"__init__.py", "encode.py", "store.py", "vae.py", "weights.py", "data.py", "atomic.py"} <= encode
-    assert "configs/kl-f8/config.json" in encode  # data that vae.py reads
+    assert "configs/kl-f8/config.json" in encode  # data that weights.py reads (through vae.py)
     assert not {"metrics.py", "interp.py", "embed.py"} & encode
     assert _modules("metrics") == {"__init__.py", "metrics.py", "store.py", "atomic.py"}
 
