@@ -23,6 +23,7 @@ wildcard_constraints:
     model="|".join(MODELS),
     method="|".join(EMBED_METHODS) or "none",
     shard=r"\d+",
+    video=one_of(sorted({name for videos in VIDEOS.values() for name in videos})),
 
 
 include: "workflow/rules/synthetic.smk"

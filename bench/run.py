@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import rows  # noqa: E402
 from common import REPO, cores, write_json  # noqa: E402
 
-ORDER = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12")
+ORDER = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12", "P13")
 
 
 def machine() -> dict:
@@ -39,7 +39,8 @@ def machine() -> dict:
 def run(selected: list[str], quick: bool, tmp: Path) -> list[rows.Row]:
     functions = {"P1": rows.p1_encode, "P2": rows.p2_metrics, "P3": rows.p3_latent_reads, "P4": rows.p4_dry_run,
                  "P5": rows.p5_encode_memory, "P6": rows.p6_embeddings, "P7": rows.p7_gpu,
-                 "P10": rows.p10_interp_training, "P11": rows.p11_flow, "P12": rows.p12_field_geometry}
+                 "P10": rows.p10_interp_training, "P11": rows.p11_flow, "P12": rows.p12_field_geometry,
+                 "P13": rows.p13_video}
     results = []
     demo = None
     for row_id in selected:

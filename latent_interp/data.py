@@ -1,6 +1,7 @@
 """Finding frame triplets on disk, preprocessing them the seed's way, and ingesting a split into a frames store.
 
 On-disk layout (ATD-12K's ``train_10k`` and the seed's own folders): ``<root>/<split>/<triplet>/frame{1,2,3}.<ext>``.
+Videos (``data.layout: video``) are first turned into that layout, one extraction per video (``latent_interp.video``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from latent_interp import store, synthetic
+from latent_interp import store, synthetic, video
 
 FRAME_NAMES = ("frame1", "frame2", "frame3")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -111,6 +112,10 @@ class SplitSource:
     carve: str | None = None  # "train" or "val": keep only that side of the hash split of the folder
     val_fraction: float = 0.0
     annotations: Path | None = None  # ATD-12K's test_2k_annotations/<triplet>/<triplet>.json
+    # layout video: the split's video extractions (rule extract_video's folders, triplets under <folder>/triplets);
+    # ``folder`` is then where the videos are
+    extractions: tuple[Path, ...] | None = None
+    lists_strays: bool = True  # False for the other splits drawn from a folder another split already lists
 
     def keeps(self, triplet: str) -> bool:
         if self.carve is None:
@@ -121,7 +126,17 @@ class SplitSource:
         if not self.folder.is_dir():
             raise FileNotFoundError(f"split folder {self.folder} does not exist (check config keys data.root, "
                                     "data.layout and data.split_dirs)")
+        if self.extractions is not None:
+            return sorted(p for folder in self.extractions for p in (folder / video.TRIPLETS).iterdir() if p.is_dir())
         return sorted(p for p in self.folder.iterdir() if p.is_dir() and self.keeps(p.name))
+
+    def stray_files(self) -> list[Path]:
+        """Files in the split's folder that are not data: any file beside the triplet folders, anything but a
+        video beside the videos."""
+        if not self.lists_strays:
+            return []
+        found = (p for p in self.folder.iterdir() if not p.is_dir())
+        return sorted(p for p in found if self.extractions is None or not video.is_video_file(p))
 
 
 def hash_fraction(triplet: str) -> float:
@@ -130,14 +145,23 @@ def hash_fraction(triplet: str) -> float:
     return int.from_bytes(hashlib.sha256(triplet.encode()).digest()[:8], "big") / 2**64
 
 
-def split_source(data_config: dict, split: str) -> SplitSource:
+def split_source(data_config: dict, split: str, videos: list | None = None) -> SplitSource:
     """The SplitSource of ``split`` under config ``data``: layout ``folders`` (``<root>/<split_dirs[split] or
-    split>``) or ``atd12k`` (train and val carved from train_10k, test from test_2k_540p with its annotations)."""
+    split>``), ``atd12k`` (train and val carved from train_10k, test from test_2k_540p with its annotations) or
+    ``video`` (the extractions of the split's videos: ``videos``, or those ``latent_interp.video.split_videos``
+    finds)."""
     root = Path(data_config["root"])
-    if data_config.get("layout", "folders") == "atd12k":
+    layout = data_config.get("layout", "folders")
+    if layout == "video":
+        videos = video.split_videos(data_config, split) if videos is None else videos
+        extractions = tuple(Path(video.extraction_dir(split, path)) for path in videos)
+        shared = video.settings_of(data_config.get("video"))["assign"] == "hash"
+        return SplitSource(video.video_folder(data_config, split), extractions=extractions,
+                           lists_strays=not shared or split == "train")
+    if layout == "atd12k":
         fraction = float(data_config.get("val_fraction", 0.1))
         if split in ("train", "val"):
-            return SplitSource(root / ATD_TRAIN, carve=split, val_fraction=fraction)
+            return SplitSource(root / ATD_TRAIN, carve=split, val_fraction=fraction, lists_strays=split == "train")
         if split == "test":
             return SplitSource(root / ATD_TEST, annotations=root / ATD_ANNOTATIONS)
         raise ValueError(f"config key data.splits: layout atd12k has splits train, val and test, not {split!r}")
@@ -147,7 +171,10 @@ def split_source(data_config: dict, split: str) -> SplitSource:
 
 
 def split_input_files(source: SplitSource) -> list[str]:
-    """The files whose change makes a split stale: its frame files and annotation files (not its folders)."""
+    """The files whose change makes a split stale: its frame files and annotation files (not its folders), or its
+    video extractions (layout video)."""
+    if source.extractions is not None:
+        return [str(folder) for folder in source.extractions]
     files = []
     for folder in source.triplet_dirs():
         files += [str(p) for p in folder.iterdir() if is_frame_file(p)]
@@ -251,15 +278,20 @@ def ingest_split(source: SplitSource, out_path: str | Path, skipped_path: str | 
                              "set it to 'skip' to skip and list such triplets)")
         skipped.append((split, what, triplet, str(path), reason))
 
-    if source.carve != "val":  # carved splits share one folder: list its stray files once, with train
-        for path in sorted(p for p in source.folder.iterdir() if not p.is_dir()):
-            fault("file", "", path, "stray file, ignored")
+    for path in source.stray_files():
+        fault("file", "", path, "stray file, ignored")
+    videos, middle_times = video.read_extractions(source.extractions or ())
+    for entry in videos:
+        if entry["skipped"]:
+            fault("video", "", entry["path"], entry["skipped"])
     settings = {"size": [width, height], "width": width, "height": height, "fit": fit, "resample": resample,
                 "convert": "RGB",
                 "source": str(source.folder), "carve": source.carve, "val_fraction": source.val_fraction,
                 "annotations": str(source.annotations) if source.annotations else None}
-    group = store.create(out_path, "frames", split, {"preprocess": settings,
-                                                     "provenance": store.provenance("ingest", settings)})
+    attrs = {"preprocess": settings, "provenance": store.provenance("ingest", settings)}
+    if source.extractions is not None:
+        attrs["videos"] = videos
+    group = store.create(out_path, "frames", split, attrs)
     frames = store.add_array(group, store.FRAMES, (3, height, width, 3), np.uint8, count=len(triplet_dirs))
     chunk = frames.chunks[0]
     names, annotations, pending, written = [], [], [], 0
@@ -293,11 +325,16 @@ def ingest_split(source: SplitSource, out_path: str | Path, skipped_path: str | 
             progress.update(len(batch_dirs))
     frames.resize((written, *frames.shape[1:]))
     store.write_names(group, names, [origin_of(name) for name in names])
+    # the middle frame's true time: from the video's timestamps, or 0.5 where triplet folders cannot say
+    store.write_middle_times(group, [middle_times.get(name, 0.5) for name in names],
+                             "video timestamps" if source.extractions is not None else "assumed")
     if source.annotations is not None:
         store.write_annotations(group, annotations)
     counts = {"found": len(triplet_dirs), "ingested": written,
               "skipped": sum(1 for row in skipped if row[1] == "triplet"),
-              "stray_files": sum(1 for row in skipped if row[1] == "file")}
+              "stray_files": sum(1 for row in skipped if row[1] == "file"),
+              **({"videos": len(videos), "videos_skipped": sum(1 for row in skipped if row[1] == "video")}
+                 if source.extractions is not None else {})}
     group.attrs["counts"] = counts
     pd.DataFrame(skipped, columns=SKIPPED_COLUMNS).to_csv(skipped_path, index=False)
     print(f"ingest {split}: {counts}")

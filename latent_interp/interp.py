@@ -34,7 +34,9 @@ LPIPS columns are empty when no LPIPS backbone is configured (``interp.lpips.bac
 
 Table ``results/interp/{model}/{split}.csv``, one row per triplet and method:
     ``model``, ``split``, ``triplet``, ``origin``, ``method``, the protocols' whole-image columns (above, in that
-    order), ``motion_px`` (the flow table's mean |F_1->3|: every method's row of a triplet holds it), then on
+    order), ``motion_px`` (the flow table's mean |F_1->3|: every method's row of a triplet holds it), ``t`` (where
+    frame 2 lies in time between frames 1 and 3, the frames store's ``t``: measured on videos, 0.5 assumed for
+    triplet folders; every method predicts the midpoint, so a t far from 0.5 costs them all), then on
     annotated splits the RoI columns and ``level``, ``general_motion_type``, ``behavior``. Next to it
     ``{split}.spec.json``: how each column was computed.
 Store ``results/interp/{model}/{split}.zarr`` (kind ``interp``):
@@ -349,6 +351,7 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
     origins = store.origins(frames_group)
     flow_ok = flow_group["ok"][:] if flow_group is not None else np.ones(len(names), bool)
     motion = flow_group["motion_px"][:] if flow_group is not None else np.full(len(names), np.nan)
+    middle_times = store.middle_times(frames_group)
     group = store.create(store_path, "interp", split, {
         "model": model_name, "methods": methods, "latent_methods": latent_methods,
         "sees_frame2": [m for m in methods if REGISTRY[m].sees_frame2], "vae": vae_record,
@@ -362,7 +365,7 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
         names, origins)
     predicted_store = store.add_array(group, "predicted_latents", (len(latent_methods), *mean.shape[2:]), np.float32)
     keeper = GalleryKeeper(names, gallery_triplets, sample_triplets, seed)
-    columns = [*KEY_COLUMNS, *scorer.columns, "motion_px", *scorer.roi_columns]
+    columns = [*KEY_COLUMNS, *scorer.columns, "motion_px", "t", *scorer.roi_columns]
     rows = []
     with tqdm(total=len(names), desc=f"interp {model_name}/{split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(mean):
@@ -383,7 +386,8 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
                                             latent_errors[method][offset],
                                             {column: values[offset] for column, values in lpips.items()}))
                     rows.append({"model": model_name, "split": split, "triplet": names[index],
-                                 "origin": origins[index], "method": method, "motion_px": motion[index], **scores})
+                                 "origin": origins[index], "method": method, "motion_px": motion[index],
+                                 "t": middle_times[index], **scores})
             for offset, row in enumerate(rows[lerp_first:lerp_first + stop - start]):
                 keeper.offer(names[start + offset], row.get("psnr", np.nan),
                              lambda offset=offset: np.stack([images[m][offset] for m in methods]))

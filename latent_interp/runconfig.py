@@ -145,12 +145,24 @@ def resolve(config: dict) -> RunConfig:
     run = RunConfig(config=config, vaes=vaes, models=models, finetune_base=finetune_base, baseline=baseline,
                     latent_space=latent_space)
     check_frame_size(config["preprocess"]["size"], vaes)
+    layout = config["data"].get("layout", "folders")
+    by_hash = layout == "video" and (config["data"].get("video") or {}).get("assign") == "hash"
     if run.synthetic is not None:
-        if config["data"].get("layout", "folders") != "folders":
-            raise ValueError("config key data.source: synthetic draws a 'folders' layout; set data.layout: folders")
-        missing = [split for split in splits if split not in run.synthetic["triplets"]]
+        if layout == "atd12k":
+            raise ValueError("config key data.source: synthetic draws a 'folders' or 'video' layout, not atd12k")
+        counts = "videos" if layout == "video" else "triplets"
+        if by_hash:
+            raise ValueError("config key data.video.assign: the demo videos are drawn one folder per split; set "
+                             "assign: folders with data.source: synthetic")
+        missing = [split for split in splits if split not in run.synthetic.get(counts, {})]
         if missing:
-            raise ValueError(f"config key data.synthetic.triplets has no count for split(s) {missing}")
+            raise ValueError(f"config key data.synthetic.{counts} has no count for split(s) {missing}"
+                             + (" (layout video draws videos)" if layout == "video" else ""))
+    if by_hash:
+        others = [split for split in splits if split not in ("train", "val", "test")]
+        if others:
+            raise ValueError(f"config key data.video.assign: hash draws splits train, val and test; data.splits also "
+                             f"names {others}")
     return run
 
 

@@ -6,10 +6,15 @@ Schema (README "Stores and tables" repeats it):
     ``frames``    uint8   [N, 3, H, W, 3]   triplet, frame (1..3), height, width, RGB
     ``triplets``  str     [N]               triplet names, the order of axis 0
     ``origins``   str     [N]               ``Disney`` / ``Japan`` / ``unknown``, same order
+    ``t``         float64 [N]               frames stores: where frame 2 lies between frames 1 and 3 in time (0 at
+                                            frame 1, 1 at frame 3): from the video's timestamps (layout video), else
+                                            0.5, assumed; attrs ``t_source``: "video timestamps" or "assumed"
     attrs: ``kind`` ("frames" or "recon"), ``split``, ``preprocess`` (``size`` [width, height], ``width``, ``height``,
     ``fit``: squash, pad or crop, ``resample``, source folder), ``provenance``
     (stage settings, package versions); frames stores add ``counts`` (found, ingested, skipped, stray_files), recon
-    stores the VAE record ``vae``.
+    stores the VAE record ``vae``. Frames stores of videos add ``videos``: per video its path, sha256, codec, size,
+    frame rate, duration, counts (frames, drawings, held frames merged, cuts, candidates, kept, dropped by reason) and
+    ``skipped`` (``latent_interp.video.summary``).
     Annotated splits (ATD-12K test) also hold, in triplet order: ``level`` int8 [N] (0 easy, 1 medium, 2 hard),
     ``motion_roi`` int32 [N, 4] (x, y, width, height in original pixels), ``image_size`` int32 [N, 2] (original
     width, height), ``general_motion_type`` str [N], ``behavior`` str [N].
@@ -53,6 +58,7 @@ import zarr
 
 TRIPLETS = "triplets"
 ORIGINS = "origins"
+MIDDLE_TIME = "t"
 FRAMES = "frames"
 MEAN = "mean"
 LOGVAR = "logvar"
@@ -61,7 +67,7 @@ LEVEL, MOTION_ROI, IMAGE_SIZE, MOTION_TYPE, BEHAVIOR = (
     "level", "motion_roi", "image_size", "general_motion_type", "behavior")
 CHUNK_BYTES = 4 * 2**20
 VERSIONED_PACKAGES = ("latent-interp", "torch", "diffusers", "zarr", "numpy", "pillow", "scikit-image", "scikit-learn",
-                      "umap-learn", "pandas", "opencv-python-headless")
+                      "umap-learn", "pandas", "opencv-python-headless", "av", "scenedetect")
 
 
 def versions() -> dict[str, str]:
@@ -110,6 +116,18 @@ def write_names(group: zarr.Group, triplets: list[str], origins: list[str]) -> N
         raise ValueError(f"{group.store}: triplet names are not unique")
     write_strings(group, TRIPLETS, triplets)
     write_strings(group, ORIGINS, origins)
+
+
+def write_middle_times(group: zarr.Group, times: list[float], source: str) -> None:
+    count = len(times)
+    group.create_array(MIDDLE_TIME, shape=(count,), dtype=np.float64, chunks=(max(count, 1),))[:] = np.asarray(
+        times, dtype=np.float64)
+    group.attrs["t_source"] = source
+
+
+def middle_times(group: zarr.Group) -> np.ndarray:
+    """Frame 2's time in [0, 1] per triplet (frames stores)."""
+    return group[MIDDLE_TIME][:] if group[MIDDLE_TIME].shape[0] else np.empty(0)
 
 
 def write_annotations(group: zarr.Group, annotations: list[dict]) -> None:

@@ -14,7 +14,7 @@ changes the triplets it already had, and two runs give identical files.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -132,9 +132,15 @@ def _polygon_at(shape: dict, t: float) -> list[tuple[float, float]]:
 
 def render_triplet(spec: TripletSpec, width: int, height: int) -> list[np.ndarray]:
     """Draw the three frames of ``spec`` as uint8 arrays (height, width, 3)."""
+    return render_drawings(spec, width, height, FRAME_TIMES)
+
+
+def render_drawings(spec: TripletSpec, width: int, height: int, times) -> list[np.ndarray]:
+    """Draw ``spec``'s scene at each time (0: frame 1, 1: frame 3 of its triplet) as uint8 arrays (height, width,
+    3): a shot whose drawings move along the triplet's motion."""
     background, outline_width, unit, shapes = _scene(spec, width, height)
     frames = []
-    for t in FRAME_TIMES:
+    for t in times:
         canvas = background.copy()
         for shape in shapes:
             _draw_shape(canvas, _polygon_at(shape, t), shape["colour"], spec.origin, outline_width, unit)
@@ -208,4 +214,92 @@ def write_split(out_dir: str | Path, seed: int, split: str, count: int, width: i
         triplet_dir.mkdir(parents=True, exist_ok=True)
         for k, frame in enumerate(render_triplet(spec, width, height), start=1):
             Image.fromarray(frame).save(triplet_dir / f"frame{k}.jpg", quality=quality, subsampling=0)
+    return specs
+
+
+# The demo's videos (data.layout: video with data.source: synthetic): each a few shots cut together, a shot being
+# one scene's drawings along its motion, each drawing held for some frames the way animation is timed. The timing,
+# container and codec go round these lists with the video's index, so a split of three videos holds all of them.
+VIDEO_TIMINGS = {"twos": (2,), "threes": (3,), "irregular": (2, 3, 1, 3, 2, 2, 1, 3)}  # frames each drawing is held
+VIDEO_FORMATS = (("mp4", "libx264"), ("mkv", "ffv1"), ("avi", "mpeg4"))
+VIDEO_RATE = 24
+SHOTS_PER_VIDEO, DRAWINGS_PER_SHOT = 2, 8
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """One demo video: its file name, its shots (one scene each), how its drawings are held, how it is encoded."""
+
+    name: str
+    shots: tuple[TripletSpec, ...]
+    timing: str
+    codec: str
+
+
+def video_specs(seed: int, split: str, count: int) -> list[VideoSpec]:
+    """The ``count`` demo videos of ``split``; a video's shots are drawn like the triplets of a split of its own, all in
+    the video's style (origins alternating by video), and its file name starts with that origin."""
+    specs = []
+    for index in range(count):
+        origin = ORIGINS[index % 2]
+        shots = tuple(replace(shot, origin=origin) for shot in triplet_specs(seed, f"{split}-video{index}",
+                                                                             SHOTS_PER_VIDEO))
+        extension, codec = VIDEO_FORMATS[index % len(VIDEO_FORMATS)]
+        timing = list(VIDEO_TIMINGS)[index % len(VIDEO_TIMINGS)]
+        specs.append(VideoSpec(f"{origin}_{split}_{index:03d}.{extension}", shots, timing, codec))
+    return specs
+
+
+def held_frames(drawings: list[np.ndarray], timing: str) -> list[np.ndarray]:
+    """Each drawing repeated for its hold, the timing's pattern going round."""
+    pattern = VIDEO_TIMINGS[timing]
+    return [drawing for k, drawing in enumerate(drawings) for _ in range(pattern[k % len(pattern)])]
+
+
+def write_video(path: str | Path, frames: list[np.ndarray], codec: str = "libx264", rate: int = VIDEO_RATE,
+                pts: list[int] | None = None, time_base=None, rotation: int = 0, pix_fmt: str | None = None,
+                options: dict | None = None) -> None:
+    """Encode uint8 RGB frames (height, width, 3) with PyAV: at ``rate`` frames a second, or at the given ``pts`` in
+    ``time_base`` units (a variable frame rate); ``rotation`` sets the stream's display rotation (degrees
+    counter-clockwise)."""
+    import av
+
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = width, height
+        # FFV1 in RGB is lossless; the others in the 4:2:0 YUV every player takes
+        stream.pix_fmt = pix_fmt or ("bgr0" if codec == "ffv1" else "yuv420p")
+        # near-lossless, so a held drawing decodes as the same picture and a new one as a new one
+        stream.options = options or ({"crf": "12"} if codec == "libx264" else {})
+        if codec == "mpeg4":
+            stream.codec_context.qscale = 2
+        if time_base is not None:  # the frames' pts count in it, not in 1 / rate
+            stream.time_base = stream.codec_context.time_base = time_base
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[index], time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def render_video(spec: VideoSpec, path: str | Path, width: int, height: int) -> None:
+    """Write ``spec`` to ``path``: its shots' drawings, each held by the video's timing."""
+    times = np.linspace(0.0, 1.0, DRAWINGS_PER_SHOT)
+    shots = [render_drawings(shot, width, height, times) for shot in spec.shots]
+    write_video(path, [frame for drawings in shots for frame in held_frames(drawings, spec.timing)], spec.codec)
+
+
+def write_videos(out_dir: str | Path, seed: int, split: str, count: int, width: int, height: int) -> list[VideoSpec]:
+    """Write ``count`` demo videos of ``split`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    specs = video_specs(seed, split, count)
+    for spec in specs:
+        render_video(spec, out_dir / spec.name, width, height)
     return specs

@@ -17,12 +17,12 @@ sys.path.insert(0, str(REPO / "bench"))
 import rows  # noqa: E402  (bench/rows.py)
 
 # every row (bench/run.py's ORDER)
-QUICK_ROWS = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12"]
+QUICK_ROWS = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12", "P13"]
 
 
 # The full sizes take about 25 minutes (the README's figures); --quick runs the same code at tiny sizes.
 @pytest.mark.readme("python bench/run.py", "python bench/run.py --rows P1 P4", "python bench/run.py --quick",
-                    "python bench/run.py --rows P9", "python bench/run.py --rows P12")
+                    "python bench/run.py --rows P9", "python bench/run.py --rows P12", "python bench/run.py --rows P13")
 def test_every_row_measures_something_at_tiny_sizes(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--rows", *QUICK_ROWS,

@@ -106,8 +106,9 @@ def test_the_table_has_every_method_per_triplet_and_the_ceiling_is_the_reconstru
     root, table, _ = scored
     names = store.names(store.open_store(root / "frames-val.zarr"))
     scored_columns, roi_columns = interp.table_columns(metrics.PROTOCOLS, annotated=False)
-    assert list(table.columns) == [*interp.KEY_COLUMNS, *scored_columns, "motion_px"] and roi_columns == []
+    assert list(table.columns) == [*interp.KEY_COLUMNS, *scored_columns, "motion_px", "t"] and roi_columns == []
     assert len(table) == len(names) * len(interp.METHODS)
+    assert (table["t"] == 0.5).all()  # triplet folders: the assumed middle
     assert set(table["method"]) == set(interp.METHODS)
     frame_2 = pd.read_csv(root / "m.csv").query("frame == 2").set_index("triplet")
     on_disk = pd.read_csv(root / "val.csv")  # both tables written with 8 significant digits

@@ -51,6 +51,13 @@ def test_the_demo_and_the_seed_recipe():
     (lambda c: c["preprocess"].update(size=[961, 540]), "config key preprocess.size: the width 961 is odd"),
     (lambda c: c["preprocess"].update(size=[64, 6]),
      "config key preprocess.size: the height 6 is smaller than VAE tiny-kl's downsampling (8)"),
+    (lambda c: c["data"].update(layout="video"), "config key data.synthetic.videos has no count for split(s)"),
+    (lambda c: c["data"].update(layout="video", synthetic={**c["data"]["synthetic"], "videos": {"train": 1}}),
+     "config key data.synthetic.videos has no count for split(s) ['val', 'test']"),
+    (lambda c: c["data"].update(layout="video", source="files", video={"assign": "hash"},
+                                splits=["train", "val", "holdout"]), "config key data.video.assign: hash draws"),
+    (lambda c: c["data"].update(layout="video", video={"assign": "hash"}),
+     "config key data.video.assign: the demo videos are drawn one folder per split"),
 ])
 def test_mistakes_name_the_key(edit, key):
     config = merged()
@@ -81,6 +88,10 @@ def test_no_reader_goes_around_the_resolved_view():
     (lambda c: c["metrics"].update(protocol=["eisai"]), "protocol"),  # standard is always in
     (lambda c: c["preprocess"].update(fit="stretch"), "fit"),
     (lambda c: c["preprocess"].update(size=[960, 540, 3]), "size"),
+    (lambda c: c["data"].update(layout="videos"), "layout"),
+    (lambda c: c["data"].update(video={"held": {"treshold": 0.01}}), "treshold"),
+    (lambda c: c["data"].update(video={"cuts": {"detector": "transnet"}}), "detector"),
+    (lambda c: c["data"].update(video={"stride": 0}), "stride"),
 ])
 def test_the_schema_refuses_what_no_stage_knows_naming_the_key(edit, key):
     config = merged()
@@ -95,6 +106,14 @@ def test_the_540p_config_is_the_fields_geometry():
     assert run.config["preprocess"] == {"size": [960, 540], "fit": "crop", "resample": "bilinear"}
     assert run.config["metrics"]["protocol"] == ["standard", "animeinterp", "eisai"]
     assert run.models == runconfig.resolve(merged("config/atd12k.yaml")).models  # atd12k.yaml's study otherwise
+
+
+def test_the_video_example_renders_its_videos():
+    run = runconfig.resolve(merged("config/video-example.yaml"))
+    data = run.config["data"]
+    assert data["layout"] == "video" and run.synthetic["videos"] == {"train": 3, "val": 2, "test": 2}
+    assert data["shard_size"] is None and data["video"]["assign"] == "folders"
+    validate(merged("config/video-example.yaml"), str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
 
 
 def test_a_vaes_downsampling_is_read_from_its_config_without_torch(tmp_path):

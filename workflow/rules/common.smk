@@ -5,7 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 # Only torch-free modules: every Snakemake process (each dry run, each cluster job) builds the DAG from these.
-from latent_interp import data, runconfig, sources, synthetic, weights
+from latent_interp import data, runconfig, sources, synthetic, video, weights
 
 runconfig.reject_old_keys(config)  # before the schema, which would reject the old keys without saying what to write
 validate(config, "../schemas/config.schema.yaml")
@@ -18,6 +18,8 @@ RUN = runconfig.resolve(config)
 # entry, so adding a VAE adds its jobs and reruns only the aggregates that list every model.
 SPLITS = RUN.splits
 SYNTHETIC = RUN.synthetic  # data.source synthetic: the workflow draws the demo data itself (rule synthesize_<split>)
+# data.layout video: each video is extracted into triplets by a job of its own (rule extract_video), which ingest reads
+VIDEO_LAYOUT = RUN.config["data"].get("layout", "folders") == "video"
 MODELS = RUN.models
 FINETUNE_BASE = RUN.finetune_base
 FINETUNED_NAME = RUN.finetuned_name
@@ -65,6 +67,18 @@ INTERP_SPLITS = RUN.interp_splits  # the predictors fit on train, choose on val,
 PROBE_TEST = RUN.probe_test  # the geometry's linear probes fit on train and are scored here
 
 
+def split_video_files(split):
+    """The split's video files: those the demo draws (known from the config), or those on disk."""
+    if SYNTHETIC:
+        specs = synthetic.video_specs(SYNTHETIC["seed"], split, SYNTHETIC["videos"][split])
+        return [Path(RUN.config["data"]["root"]) / split / spec.name for spec in specs]
+    return video.split_videos(RUN.config["data"], split)
+
+
+# split -> {video file name: its path}; empty unless data.layout is video
+VIDEOS = {split: {path.name: str(path) for path in split_video_files(split)} for split in SPLITS if VIDEO_LAYOUT}
+
+
 def triplets_listed(split):
     """How many triplets the split's source holds, known before ingest (which may skip some)."""
     if SYNTHETIC:
@@ -73,8 +87,9 @@ def triplets_listed(split):
 
 
 # A split above data.shard_size triplets is encoded, reconstructed and scored as SHARDS[split] parallel jobs whose
-# stores and tables the gather rules concatenate (README "Sharded splits"); the others run as one job each.
-SHARD_SIZE = RUN.config["data"].get("shard_size")
+# stores and tables the gather rules concatenate (README "Sharded splits"); the others run as one job each. A split
+# of videos is one job: its triplet count is known only once its videos are extracted.
+SHARD_SIZE = RUN.config["data"].get("shard_size") if not VIDEO_LAYOUT else None
 SHARDS = {split: -(-triplets_listed(split) // SHARD_SIZE) for split in SPLITS} if SHARD_SIZE else {}
 SHARDS = {split: count for split, count in SHARDS.items() if count > 1}
 
@@ -100,6 +115,8 @@ def shard_of(wildcards):
 
 def synthetic_frame_files(split):
     """The files that synthesize_<split> writes, known from the config alone before any job runs."""
+    if VIDEO_LAYOUT:
+        return list(VIDEOS[split].values())
     specs = synthetic.triplet_specs(SYNTHETIC["seed"], split, SYNTHETIC["triplets"][split])
     return [f"{RUN.config['data']['root']}/{split}/{path}" for path in synthetic.frame_relpaths(specs)]
 
@@ -111,15 +128,25 @@ def code(script):
 
 
 def split_source(wildcards):
-    """Where the split's triplets are (data.layout, data.split_dirs, data.val_fraction)."""
-    return data.split_source(RUN.config["data"], wildcards.split)
+    """Where the split's triplets are (data.layout, data.split_dirs, data.val_fraction; for videos, their
+    extractions)."""
+    videos = list(VIDEOS[wildcards.split]) if VIDEO_LAYOUT else None
+    return data.split_source(RUN.config["data"], wildcards.split, videos)
 
 
 def split_frame_files(wildcards):
-    """Every frame (and annotation) file of a split, not its folder: editing one frame makes only that split stale."""
+    """Every frame (and annotation) file of a split, not its folder: editing one frame makes only that split stale.
+    For videos: the extraction of each (so a new or changed video reruns its own extraction and its split)."""
+    if VIDEO_LAYOUT:
+        return [video.extraction_dir(wildcards.split, name) for name in VIDEOS[wildcards.split]]
     if SYNTHETIC:
         return synthetic_frame_files(wildcards.split)
     return data.split_input_files(split_source(wildcards))
+
+
+def video_file(wildcards):
+    """The file rule extract_video reads: the split's video of that name."""
+    return VIDEOS[wildcards.split][wildcards.video]
 
 
 def vae_files(wildcards):

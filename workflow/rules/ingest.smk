@@ -1,3 +1,24 @@
+# data.layout video: one job per video turns it into triplets (latent_interp.video), so a new or changed video is
+# extracted alone and reruns only its split's jobs.
+rule extract_video:
+    input:
+        video=video_file,
+        code=code("extract_video"),
+    output:
+        directory("results/videos/{split}/{video}"),
+    log:
+        "results/logs/extract_video/{split}/{video}.log",
+    benchmark:
+        "results/benchmarks/extract_video/{split}/{video}.tsv"
+    conda:
+        ENV
+    params:
+        settings=RUN.config["data"].get("video", {}),
+        on_error=RUN.config["data"].get("on_error", "skip"),
+    script:
+        "../scripts/extract_video.py"
+
+
 rule ingest:
     input:
         frames=split_frame_files,

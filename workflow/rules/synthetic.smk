@@ -1,5 +1,6 @@
-# The embedded demo draws its own ATD-12K-shaped frames: one rule per split, so a split's size change or a
-# hand-edited frame touches that split alone. Their output files are known from the config before any job runs.
+# The embedded demo draws its own ATD-12K-shaped frames (or, with data.layout video, videos of them): one rule per
+# split, so a split's size change or a hand-edited frame touches that split alone. Their output files are known from
+# the config before any job runs.
 for _split in SPLITS if SYNTHETIC else []:
 
     rule:
@@ -18,7 +19,8 @@ for _split in SPLITS if SYNTHETIC else []:
         params:
             split=_split,
             seed=SYNTHETIC["seed"],
-            triplets=SYNTHETIC["triplets"][_split],
+            layout="video" if VIDEO_LAYOUT else "folders",
+            how_many=SYNTHETIC["videos" if VIDEO_LAYOUT else "triplets"][_split],
             raw_size=SYNTHETIC["raw_size"],
         script:
             "../scripts/synthesize.py"
