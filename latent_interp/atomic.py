@@ -16,6 +16,7 @@ rerun (or Slurm's retry) goes through. The points (README "Interrupted runs"):
     finetune:checkpoint                       after the checkpoint's temporary file is written, before its rename
     finetune:checkpointed                     after the first checkpoint is in place
     metrics:mid-table                         after half of the table's rows are written
+    extract:mid-video                         after a video's first triplet is written
 """
 
 from __future__ import annotations

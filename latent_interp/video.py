@@ -208,7 +208,8 @@ def _open(path: Path):
     if not container.streams.video:
         kinds = sorted({stream.type for stream in container.streams}) or ["no"]
         container.close()
-        raise VideoFault(f"no video stream ({', '.join(kinds)} streams only)")
+        # a stream of a codec FFmpeg does not know is typed "data": no decoder, so no video for us either
+        raise VideoFault(f"no video stream FFmpeg can decode ({', '.join(kinds)} streams only)")
     stream = container.streams.video[0]
     if stream.codec_context is None:
         container.close()

@@ -111,7 +111,7 @@ def test_the_540p_config_is_the_fields_geometry():
 def test_the_video_example_renders_its_videos():
     run = runconfig.resolve(merged("config/video-example.yaml"))
     data = run.config["data"]
-    assert data["layout"] == "video" and run.synthetic["videos"] == {"train": 3, "val": 2, "test": 2}
+    assert data["layout"] == "video" and run.synthetic["videos"] == {"train": 3, "val": 2, "test": 3}
     assert data["shard_size"] is None and data["video"]["assign"] == "folders"
     validate(merged("config/video-example.yaml"), str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
 

@@ -197,12 +197,23 @@ def bad_files(folder: Path, good: Path) -> dict[str, str]:
         frame.sample_rate = 8000
         for packet in [*stream.encode(frame), *stream.encode()]:
             container.mux(packet)
+    # a codec FFmpeg has no decoder for: C64 multicolour, which it only encodes (in MPEG-TS, which takes any stream)
+    with av.open(str(folder / "unsupported.mkv"), "w", format="mpegts") as container:
+        stream = container.add_stream("a64multi", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 320, 200, "gray"
+        for value in (0, 80, 160):
+            image = av.VideoFrame.from_ndarray(np.full((200, 320), value, np.uint8), format="gray")
+            for packet in stream.encode(image):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     # a Matroska file cut short: its header gives the whole duration, its stream ends early
     write_held(folder / "short.mkv", shots(5), "twos", "ffv1")
     whole = (folder / "short.mkv").read_bytes()
     (folder / "short.mkv").write_bytes(whole[: len(whole) * 2 // 5])
     return {"empty.mp4": "empty file", "garbage.mkv": "unreadable container", "truncated.mp4": "unreadable container",
-            "audio.mkv": "no video stream (audio streams only)", "short.mkv": "stream ends early"}
+            "audio.mkv": "no video stream FFmpeg can decode (audio streams only)", "short.mkv": "stream ends early",
+            "unsupported.mkv": "no video stream FFmpeg can decode (data streams only)"}
 
 
 def test_bad_files_are_skipped_with_the_reason_or_stop_the_run_naming_them(twos_video, tmp_path):

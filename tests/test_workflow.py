@@ -102,8 +102,8 @@ def test_the_latent_study_scores_every_method_on_val_and_test_for_both_models(ru
         for split in ("val", "test"):
             table = pd.read_csv(results / "interp" / model / f"{split}.csv")
             scored, _ = interp.table_columns(metrics.PROTOCOLS, annotated=False)  # the demo's three protocols
-            assert list(table.columns) == [*interp.KEY_COLUMNS, *scored, "motion_px"]
-            assert len(table) == TRIPLETS[split] * len(interp.METHODS)
+            assert list(table.columns) == [*interp.KEY_COLUMNS, *scored, "motion_px", "t"]
+            assert len(table) == TRIPLETS[split] * len(interp.METHODS) and (table["t"] == 0.5).all()
             ceiling = table[table["method"] == "vae_ceiling"].set_index("triplet")["psnr"]
             frame_2 = pd.read_csv(results / "metrics" / model / f"{split}.csv").query("frame == 2")
             assert (ceiling.loc[frame_2["triplet"]].to_numpy() == frame_2["psnr"].to_numpy()).all()

@@ -145,7 +145,7 @@ def split_frame_files(wildcards):
 
 
 def video_file(wildcards):
-    """The file rule extract_video reads: the split's video of that name."""
+    """The video file of the split that rule extract_video reads, by its name."""
     return VIDEOS[wildcards.split][wildcards.video]
 
 
