@@ -1,6 +1,7 @@
 """Videos in, triplets out (latent_interp.video): known answers on small videos the tests encode themselves with PyAV
-(the demo's drawings, held on twos, threes and irregularly, cut together; three codecs and containers, a variable
-frame rate, a rotation flag, 10-bit and alpha sources), and every kind of bad file."""
+(the demo's drawings, held on twos, threes and irregularly, cut together; H.264 in MP4 and Matroska, FFV1, MPEG-4 in
+AVI, PNG in QuickTime, GIF; a variable frame rate, a rotation flag, 10-bit and alpha sources), and every kind of bad
+file."""
 
 import os
 import re
@@ -154,6 +155,33 @@ def test_ten_bit_and_alpha_sources_come_out_as_8_bit_rgb(tmp_path):
     record, manifest, out = extract(tmp_path / "alpha.mov", tmp_path)
     assert record["video"]["pixel_format"] == "rgba" and len(manifest) == 2
     np.testing.assert_array_equal(png(out, manifest["triplet"][1], 3), drawings[3])
+
+
+def test_a_gif_holds_its_drawings_on_its_own_delays(tmp_path):
+    """GIF: one palette for every frame (a held drawing is the same indices), delays in hundredths of a second (25
+    fps: 4 each, so holds of two give t = 0.5 exactly; at 24 fps they would round to 4 and 5 and t would not)."""
+    import av
+
+    drawings = shots(1, count=1)[0][:5]
+    palette = Image.fromarray(np.concatenate(drawings)).quantize(colors=256)
+    with av.open(str(tmp_path / "loop.gif"), "w") as container:
+        stream = container.add_stream("gif", rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "pal8"
+        for image in synthetic.held_frames(drawings, "twos"):
+            indexed = Image.fromarray(image).quantize(palette=palette, dither=Image.Dither.NONE)
+            colours = np.zeros((256, 4), np.uint8)
+            listed = np.array(indexed.getpalette(), np.uint8).reshape(-1, 3)
+            colours[:len(listed), :3], colours[:, 3] = listed[:, ::-1], 255  # FFmpeg's palette entries: B, G, R, A
+            frame = av.VideoFrame.from_ndarray((np.asarray(indexed, np.uint8), colours), format="pal8")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    record, manifest, _ = extract(tmp_path / "loop.gif", tmp_path)
+    assert record["video"]["codec"] == "gif" and record["counts"]["drawings"] == 5
+    assert record["counts"]["held_frames_merged"] == 5 and manifest["frame1"].tolist() == [0, 2, 4]
+    np.testing.assert_allclose(manifest["t"], 0.5, atol=1e-9)
+    np.testing.assert_allclose(manifest["time1"], [0, 0.08, 0.16], atol=1e-9)
 
 
 @pytest.fixture(scope="module")
