@@ -87,7 +87,7 @@ def test_a_new_video_extracts_alone_and_reruns_only_its_split(video_run):
     jobs = job_counts(dry_run)
     assert jobs["extract_video"] == 1 and jobs["ingest"] == 1 and "results/videos/test/Japan_added.mkv" in dry_run
     assert "encode" in jobs and not {"interp_train", "synthesize_test"} & set(jobs)
-    assert "split: train" not in dry_run and "split: val" not in dry_run and "train.zarr\n" not in dry_run
+    assert "split=test" in dry_run and "split=train" not in dry_run and "split=val" not in dry_run
     # a broken file: with data.on_error fail the extraction stops naming it
     (folder / "Disney_broken.mp4").write_bytes(b"")
     failing = small(video_run, source="files", on_error="fail")
