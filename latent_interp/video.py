@@ -305,6 +305,7 @@ class _Scanner:
             scan.cuts += [cut.frame_num for cut in self.detector.process_frame(
                 scenedetect.FrameTimecode(index, self.rate), thumb)]
         drawings, held = scan.drawings, self.settings["held"]
+        # a rotation that changes mid-stream turns the thumbnail: a new drawing, not a comparison of two shapes
         if (not drawings or grey.shape != drawings[-1].grey.shape
                 or changed_share(grey, drawings[-1].grey, held["noise"]) > held["threshold"]):
             drawings.append(Drawing(len(drawings), index, time, grey, frame))

@@ -38,7 +38,8 @@ def section(ctx: Context) -> Section:
 def video_tables(ctx: Context) -> dict:
     """Per video (layout video): frames decoded, drawings, held frames merged, cuts, candidate triplets, kept, why the
     others were dropped, and the kept triplets' t; with a histogram of t per split."""
-    per_split = {split: ctx.frames_store(split).attrs.get("videos") for split in ctx.inputs.splits}
+    groups = {split: ctx.frames_store(split) for split in ctx.inputs.splits}  # each store opened once
+    per_split = {split: group.attrs.get("videos") for split, group in groups.items()}
     if not any(videos is not None for videos in per_split.values()):
         return {"videos": None, "t_figure": None}
     table = tables.Table(["split", "video", "codec", "frames", "drawings", "held frames merged", "cuts",
@@ -57,7 +58,7 @@ def video_tables(ctx: Context) -> dict:
                    tables.number(np.median(t), 3) if len(t) else tables.text(""),
                    tables.text(f"{t.min():.3f} to {t.max():.3f}" if len(t) else ""),
                    tables.text(entry["skipped"] or "")])
-    times = {split: store.middle_times(ctx.frames_store(split)) for split in ctx.inputs.splits}
+    times = {split: store.middle_times(group) for split, group in groups.items()}
     figure, axis = plt.subplots(figsize=(6.4, 2.8))
     # bins of 0.05 centred on the multiples of 0.05, so that t = 0.5 (even timing) is one bin's middle, not an edge
     axis.hist([values for values in times.values()], bins=np.linspace(-0.025, 1.025, 22),
