@@ -90,6 +90,7 @@ def frames_store(path: Path, triplets: np.ndarray, split: str = "bench") -> Path
     frames = store.add_array(group, store.FRAMES, triplets.shape[1:], np.uint8)
     for start, stop in store.chunk_ranges(frames):
         frames[start:stop] = triplets[start:stop]
+    store.seal(group)
     return path
 
 

@@ -116,6 +116,7 @@ def p2_metrics(quick: bool, tmp: Path) -> Row:
     recon = store.create(tmp / "p2-recon.zarr", "recon", "bench", {}, store.names(store.open_store(truth)),
                          store.origins(store.open_store(truth)))
     store.add_array(recon, store.FRAMES, triplets.shape[1:], np.uint8)[:] = recon_values
+    store.seal(recon)
     sample = min(count, 8 if quick else 60)  # the loop's rate, from the first triplets
     with Timer() as loop:
         expected = [metrics.image_metrics(triplets[t, f], recon_values[t, f]) for t in range(sample) for f in range(3)]
@@ -148,7 +149,16 @@ def p3_latent_reads(quick: bool, tmp: Path) -> Row:
         base = rng.standard_normal((stop - start, 1, 4, 8, 8)).astype(np.float32)
         mean[start:stop] = np.repeat(np.repeat(base, 4, axis=3), 4, axis=4).repeat(3, axis=1) + \
             0.1 * rng.standard_normal((stop - start, 3, 4, 32, 32)).astype(np.float32)
+    store.seal(group)
     seed_layout.export_latents(tmp / "p3.zarr", tmp / "p3-seed")
+    # the same latents as zarr alone writes them: no CRC32C per chunk, no seal, read with no checks (what the
+    # integrity checks cost)
+    import zarr
+
+    plain = zarr.open_group(str(tmp / "p3-plain.zarr"), mode="w").create_array(
+        store.MEAN, shape=mean.shape, dtype=np.float32, chunks=mean.chunks,
+        compressors=store.compressors_for(np.float32))
+    plain[:] = mean[:]
 
     def read_seed():
         files = sorted((tmp / "p3-seed" / "bench").iterdir())
@@ -157,9 +167,12 @@ def p3_latent_reads(quick: bool, tmp: Path) -> Row:
     def read_store():
         return store.open_store(tmp / "p3.zarr", "latents")[store.MEAN][:]
 
+    def read_unchecked():
+        return zarr.open_group(str(tmp / "p3-plain.zarr"), mode="r")[store.MEAN][:]
+
     expected, seconds = mean[:], {}
     for cache in ("cold", "warm") if not quick else ("warm",):  # --quick leaves the machine's page cache alone
-        for name, read in (("seed", read_seed), ("store", read_store)):
+        for name, read in (("seed", read_seed), ("store", read_store), ("unchecked", read_unchecked)):
             if cache == "cold" and not _drop_page_cache():
                 break
             timings = []
@@ -178,11 +191,15 @@ def p3_latent_reads(quick: bool, tmp: Path) -> Row:
     cache = "cold" if "store_cold" in seconds else "warm"
     speedup = seconds[f"seed_{cache}"] / seconds[f"store_{cache}"]
     warm = seconds["seed_warm"] / seconds["store_warm"]
+    checks = seconds[f"store_{cache}"] / seconds[f"unchecked_{cache}"]
+    checks_warm = seconds["store_warm"] / seconds["unchecked_warm"]
     return Row("P3", f"reading every latent of a {count:,}-triplet split: store vs the seed's npy files", speedup,
                ">= 10x faster, no larger on disk", speedup >= 10 and store_bytes <= seed_bytes,
                f"{speedup:.1f}x {cache} ({seconds[f'store_{cache}']:.2f} s vs {seconds[f'seed_{cache}']:.2f} s), "
-               f"{warm:.1f}x warm; {store_bytes / 2**20:.0f} MiB vs {seed_bytes / 2**20:.0f} MiB on disk",
+               f"{warm:.1f}x warm; {store_bytes / 2**20:.0f} MiB vs {seed_bytes / 2**20:.0f} MiB on disk; the "
+               f"integrity checks (CRC32C per chunk, seal) cost {checks:.2f}x {cache}, {checks_warm:.2f}x warm",
                {"triplets": count, "seed_files": 3 * count, "seconds": seconds, "store_bytes": store_bytes,
+                "integrity_cost": {cache: checks, "warm": checks_warm},
                 "seed_bytes": seed_bytes, "judged_on": cache,
                 "bytes": "allocated on disk (st_blocks), what the files take; one npy file holds 16 KiB of floats"})
 
@@ -365,52 +382,73 @@ def p6_embeddings(quick: bool, tmp: Path) -> Row:
                {"seconds": seconds})
 
 
-# The share of ATD-12K's size P7's study runs at (bench/run.py --study-fraction): 1 runs the whole size; a lease
-# too short for it runs a fraction and projects; 0 skips the study.
-STUDY_FRACTION = 1.0
+P7_TARGET = "encode >= 1,500, decode >= 700 img/s; metrics >= decode; fine-tune >= 0.85"
+P7_MEASURES = "GPU: kl-f8 encode/decode img/s through the stage functions (256 px, bf16); fine-tune step / bare"
 
 
-P7_TARGET = "encode >= 1,500, decode >= 700 img/s; metrics >= decode; study < 15 min; fine-tune >= 0.85"
-
-
-def p7_gpu(quick: bool, tmp: Path, device=None, model_dir: Path | None = None) -> Row:
-    """On a GPU: kl-f8 encode and decode img/s at 256 px in bf16 through the stage functions, the metric engine's
-    img/s and its agreement with skimage, a fine-tune step against the bare forward and backward, and the study.
-    ``device`` and ``model_dir`` let the tests run this code on the CPU with the tiny VAE (no figures then)."""
+def _stage_rates(model_dir: Path, device, frames: np.ndarray, batch: int, compiled: bool, layout) -> dict:
+    """Encode and decode img/s of ``frames`` through encode_frames / decode_latents (the stages' functions), the
+    model in ``layout`` and compiled or not (vae.compile_model), after a first batch that holds any compile."""
     import torch
 
-    from latent_interp import encode, metrics, vae
+    from latent_interp import encode, vae
 
-    device = device or _device()
-    if device.type != "cuda" and model_dir is None:
-        return Row("P7", "GPU: kl-f8 encode/decode img/s (256 px, bf16); fine-tune step / bare fwd+bwd", None,
-                   P7_TARGET, None, "no GPU here: not measured")
-    model_dir = model_dir or _gpu_vae(tmp)
-    batch, batches, size = (4, 2, 64) if quick else (64, 16, 256)
-    triplets = cartoon_triplets(batches * batch // 3 + 1, size)
-    frames = triplets.reshape(-1, size, size, 3)[:batches * batch]
-    model = encode.prepare_model(vae.load_vae(model_dir, device)[0], device)
-    with Timer() as warm:
+    model = vae.load_vae(model_dir, device)[0].to(memory_format=layout)  # the stages' inputs follow the weights
+    record = vae.compile_model(model, device, compiled)
+    with Timer() as first:
         latents, _ = encode.encode_frames(model, frames[:batch], device, batch)
         encode.decode_latents(model, latents, device, batch)
     with Timer() as encoding:
         latents, _ = encode.encode_frames(model, frames, device, batch)
     with Timer() as decoding:
         decoded = encode.decode_latents(model, latents, device, batch)
-    encode_rate, decode_rate = len(frames) / encoding.seconds, len(frames) / decoding.seconds
-    # What each layout is worth here (encode.memory_format picks one): the bare encoder, model and input alike.
-    layouts = {}
-    for layout in (torch.contiguous_format, torch.channels_last):
-        model = model.to(memory_format=layout)
-        inputs = [encode.to_model_input(frames[i:i + batch], device).contiguous(memory_format=layout)
-                  for i in range(0, len(frames), batch)]
+    torch.cuda.empty_cache() if device.type == "cuda" else None
+    return {"encode_img_s": len(frames) / encoding.seconds, "decode_img_s": len(frames) / decoding.seconds,
+            "first_batch_seconds": first.seconds, "compiled": record["compiled"], "layout": str(layout),
+            "batch_size": batch, "decoded": decoded}
 
-        @torch.inference_mode()
-        def forward(x):
-            with encode.autocast_for(device):
-                model.encode(x)
 
-        layouts[str(layout).removeprefix("torch.")] = _bare_rate(forward, inputs) * batch
+def p7_gpu(quick: bool, tmp: Path, device=None, model_dir: Path | None = None) -> Row:
+    """On a GPU: kl-f8 encode and decode img/s at 256 px in bf16 through the stage functions, eager and compiled
+    (vae.compile), in both layouts, at batch 64 and at vae.batch_size auto's choice; the metric engine's img/s and
+    its agreement with skimage; a fine-tune step against the bare forward and backward. The study at ATD-12K's size
+    is row P14. ``device`` and ``model_dir`` let the tests run this code on the CPU with the tiny VAE, eager only
+    (the compiled path has its own CPU test; no figures here)."""
+    import torch
+
+    from latent_interp import metrics, vae
+
+    device = device or _device()
+    if device.type != "cuda" and model_dir is None:
+        return Row("P7", P7_MEASURES, None, P7_TARGET, None, "no GPU here: not measured (python bench/run.py --rows "
+                   "P7 on a GPU machine)")
+    model_dir = model_dir or _gpu_vae(tmp)
+    batch, batches, size = (4, 2, 64) if quick else (64, 16, 256)
+    triplets = cartoon_triplets(batches * batch // 3 + 1, size)
+    frames = triplets.reshape(-1, size, size, 3)[:batches * batch]
+    variants = {"eager": (False, torch.contiguous_format), "eager channels_last": (False, torch.channels_last)}
+    if device.type == "cuda":  # the compiled path costs a minute a variant; on the CPU it has its own test
+        variants.update({"compiled": (True, torch.contiguous_format),
+                         "compiled channels_last": (True, torch.channels_last)})
+    rates = {}
+    for label, (compiled, layout) in variants.items():
+        rates[label] = _stage_rates(model_dir, device, frames, batch, compiled, layout)
+        print(f"  {label}: encode {rates[label]['encode_img_s']:.0f}, decode {rates[label]['decode_img_s']:.0f} "
+              f"img/s (first batch {rates[label]['first_batch_seconds']:.1f} s)", flush=True)
+    auto = vae.auto_batch_size(vae.load_vae(model_dir, device)[0], device, (size, size), 4)
+    if device.type == "cuda" and auto["batch_size"] != batch:
+        larger = frames if len(frames) >= 4 * auto["batch_size"] else np.concatenate(
+            [frames] * -(-4 * auto["batch_size"] // len(frames)))
+        rates["compiled channels_last, batch auto"] = _stage_rates(model_dir, device, larger, auto["batch_size"],
+                                                                   True, torch.channels_last)
+    # what a stage runs with vae.compile auto on a job large enough to pay for the compile, in the layout
+    # encode.memory_format picks with it
+    chosen = "compiled channels_last" if vae.compiles("auto", device) else ("eager channels_last"
+                                                                             if device.type == "cpu" else "eager")
+    encode_rate, decode_rate = rates[chosen]["encode_img_s"], rates[chosen]["decode_img_s"]
+    decoded = rates[chosen].pop("decoded")
+    for record in rates.values():
+        record.pop("decoded", None)
     with Timer() as scoring:
         scores = metrics.torch_image_metrics(frames, decoded, device)
     metric_rate = len(frames) / scoring.seconds
@@ -418,62 +456,116 @@ def p7_gpu(quick: bool, tmp: Path, device=None, model_dir: Path | None = None) -
     metric_difference = max(float(np.abs(scores[i] - metrics.image_metrics(frames[i], decoded[i])).max())
                             for i in range(0, len(frames), len(frames) // 8))
     step_ratio, step_details = finetune_step_ratio(model_dir, device, tmp, triplets[:6 if quick else 48])
-    study = None
-    if STUDY_FRACTION:
-        study = gpu_study(tmp, 0.002 if quick else STUDY_FRACTION, model_dir, size)
     met = encode_rate >= 1500 and decode_rate >= 700 and step_ratio >= 0.85 and metric_rate >= decode_rate \
         and metric_difference <= 1e-5
-    if study is not None:
-        met = met and study["projected_wall_seconds"] < 15 * 60
-    study_figure = (f"; study at {sum(study['triplets'].values()):,} triplets {study['wall_seconds'] / 60:.1f} min, "
-                    f"projected to 12,000: {study['projected_wall_seconds'] / 60:.1f} min" if study else "")
-    return Row("P7", "GPU: kl-f8 encode/decode img/s (256 px, bf16); fine-tune step / bare fwd+bwd", encode_rate,
-               P7_TARGET, met,
-               f"encode {encode_rate:.0f} img/s, decode {decode_rate:.0f} img/s, metrics {metric_rate:.0f} img/s "
-               f"(max difference to skimage {metric_difference:.1e}); "
-               f"fine-tune step {step_ratio:.2f}{study_figure}",
+    levers = "; ".join(f"{label} {r['encode_img_s']:.0f}/{r['decode_img_s']:.0f}" for label, r in rates.items())
+    return Row("P7", P7_MEASURES, encode_rate, P7_TARGET, met,
+               f"encode {encode_rate:.0f} img/s, decode {decode_rate:.0f} img/s ({chosen}; encode/decode img/s by "
+               f"variant: {levers}), metrics {metric_rate:.0f} img/s (max difference to skimage "
+               f"{metric_difference:.1e}); fine-tune step {step_ratio:.2f}",
                {"gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "batch_size": batch,
-                "frames": len(frames), "warm_up_seconds": warm.seconds, "bare_encode_img_s_by_layout": layouts,
-                "study": study, "metric_img_s": metric_rate, "metric_max_difference_to_skimage": metric_difference,
+                "frames": len(frames), "stage_rates_by_variant": rates, "chosen": chosen, "batch_auto": auto,
+                "metric_img_s": metric_rate, "metric_max_difference_to_skimage": metric_difference,
                 "finetune": step_details})
 
 
 ATD12K_TRIPLETS = {"train": 9000, "val": 1000, "test": 2000}  # train_10k split by name hash, plus test_2k
+STUDY_LIMIT_SECONDS = 480  # P14 stops the study there, so that bench/run.py --rows P14 fits one 10-minute command
+STUDY_FRACTION = 1.0  # P14's share of ATD-12K's size (bench/run.py --study-fraction); below 1 it projects to 12,000
 
 
-def gpu_study(tmp: Path, fraction: float, model_dir: Path | None = None, size: int = 256) -> dict:
+def p14_study(quick: bool, tmp: Path) -> Row:
+    """The whole study but the fine-tune at ATD-12K's size (12,000 synthetic triplets at 256 px, kl-f8's
+    architecture with random weights) on a GPU, through Snakemake, with the time per stage and where it goes. With no
+    GPU it runs small on the CPU (120 triplets, the tiny VAE at 128 px; --quick: 24), which checks the code and
+    gives the breakdown, not the figure."""
+    from latent_interp import vae
+
+    gpu = vae.pick_device("auto").type == "cuda"
+    if gpu and not quick:
+        fraction, model_dir, size = STUDY_FRACTION, None, 256
+    else:
+        fraction, model_dir, size = (0.002 if quick else 0.01), TINY_VAE, 128
+    study = gpu_study(tmp, fraction, model_dir, size, STUDY_LIMIT_SECONDS if gpu else None)
+    count = sum(study["triplets"].values())
+    finished = study["finished"]
+    minutes = study["wall_seconds"] / 60
+    parts = ", ".join(f"{rule} {seconds:.0f} s" for rule, seconds in sorted(study["rule_seconds"].items(),
+                                                                            key=lambda item: -item[1])[:6])
+    projected = ""
+    if finished and count < sum(ATD12K_TRIPLETS.values()):
+        projected = f", projected to 12,000: {study['projected_wall_seconds'] / 60:.1f} min"
+    figure = (f"{minutes:.1f} min for {count:,} triplets{projected}" if finished else
+              f"not finished in {STUDY_LIMIT_SECONDS / 60:.0f} min ({len(study['rule_seconds'])} rules done)") + \
+        f"; start-up {study['startup_seconds']:.1f} s a job x {study['jobs']} jobs; longest: {parts}"
+    if not gpu or quick:
+        figure = "CPU, small (" + figure + "): the GPU figure is python bench/run.py --rows P14 on a GPU"
+    wall = study["projected_wall_seconds"] if count < sum(ATD12K_TRIPLETS.values()) else study["wall_seconds"]
+    return Row("P14", "the study but the fine-tune at ATD-12K size (12,000 triplets, 256 px, kl-f8), one GPU",
+               wall, "< 15 min", (finished and wall < 15 * 60) if gpu and not quick else None, figure, study)
+
+
+def gpu_study(tmp: Path, fraction: float, model_dir: Path | None = None, size: int = 256,
+              limit_seconds: float | None = None) -> dict:
     """The whole study but the fine-tune, through Snakemake, on a synthetic set of ATD-12K's size times
-    ``fraction``, with kl-f8's architecture on the GPU. Returns the wall time, each rule's seconds (its benchmark
-    files), and the wall time projected to the full size: rules whose work grows with the triplets scale by
-    1 / fraction; embed and report, which sample at most embed.max_points and report.embedding_points frames,
-    are counted as measured, which the record says."""
+    ``fraction``, with kl-f8's architecture (or ``model_dir``) on the GPU, stopped after ``limit_seconds``. Returns
+    the wall time, each rule's seconds (its benchmark files), the encode and reconstruct jobs' own breakdown (their
+    logs' timing lines: setup, first batch with the compile, model, waits for reads and writes), a job's start-up
+    (a fresh Python importing the stage and starting CUDA), and the jobs run."""
     triplets = {split: max(8, round(count * fraction)) for split, count in ATD12K_TRIPLETS.items()}
     model_dir = model_dir or _gpu_vae(tmp)
 
     def edit(config):
         config["vaes"] = {"kl-f8": str(model_dir)}  # the study of one VAE, as measured before the comparison
         config["compare"]["baseline"] = "kl-f8"
-        config["vae"].update(device="auto", batch_size=64)
+        config["vae"].update(device="auto", batch_size="auto", compile="auto")
         config["preprocess"]["size"] = size
         config["finetune"]["enabled"] = False
         config["metrics"]["device"] = "auto"
 
     workdir = _workdir(tmp, "gpu-study", triplets, edit)
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", str(cores()),
+               "--workflow-profile", str(REPO / "profiles" / "default")]
     with Timer() as timer:
-        _snakemake(workdir, "--cores", str(cores()), "--workflow-profile", str(REPO / "profiles" / "default"))
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=limit_seconds)
+            finished = result.returncode == 0
+            if not finished:
+                raise RuntimeError(f"the study failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        except subprocess.TimeoutExpired:
+            finished = False
     by_rule = {}
     for path in (workdir / "results" / "benchmarks").rglob("*.tsv"):
         rule = path.relative_to(workdir / "results" / "benchmarks").parts[0].removesuffix(".tsv")
         by_rule[rule] = by_rule.get(rule, 0) + float(path.read_text().splitlines()[1].split("\t")[0])
-    fixed = {"embed", "report"}
-    scale = sum(ATD12K_TRIPLETS.values()) / sum(triplets.values())
-    projected = {rule: seconds * (1 if rule in fixed else scale) for rule, seconds in by_rule.items()}
+    breakdown = {}
+    for log in (workdir / "results" / "logs").rglob("*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("timing "):
+                what, _, parts = line.removeprefix("timing ").partition(": ")
+                breakdown[what] = {part.rsplit(" ", 2)[0]: float(part.rsplit(" ", 2)[1]) for part in parts.split(", ")}
+    startup = _job_startup_seconds()
+    jobs = sum(1 for _ in (workdir / "results" / "benchmarks").rglob("*.tsv"))
+    # Projected to the whole size: rules whose work grows with the triplets scale by 1 / fraction; embed and
+    # report sample at most embed.max_points and report.embedding_points frames, so they count as measured.
+    fixed, scale = {"embed", "report"}, sum(ATD12K_TRIPLETS.values()) / sum(triplets.values())
     growing_share = sum(s for r, s in by_rule.items() if r not in fixed) / max(sum(by_rule.values()), 1e-9)
-    return {"triplets": triplets, "wall_seconds": timer.seconds, "rule_seconds": by_rule,
-            "projected_rule_seconds": projected, "scale": scale,
-            # the wall time if what grows with the data grows by ``scale`` and the rest stays
+    return {"triplets": triplets, "size": size, "finished": finished, "wall_seconds": timer.seconds,
+            "rule_seconds": by_rule, "gpu_stage_breakdown": breakdown, "startup_seconds": startup, "jobs": jobs,
+            "startup_share": startup * jobs / max(sum(by_rule.values()), 1e-9), "scale": scale,
             "projected_wall_seconds": timer.seconds * (growing_share * scale + (1 - growing_share)),
             "counted_as_measured": sorted(fixed)}
+
+
+def _job_startup_seconds() -> float:
+    """What every GPU job pays before its work: a fresh Python importing the stage module (torch, diffusers, zarr)
+    and starting CUDA where there is one."""
+    code = ("import torch; from latent_interp import encode, vae; vae.autoencoder_class(); "
+            "torch.cuda.is_available() and torch.zeros(1, device='cuda')")
+    with Timer() as timer:
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    return timer.seconds
 
 
 def finetune_step_ratio(model_dir: Path, device, tmp: Path, triplets: np.ndarray, steps: int = 24):

@@ -336,6 +336,7 @@ def ingest_split(source: SplitSource, out_path: str | Path, skipped_path: str | 
               **({"videos": len(videos), "videos_skipped": sum(1 for row in skipped if row[1] == "video")}
                  if source.extractions is not None else {})}
     group.attrs["counts"] = counts
+    store.seal(group)
     pd.DataFrame(skipped, columns=SKIPPED_COLUMNS).to_csv(skipped_path, index=False)
     print(f"ingest {split}: {counts}")
     return counts

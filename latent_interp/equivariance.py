@@ -150,8 +150,8 @@ def summary(curve: pd.DataFrame, triplets: pd.DataFrame) -> dict:
 
 
 def analyse_equivariance(frames_path, latents_path, flow_path, vae_source, outputs: dict, model_name: str,
-                         frames: int = 32, batch_size: int = 16, device: str = "auto", threads: int = 1,
-                         vae_options: dict | None = None) -> dict:
+                         frames: int = 32, batch_size: int | str = 16, device: str = "auto", threads: int = 1,
+                         vae_options: dict | None = None, compile_setting: str | bool = "auto") -> dict:
     """Rule equivariance: one latent space on the test split -> the tables and JSON of the module docstring.
     ``outputs`` maps ``curve``, ``triplets`` and ``summary`` to paths."""
     vae.prepare_torch(threads)
@@ -163,11 +163,18 @@ def analyse_equivariance(frames_path, latents_path, flow_path, vae_source, outpu
     store.require_same_triplets(frames_group, flow_group, frames_path, flow_path)
     model, record = vae.load_vae(vae_source, torch_device, **(vae_options or {}))
     model = encode.prepare_model(model, torch_device)
+    batch_size = encode.resolve_batch_size(model, torch_device, batch_size, frames_group[store.FRAMES].shape[2:4],
+                                           record)["batch_size"]
     vae.require_same_latent_space(dict(latents_group.attrs["vae"]), record, str(latents_path), str(vae_source))
     downsampling = int(record.get("downsampling", 8))
     picked = frames_group[store.FRAMES][:min(frames, len(names)), 0]
     if not len(picked):
         raise ValueError(f"{frames_path}: no triplets to shift (config key geometry.equivariance_frames)")
+    # shift_curve encodes the frames once, then per shift and direction encodes them once and decodes them twice:
+    # what decides vae.compile auto
+    once, shifts = len(picked) * int(np.prod(picked.shape[1:3])) / 1e6, 2 * len(shifts_for(downsampling))
+    compiled = encode.compile_for_job(model, torch_device, compile_setting,
+                                      {"encoder": (1 + shifts) * once, "decoder": 2 * shifts * once})
     curve = shift_curve(model, picked, downsampling, torch_device, batch_size, record["dtype"], model_name)
     curve.to_csv(outputs["curve"], index=False, float_format="%.6g")
     split = str(frames_group.attrs["split"])
@@ -176,7 +183,7 @@ def analyse_equivariance(frames_path, latents_path, flow_path, vae_source, outpu
     triplets.to_csv(outputs["triplets"], index=False, float_format="%.6g")
     settings = {"frames": int(len(picked)), "shifts_px": shifts_for(downsampling), "downsampling": downsampling,
                 "margin_cells": margin_cells(downsampling, min(latents_group[store.MEAN].shape[-2:])),
-                "split": split, "batch_size": batch_size, "device": torch_device.type}
+                "split": split, "batch_size": batch_size, "device": torch_device.type, "compile": compiled}
     result = {"model": model_name, **summary(curve, triplets), "settings": settings,
               "vae": {k: v for k, v in record.items() if k != "config"},
               "inputs": {"frames": str(frames_path), "latents": str(latents_path), "flow": str(flow_path)},

@@ -133,13 +133,13 @@ def read_split_frames(path) -> tuple[np.ndarray, str]:
 
 
 def validate(model, frames: np.ndarray, device: torch.device, batch_size: int, means: np.ndarray | None = None,
-             dtype: str = "auto") -> dict:
+             dtype: str = "auto", guard: encode.NonFiniteGuard | None = None) -> dict:
     """Val figures of decoding the posterior mean: means of the per-image metrics and the collapse check's figures.
     ``means``: the frames' posterior means when the encoder is frozen (they cannot change between epochs);
-    ``dtype``: the base VAE's (``vae.compute_dtype``)."""
+    ``dtype``: the base VAE's (``vae.compute_dtype``); ``guard`` counts batches recomputed in float32."""
     if means is None:
-        means, _ = encode.encode_frames(model, frames, device, batch_size, dtype)
-    reconstructions = encode.decode_latents(model, means, device, batch_size, dtype, frames.shape[1:3])
+        means, _ = encode.encode_frames(model, frames, device, batch_size, dtype, guard)
+    reconstructions = encode.decode_latents(model, means, device, batch_size, dtype, frames.shape[1:3], guard)
     per_image = np.array([metrics.image_metrics(t, r) for t, r in zip(frames, reconstructions)])
     moments = metrics.CollapseMoments()
     moments.add(frames, reconstructions)
@@ -255,6 +255,9 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
     model = encode.prepare_model(model, torch_device)  # the fast layout (channels_last on CPU); saved unaffected
     train_frames, train_digest = read_split_frames(train_frames_path)
     val_frames, val_digest = read_split_frames(val_frames_path)
+    batch_size_eval = encode.resolve_batch_size(model, torch_device, batch_size_eval, val_frames.shape[1:3],
+                                                pretrained_record)["batch_size"]
+    guard = encode.NonFiniteGuard()  # the validations' half-precision batches that needed float32
     settings = {"recipe": recipe_name, **dataclasses.asdict(recipe), "seed": seed}
     identity = _identity(settings, pretrained_record["sha256"], train_digest, val_digest)
 
@@ -275,11 +278,11 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
     evaluated = ema if ema is not None else model
     # A frozen encoder gives the val frames the same posterior every epoch (its EMA copy too): encoded once.
     dtype = pretrained_record["dtype"]  # the base VAE's entry: what it runs in on CUDA
-    val_means = (encode.encode_frames(evaluated, val_frames, torch_device, batch_size_eval, dtype)[0]
+    val_means = (encode.encode_frames(evaluated, val_frames, torch_device, batch_size_eval, dtype, guard)[0]
                  if recipe.trainable == "decoder" else None)
     if not epoch_rows:  # epoch 0: the pretrained model, the baseline every later epoch is read against
         epoch_rows.append({"epoch": 0, "step": 0, **validate(evaluated, val_frames, torch_device, batch_size_eval,
-                                                             val_means, dtype),
+                                                             val_means, dtype, guard),
                            "evaluated": "ema" if ema is not None else "model"})
     started = time.time() - seconds_before
 
@@ -330,7 +333,8 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
         if step % steps_per_epoch == 0 or step == total_steps:
             model.eval()
             epoch_rows.append({"epoch": epoch + 1, "step": step,
-                               **validate(evaluated, val_frames, torch_device, batch_size_eval, val_means, dtype),
+                               **validate(evaluated, val_frames, torch_device, batch_size_eval, val_means, dtype,
+                                          guard),
                                "evaluated": "ema" if ema is not None else "model"})
             model.train()
             print(f"epoch {epoch + 1}: val PSNR {epoch_rows[-1]['val_psnr']:.2f} dB, SSIM "
@@ -343,12 +347,12 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
     progress.close()
     return _write_outputs(out_dir, evaluated, recipe_name, settings, overrides, pretrained_record, step_rows,
                           epoch_rows, resumes, train_frames_path, val_frames_path, len(train_frames), len(val_frames),
-                          torch_device, checkpoint_path)
+                          torch_device, checkpoint_path, guard)
 
 
 def _write_outputs(out_dir: Path, evaluated, recipe_name, settings, overrides, pretrained_record, step_rows,
                    epoch_rows, resumes, train_path, val_path, train_count, val_count, torch_device,
-                   checkpoint_path) -> dict:
+                   checkpoint_path, guard: encode.NonFiniteGuard) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     # Saved in the default layout: the same bytes whichever layout trained it, and what safetensors expects.
     evaluated.to(memory_format=torch.contiguous_format).save_pretrained(out_dir, safe_serialization=True)
@@ -370,6 +374,7 @@ def _write_outputs(out_dir: Path, evaluated, recipe_name, settings, overrides, p
         "saved_weights": epoch_rows[-1]["evaluated"],
         "pretrained_val": epoch_rows[0],
         "final_val": epoch_rows[-1],
+        "validation_non_finite": guard.record(),
         "provenance": store.provenance("finetune", {**settings, "device": torch_device.type,
                                                     "autocast": "bf16" if torch_device.type == "cuda" else
                                                     "none (float32)"}),

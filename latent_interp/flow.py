@@ -226,9 +226,9 @@ def compute_split_flow(frames_path, store_path, table_path, split: str, settings
     finally:
         cv2.setNumThreads(threads_before)
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    group.create_array("ok", shape=(len(names),), dtype=bool, chunks=(max(len(names), 1),))[:] = ok
-    group.create_array("motion_px", shape=(len(names),), dtype=np.float32, chunks=(max(len(names), 1),))[:] = \
-        table["motion_px"].to_numpy(np.float32)
+    store.create_array(group, "ok", (len(names),), bool)[:] = ok
+    store.create_array(group, "motion_px", (len(names),), np.float32)[:] = table["motion_px"].to_numpy(np.float32)
+    store.seal(group)
     table.to_csv(table_path, index=False, float_format="%.6g")
     print(f"flow {split}: {len(names)} triplets, {int((~ok).sum())} skipped; median motion "
           f"{table['motion_px'].median():.2f} px; settings {json.dumps(settings)}")

@@ -311,8 +311,9 @@ def interp_spec(lpips_record: str | None, predictors_dir, methods: list[str], fl
 
 def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_source, table_path, spec_path, store_path,
                 model_name: str, split: str, gallery_triplets=6, sample_triplets: int = 0, seed: int = 0,
-                batch_size: int = 16, device: str = "auto", threads: int = 1, vae_options: dict | None = None,
-                lpips_weights: dict | None = None, flow_path=None, protocols=("standard",)) -> pd.DataFrame:
+                batch_size: int | str = 16, device: str = "auto", threads: int = 1, vae_options: dict | None = None,
+                lpips_weights: dict | None = None, flow_path=None, protocols=("standard",),
+                compile_setting: str | bool = "auto") -> pd.DataFrame:
     """Rule interp: every method on one model's split -> table, spec and store (module docstring), scored in
     ``protocols`` (``metrics.protocol``). Without ``flow_path`` the methods that read flow are left out."""
     vae.prepare_torch(threads)
@@ -328,6 +329,8 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
         store.require_same_triplets(frames_group, flow_group, frames_path, flow_path)
     model, vae_record = vae.load_vae(vae_source, torch_device, **(vae_options or {}))
     model = encode.prepare_model(model, torch_device)
+    batch_size = encode.resolve_batch_size(model, torch_device, batch_size, frames_group[store.FRAMES].shape[2:4],
+                                           vae_record)["batch_size"]
     if vae_record["sha256"] != recon_group.attrs["vae"]["sha256"]:
         raise ValueError(f"{recon_path} was decoded by {recon_group.attrs['vae']['source']}, not by {vae_source}")
     vae.require_same_latent_space(latents_group.attrs["vae"], vae_record, str(latents_path),
@@ -344,6 +347,9 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
         print("LPIPS skipped: interp.lpips.backbone names no weight file")
     methods = active_methods(learned, flow_group is not None)
     latent_methods = [m for m in methods if REGISTRY[m].output == "latent"]
+    # what this job decodes, every latent method's frame 2 of every triplet, decides vae.compile auto
+    compiled = encode.compile_for_job(model, torch_device, compile_setting, {
+        "decoder": len(names) * len(latent_methods) * int(np.prod(frames_group[store.FRAMES].shape[2:4])) / 1e6})
     flow_settings = dict(flow_group.attrs["flow"]) if flow_group is not None else None
     frames, recon, mean = frames_group[store.FRAMES], recon_group[store.FRAMES], latents_group[store.MEAN]
     annotations = store.read_annotations(frames_group)
@@ -359,6 +365,7 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
         "predictors": {"folder": str(predictors_dir),
                        "selected": {k: v["selected"] for k, v in predictors_record["predictors"].items()}},
         "provenance": store.provenance("interp", {"batch_size": batch_size, "device": torch_device.type,
+                                                  "compile": compiled,
                                                   "gallery_triplets": gallery_triplets,
                                                   "sample_triplets": sample_triplets, "seed": seed,
                                                   "flow": str(flow_path) if flow_path else None})},
@@ -366,13 +373,14 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
     predicted_store = store.add_array(group, "predicted_latents", (len(latent_methods), *mean.shape[2:]), np.float32)
     keeper = GalleryKeeper(names, gallery_triplets, sample_triplets, seed)
     columns = [*KEY_COLUMNS, *scorer.columns, "motion_px", "t", *scorer.roi_columns]
-    rows = []
+    rows, guard = [], encode.NonFiniteGuard()
     with tqdm(total=len(names), desc=f"interp {model_name}/{split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(mean):
             chunk = Chunk(frames[start:stop], recon[start:stop], mean[start:stop],
                           flow.read_rows(flow_group, start, stop) if flow_group is not None else None,
                           learned, torch_device, flow_settings or {}, vae_record["downsampling"])
-            images, latent_errors, predicted = _predict_chunk(chunk, methods, model, batch_size, vae_record["dtype"])
+            images, latent_errors, predicted = _predict_chunk(chunk, methods, model, batch_size, vae_record["dtype"],
+                                                              guard, names[start:stop])
             predicted_store[start:stop] = np.stack([predicted[m] for m in latent_methods], axis=1)
             truth = chunk.frames[:, 1]
             lerp_first = len(rows) + methods.index("latent_lerp") * (stop - start)  # rows go method by method
@@ -400,6 +408,8 @@ def score_split(frames_path, latents_path, recon_path, predictors_dir, vae_sourc
                                                       protocols), indent=2) + "\n")
     _write_gallery(group, methods, frames.shape[2:], keeper, gallery_order(table, gallery_triplets, sample_triplets,
                                                                            seed))
+    group.attrs["non_finite"] = guard.record()
+    store.seal(group)
     return table
 
 
@@ -433,15 +443,22 @@ class GalleryKeeper:
         return self.images[name]
 
 
-def _predict_chunk(chunk: Chunk, methods: list[str], model, batch_size: int, dtype: str = "auto"):
-    """For a chunk of triplets: every method's frame 2 (uint8 [B, H, W, 3]), every method's latent MSE [B], and
-    every latent method's predicted latent2."""
+def _predict_chunk(chunk: Chunk, methods: list[str], model, batch_size: int, dtype: str = "auto",
+                   guard: encode.NonFiniteGuard | None = None, names: list[str] | None = None):
+    """For a chunk of triplets (``names``, for errors): every method's frame 2 (uint8 [B, H, W, 3]), every method's
+    latent MSE [B], and every latent method's predicted latent2 (decoded with the non-finite ``guard``)."""
     count, second = len(chunk.latents), chunk.latents[:, 1]
     predicted = {m: REGISTRY[m].predict(chunk) for m in methods if REGISTRY[m].output == "latent"}
     images = {m: REGISTRY[m].predict(chunk) for m in methods if REGISTRY[m].output == "frame"}
     if predicted:
-        decoded = encode.decode_latents(model, np.concatenate(list(predicted.values())), chunk.device, batch_size,
-                                        dtype, chunk.frames.shape[2:4])
+        try:
+            decoded = encode.decode_latents(model, np.concatenate(list(predicted.values())), chunk.device,
+                                            batch_size, dtype, chunk.frames.shape[2:4], guard)
+        except encode.NonFiniteError as error:
+            bad = [f"{(names or [])[i % count] if names else i % count} ({list(predicted)[i // count]})"
+                   for i in error.frames]
+            raise encode.NonFiniteError(f"{error} even in float32, predicted frame 2 of: {', '.join(bad[:10])}",
+                                        error.frames) from None
         for position, method in enumerate(predicted):
             images[method] = decoded[position * count:(position + 1) * count]
     errors = {}

@@ -54,4 +54,5 @@ def import_latents(split_dir, out_path, split: str, vae_source: str) -> int:
             raise ValueError(f"{split_dir}: latents of shape {block.shape[2:]} beside {first.shape}")
         mean[start:stop] = block.astype(np.float32)
         logvar[start:stop] = np.full(block.shape, np.nan, np.float32)
+    store.seal(group)
     return len(names)

@@ -39,6 +39,14 @@ Stores are written whole by one job into a fresh folder (``mode="w"``) and never
 are chunked many triplets together (about 4 MiB a chunk): one latent triplet alone is only 48 KiB. Float arrays are
 compressed with Blosc LZ4 over shuffled bytes, uint8 frames with zarr's default Zstd (``compressors_for``).
 
+Integrity: zarr reads a missing chunk as its fill value, silently (zarr-python issue 486), so a chunk lost to a
+partial copy or a flaky filesystem would read as zeros. Every array here is written with every chunk (also chunks
+that equal the fill value, ``write_empty_chunks``), each chunk ends in a CRC32C of its bytes (zarr's ``crc32c``
+codec, after compression), and the job that writes a store ends by sealing it (``seal``: attrs ``integrity``, the
+number of chunks of every array). ``open_store`` refuses a sealed store with a missing chunk before anything is
+read, and every chunk read is checked against its CRC32C (``_CheckedStore``); both errors name the store and the
+chunk. A store that was never sealed (its job died before the end) is refused too.
+
 Sharded splits (config ``data.shard_size``): a shard store holds the rows ``attrs["shard"]["rows"]`` = [start,
 stop) of its split, with the same arrays and attrs plus ``shard`` (index, count, rows). Shards start on the chunk
 grid of the whole split's store, so every chunk, and every micro-batch inside it, holds the same rows as in an
@@ -47,6 +55,8 @@ unsharded run; ``gather`` concatenates them into a store byte-identical to the u
 
 from __future__ import annotations
 
+import asyncio
+import json
 import platform
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
@@ -102,9 +112,21 @@ def create(path: str | Path, kind: str, split: str, attrs: dict, triplets: list[
     return group
 
 
+def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype, chunks: tuple[int, ...] | None = None,
+                 compressors="auto") -> zarr.Array:
+    """Every array of a store is made here: each chunk written, even one that equals the fill value (so that a
+    missing chunk always means a lost one), and checksummed (CRC32C after the compressors; see the docstring)."""
+    chunks = chunks or (max(shape[0], 1), *shape[1:])
+    if compressors == "auto":  # zarr's own default, which "auto" cannot be combined with
+        compressors = [zarr.codecs.ZstdCodec(level=0, checksum=False)]
+    return group.create_array(name, shape=shape, dtype=dtype, chunks=chunks,
+                              compressors=[*(compressors or []), zarr.codecs.Crc32cCodec()],
+                              config={"write_empty_chunks": True})
+
+
 def write_strings(group: zarr.Group, name: str, values: list[str]) -> None:
     # Variable-length str arrays: fixed-width numpy unicode has no zarr v3 spec (REFERENCE.md).
-    array = group.create_array(name, shape=(len(values),), dtype=str, chunks=(max(len(values), 1),))
+    array = create_array(group, name, (len(values),), str)
     if values:
         array[:] = np.asarray(values, dtype=object)
 
@@ -120,8 +142,7 @@ def write_names(group: zarr.Group, triplets: list[str], origins: list[str]) -> N
 
 def write_middle_times(group: zarr.Group, times: list[float], source: str) -> None:
     count = len(times)
-    group.create_array(MIDDLE_TIME, shape=(count,), dtype=np.float64, chunks=(max(count, 1),))[:] = np.asarray(
-        times, dtype=np.float64)
+    create_array(group, MIDDLE_TIME, (count,), np.float64)[:] = np.asarray(times, dtype=np.float64)
     group.attrs["t_source"] = source
 
 
@@ -133,10 +154,9 @@ def middle_times(group: zarr.Group) -> np.ndarray:
 def write_annotations(group: zarr.Group, annotations: list[dict]) -> None:
     """ATD-12K annotation arrays, in triplet order (schema above)."""
     count = len(annotations)
-    group.create_array(LEVEL, shape=(count,), dtype=np.int8, chunks=(max(count, 1),))[:] = np.array(
-        [a["level"] for a in annotations], dtype=np.int8)
+    create_array(group, LEVEL, (count,), np.int8)[:] = np.array([a["level"] for a in annotations], dtype=np.int8)
     for name, width in ((MOTION_ROI, 4), (IMAGE_SIZE, 2)):
-        group.create_array(name, shape=(count, width), dtype=np.int32, chunks=(max(count, 1), width))[:] = np.array(
+        create_array(group, name, (count, width), np.int32)[:] = np.array(
             [a[name] for a in annotations], dtype=np.int32).reshape(count, width)
     for name in (MOTION_TYPE, BEHAVIOR):
         write_strings(group, name, [a[name] for a in annotations])
@@ -161,8 +181,7 @@ def add_array(group: zarr.Group, name: str, triplet_shape: tuple[int, ...], dtyp
     touches part of a chunk)."""
     count = group[TRIPLETS].shape[0] if count is None else count
     chunk = max(1, min(chunk_rows, max(count, 1))) if chunk_rows else triplets_per_chunk(triplet_shape, dtype, count)
-    return group.create_array(name, shape=(count, *triplet_shape), dtype=dtype, chunks=(chunk, *triplet_shape),
-                              compressors=compressors_for(dtype))
+    return create_array(group, name, (count, *triplet_shape), dtype, (chunk, *triplet_shape), compressors_for(dtype))
 
 
 def compressors_for(dtype):
@@ -174,14 +193,92 @@ def compressors_for(dtype):
     return "auto"
 
 
+class StoreIntegrityError(RuntimeError):
+    """A store with a missing or corrupt chunk, or one its job never sealed."""
+
+
+def _array_chunk_counts(root: Path) -> dict[str, int]:
+    """Array path -> the number of chunks its shape and chunk grid make, from the zarr.json files under ``root``."""
+    counts = {}
+    for meta in root.rglob("zarr.json"):
+        record = json.loads(meta.read_text())
+        if record.get("node_type") == "array":
+            shape, chunks = record["shape"], record["chunk_grid"]["configuration"]["chunk_shape"]
+            count = int(np.prod([-(-size // chunk) for size, chunk in zip(shape, chunks)]))
+            counts[meta.parent.relative_to(root).as_posix()] = count
+    return counts
+
+
+def seal(group: zarr.Group) -> None:
+    """The writing job's last act: check that every chunk of every array is on disk and record how many
+    (attrs ``integrity``); ``open_store`` refuses a store that lacks this, or has lost a chunk since."""
+    root = Path(str(group.store.root))
+    expected = _array_chunk_counts(root)
+    missing = {array: count - _stored_chunks(root / array) for array, count in expected.items()
+               if _stored_chunks(root / array) != count}
+    if missing:
+        raise StoreIntegrityError(f"{root}: chunks not written at the end of the job: {missing}")
+    group.attrs["integrity"] = {"chunks": dict(sorted(expected.items())), "checksum": "crc32c per chunk",
+                                "empty_chunks": "written"}
+
+
+def _stored_chunks(array_dir: Path) -> int:
+    chunk_dir = array_dir / "c"
+    return sum(1 for path in chunk_dir.rglob("*") if path.is_file()) if chunk_dir.is_dir() else 0
+
+
+def _missing_chunks(root: Path, array: str, count: int) -> list[str]:
+    """The chunk keys of ``array`` that are not on disk (its grid is along axis 0, or a single chunk)."""
+    record = json.loads((root / array / "zarr.json").read_text())
+    shape, chunks = record["shape"], record["chunk_grid"]["configuration"]["chunk_shape"]
+    grid = [-(-size // chunk) for size, chunk in zip(shape, chunks)]
+    keys = ["c/" + "/".join(str(i) for i in np.unravel_index(index, grid)) for index in range(count)]
+    return [f"{array}/{key}" for key in keys if not (root / array / key).is_file()]
+
+
+def _crc32c_holds(data: np.ndarray) -> bool:
+    """Whether a chunk's last 4 bytes are the CRC32C of the rest (zarr's crc32c codec), without copying it."""
+    import google_crc32c
+
+    return np.uint32(google_crc32c.value(data[:-4])).tobytes() == bytes(data[-4:])
+
+
+class _CheckedStore(zarr.storage.LocalStore):
+    """A read-only local store whose chunk reads fail, naming the store and the chunk, where a chunk is missing or
+    its CRC32C does not match (zarr would fill the first with zeros; the codec's own error names neither)."""
+
+    async def get(self, key, prototype=None, byte_range=None):
+        value = await super().get(key, prototype, byte_range)
+        if "/c/" not in f"/{key}" or byte_range is not None:
+            return value
+        if value is None:
+            raise StoreIntegrityError(f"{self.root}: chunk {key} is missing (a partial copy or a lost file?); "
+                                      "rerun the rule that writes this store")
+        # in a worker thread, as the read itself was: on the event loop it would hold up every other chunk's read
+        if not await asyncio.to_thread(_crc32c_holds, value.as_numpy_array()):
+            raise StoreIntegrityError(f"{self.root}: chunk {key} is corrupt (its CRC32C does not match its bytes); "
+                                      "rerun the rule that writes this store")
+        return value
+
+
 def open_store(path: str | Path, kind: str | None = None) -> zarr.Group:
-    """Open a store read-only, checking it is of the expected kind."""
+    """Open a store read-only, checking it is of the expected kind, sealed, and has every chunk (see the docstring:
+    a sealed store is then read through ``_CheckedStore``)."""
     if not Path(path, "zarr.json").is_file():
         raise FileNotFoundError(f"{path}: not a zarr store (no zarr.json)")
     group = zarr.open_group(str(path), mode="r")
     if kind is not None and group.attrs.get("kind") != kind:
         raise ValueError(f"{path}: expected a {kind!r} store, found kind={group.attrs.get('kind')!r}")
-    return group
+    integrity = group.attrs.get("integrity")
+    if integrity is None:
+        raise StoreIntegrityError(f"{path}: not sealed: the job that wrote it did not finish (or an older version of "
+                                  "latent-interp wrote it); rerun the rule that writes this store")
+    root = Path(path)
+    missing = [key for array, count in integrity["chunks"].items() for key in _missing_chunks(root, array, count)]
+    if missing:
+        raise StoreIntegrityError(f"{path}: {len(missing)} chunk(s) missing, first {', '.join(missing[:5])} (a partial "
+                                  "copy or a lost file?); rerun the rule that writes this store")
+    return zarr.open_group(store=_CheckedStore(root, read_only=True), mode="r")
 
 
 def names(group: zarr.Group) -> list[str]:
@@ -285,6 +382,9 @@ def shard_attrs(index: int, count: int, rows: tuple[int, int]) -> dict:
     return {"shard": {"index": index, "count": count, "rows": list(rows)}}
 
 
+PER_SHARD_ATTRS = ("integrity", "non_finite")
+
+
 def gather(shard_paths: list[str | Path], out_path: str | Path) -> zarr.Group:
     """Concatenate the shards of one split, in order, into the store an unsharded run writes: the same attrs (less
     ``shard``), names, arrays and chunking, copied one shard chunk at a time."""
@@ -298,10 +398,15 @@ def gather(shard_paths: list[str | Path], out_path: str | Path) -> zarr.Group:
                                                                                        expected_start):
             raise ValueError(f"{path}: expected shard {index} of {len(shards)} from row {expected_start}, found "
                              f"{record}")
-        if attrs != {k: v for k, v in first.items() if k != "shard"}:
+        # each shard's own chunk counts (the gathered store is sealed anew) and non-finite counts (summed below)
+        attrs = {k: v for k, v in attrs.items() if k not in PER_SHARD_ATTRS}
+        if attrs != {k: v for k, v in first.items() if k not in ("shard", *PER_SHARD_ATTRS)}:
             raise ValueError(f"{path}: attrs differ from {shard_paths[0]}'s; the shards were made differently")
         expected_start = record["rows"][1]
-    attrs = {k: v for k, v in first.items() if k not in ("shard", "kind", "split")}
+    attrs = {k: v for k, v in first.items() if k not in ("shard", "kind", "split", *PER_SHARD_ATTRS)}
+    if "non_finite" in first:
+        attrs["non_finite"] = {key: sum(shard.attrs["non_finite"][key] for shard in shards)
+                               for key in first["non_finite"]}
     group = create(out_path, first["kind"], first["split"], attrs, [n for shard in shards for n in names(shard)],
                    [o for shard in shards for o in origins(shard)])
     for name in shards[0].array_keys():
@@ -315,4 +420,5 @@ def gather(shard_paths: list[str | Path], out_path: str | Path) -> zarr.Group:
             for start, stop in chunk_ranges(source):
                 target[offset + start:offset + stop] = source[start:stop]
             offset += source.shape[0]
+    seal(group)
     return group

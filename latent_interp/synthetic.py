@@ -204,6 +204,24 @@ def frame_relpaths(specs: list[TripletSpec], ext: str = "jpg") -> list[str]:
     return [f"{spec.name}/frame{k}.{ext}" for spec in specs for k in (1, 2, 3)]
 
 
+MANIFEST_COLUMNS = ("path", "bytes", "sha256")
+
+
+def write_manifest(split_dir: str | Path, relpaths: list[str], path: str | Path) -> None:
+    """The drawn split's one output file (rule synthesize_<split>): every file drawn, relative to the split's
+    folder, with its size and sha256. Snakemake then matches ingest's one input against one output instead of
+    30,000 frames against 30,000 (bench P4: 26x slower at 10,000 triplets than at 100)."""
+    import hashlib
+
+    import pandas as pd
+
+    rows = []
+    for relpath in relpaths:
+        data = (Path(split_dir) / relpath).read_bytes()
+        rows.append((relpath, len(data), hashlib.sha256(data).hexdigest()))
+    pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(path, index=False)
+
+
 def write_split(out_dir: str | Path, seed: int, split: str, count: int, width: int, height: int,
                 quality: int = 95) -> list[TripletSpec]:
     """Write ``count`` triplets of ``split`` as ``out_dir/<triplet>/frame{1,2,3}.jpg`` (ATD-12K's train layout)."""

@@ -15,6 +15,7 @@ def _latents_store(path, split, count, seed):
     values = rng.normal(size=(count, 3, 4, 4, 4)).astype(np.float32)
     values[::2] += 4.0
     store.add_array(group, store.MEAN, (3, 4, 4, 4), np.float32)[:] = values
+    store.seal(group)
     return path
 
 

@@ -52,8 +52,10 @@ def _stores(root, split, count, seed, separated=True):
         mean[::2, :, 0] += 6.0
     store.add_array(latents, store.MEAN, (3, 4, 4, 4), np.float32)[:] = mean
     store.add_array(latents, store.LOGVAR, (3, 4, 4, 4), np.float32)[:] = 0.0
+    store.seal(latents)
     frames = store.create(root / f"frames-{split}.zarr", "frames", split, {}, names, origins)
     store.add_array(frames, store.FRAMES, (3, 8, 8, 3), np.uint8)[:] = rng.integers(0, 256, (count, 3, 8, 8, 3))
+    store.seal(frames)
     return str(root / f"lat-{split}.zarr"), str(root / f"frames-{split}.zarr"), mean
 
 
@@ -96,7 +98,9 @@ def _geometry_html(outputs: dict, folder):
     inputs = ReportInputs(config={}, models=list(outputs), splits=[], frames={}, skipped={}, recon={}, latents={},
                           metric_tables={}, metrics_summary="", metrics_spec="", collapse={}, geometry=outputs)
     ctx = context.Context(inputs, folder / "figures", folder / "report.html")
-    return page.render_section(geometry_section.section(ctx)), folder / "figures"
+    html = page.render_section(geometry_section.section(ctx))
+    ctx.figures.close()  # the SVGs are drawn in a second process: wait for them, as the report does
+    return html, folder / "figures"
 
 
 def test_probes_without_a_second_class_say_why(tmp_path):

@@ -61,6 +61,7 @@ def _pair_of_stores(tmp_path, names, recon_names=None, seed=0):
         path = tmp_path / f"{kind}.zarr"
         group = store.create(path, kind, "val", {}, store_names, ["Disney", "Japan"] * (len(names) // 2))
         store.add_array(group, store.FRAMES, (3, 16, 16, 3), np.uint8)[:] = values
+        store.seal(group)
         paths.append(path)
     return paths, truth, noisy
 
@@ -198,6 +199,7 @@ def _recon_store(path, frames_path, values):
     source = store.open_store(frames_path)
     group = store.create(path, "recon", "val", {}, store.names(source), store.origins(source))
     store.add_array(group, store.FRAMES, values.shape[1:], np.uint8)[:] = values
+    store.seal(group)
 
 
 def test_collapse_check_flags_a_constant_model_and_passes_a_good_one(tmp_path):

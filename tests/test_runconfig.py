@@ -92,6 +92,9 @@ def test_no_reader_goes_around_the_resolved_view():
     (lambda c: c["data"].update(video={"held": {"treshold": 0.01}}), "treshold"),
     (lambda c: c["data"].update(video={"cuts": {"detector": "transnet"}}), "detector"),
     (lambda c: c["data"].update(video={"stride": 0}), "stride"),
+    (lambda c: c["vae"].update(batch_size="max"), "batch_size"),
+    (lambda c: c["vae"].update(compile="yes"), "compile"),
+    (lambda c: c["vae"].update(complie=True), "complie"),
 ])
 def test_the_schema_refuses_what_no_stage_knows_naming_the_key(edit, key):
     config = merged()
@@ -99,6 +102,13 @@ def test_the_schema_refuses_what_no_stage_knows_naming_the_key(edit, key):
     with pytest.raises(WorkflowError) as raised:
         validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     assert key in str(raised.value)
+
+
+def test_the_schema_takes_the_gpu_settings():
+    config = merged()
+    config["vae"].update(batch_size="auto", compile=True)
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    assert config["vae"] == {"device": "auto", "batch_size": "auto", "compile": True}
 
 
 def test_the_540p_config_is_the_fields_geometry():

@@ -8,7 +8,8 @@ from latent_interp import store
 
 def _store(path, names, kind="frames"):
     group = store.create(path, kind, "val", {"note": 1}, names, ["Disney"] * len(names))
-    store.add_array(group, store.FRAMES, (3, 4, 4, 3), np.uint8)
+    store.add_array(group, store.FRAMES, (3, 4, 4, 3), np.uint8)[:] = 0
+    store.seal(group)
     return group
 
 
@@ -70,3 +71,65 @@ def test_shards_cover_the_rows_once_in_order_on_the_chunk_grid(total, count, ali
     assert all(start % align == 0 or start == total for start, _ in shards)
     with pytest.raises(ValueError, match="shard 3 of 3"):
         store.shard_rows(total, 3, 3, align)
+
+
+def _latents(path, count=40, rows_per_chunk=16):
+    """A sealed latents store of ``count`` triplets in chunks of ``rows_per_chunk``, its first chunk all zeros (a
+    chunk equal to the fill value, which zarr skips by default), and its values."""
+    group = store.create(path, "latents", "val", {}, [f"t{i:03d}" for i in range(count)], ["Disney"] * count)
+    values = np.random.default_rng(0).normal(size=(count, 3, 4, 4, 4)).astype(np.float32)
+    values[:rows_per_chunk] = 0.0
+    store.add_array(group, store.MEAN, (3, 4, 4, 4), np.float32, chunk_rows=rows_per_chunk)[:] = values
+    store.seal(group)
+    return values
+
+
+def test_every_chunk_is_written_and_the_seal_counts_them(tmp_path):
+    values = _latents(tmp_path / "l.zarr")
+    assert (tmp_path / "l.zarr" / "mean" / "c" / "0" / "0" / "0" / "0" / "0").is_file()  # the all-zero chunk too
+    group = store.open_store(tmp_path / "l.zarr", "latents")
+    assert group.attrs["integrity"]["chunks"] == {"mean": 3, "origins": 1, "triplets": 1}
+    assert np.array_equal(group[store.MEAN][:], values)
+
+
+def test_a_lost_chunk_is_refused_naming_the_store_and_the_chunk(tmp_path):
+    """As a user would lose one: a partial copy leaves out one chunk file of a finished latents store. zarr alone
+    reads its 16 triplets as zeros with no error (zarr-python issue 486)."""
+    _latents(tmp_path / "l.zarr")
+    (tmp_path / "l.zarr" / "mean" / "c" / "1" / "0" / "0" / "0" / "0").unlink()
+    import zarr
+
+    assert not zarr.open_group(str(tmp_path / "l.zarr"), mode="r")[store.MEAN][16:32].any()  # what zarr does
+    with pytest.raises(store.StoreIntegrityError, match=r"l\.zarr: 1 chunk\(s\) missing, first mean/c/1/0/0/0/0"):
+        store.open_store(tmp_path / "l.zarr", "latents")
+
+
+def test_a_chunk_lost_after_opening_fails_the_read_naming_it(tmp_path):
+    _latents(tmp_path / "l.zarr")
+    group = store.open_store(tmp_path / "l.zarr", "latents")
+    (tmp_path / "l.zarr" / "mean" / "c" / "2" / "0" / "0" / "0" / "0").unlink()
+    assert group[store.MEAN][:16].shape == (16, 3, 4, 4, 4)  # other chunks still read
+    with pytest.raises(store.StoreIntegrityError, match=r"chunk mean/c/2/0/0/0/0 is missing"):
+        group[store.MEAN][:]
+
+
+def test_a_corrupt_chunk_fails_its_read_naming_it(tmp_path):
+    values = _latents(tmp_path / "l.zarr")
+    chunk = tmp_path / "l.zarr" / "mean" / "c" / "1" / "0" / "0" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit, as a flaky disk or transfer gives
+    chunk.write_bytes(bytes(data))
+    group = store.open_store(tmp_path / "l.zarr", "latents")
+    assert np.array_equal(group[store.MEAN][:16], values[:16])
+    with pytest.raises(store.StoreIntegrityError, match=r"l\.zarr: chunk mean/c/1/0/0/0/0 is corrupt"):
+        group[store.MEAN][16:32]
+
+
+def test_a_store_whose_job_did_not_finish_is_refused(tmp_path):
+    group = store.create(tmp_path / "u.zarr", "frames", "val", {}, ["x"], ["Disney"])
+    store.add_array(group, store.FRAMES, (3, 4, 4, 3), np.uint8)[:] = 1
+    with pytest.raises(store.StoreIntegrityError, match=r"u\.zarr: not sealed"):
+        store.open_store(tmp_path / "u.zarr", "frames")
+    store.add_array(group, "half_written", (3, 4, 4, 3), np.uint8)  # no chunk written: the seal refuses
+    with pytest.raises(store.StoreIntegrityError, match="chunks not written at the end of the job"):
+        store.seal(group)

@@ -41,6 +41,8 @@ def section(ctx: Context) -> Section:
         data.rows.append([tables.text(split), tables.Cell(str(len(ctx.triplet_names[split])),
                                                           len(ctx.triplet_names[split])),
                           tables.text(inputs.frames[split]), tables.text(json.dumps(preprocess))])
+    runs = _vae_runs(latents, {key: store.open_store(path, "recon").attrs for key, path in inputs.recon.items()},
+                     {key: store.open_store(path, "interp").attrs for key, path in inputs.interp_stores.items()})
     versions = first["provenance"]["versions"]  # those the latents were made with
     library = tables.Table(["package", "version", "used for"],
                            [[tables.text(k), tables.text(v), tables.text("the results")] for k, v in versions.items()]
@@ -57,6 +59,26 @@ def section(ctx: Context) -> Section:
     for model, method, _, settings_path in inputs.embeddings:
         records[f"embedding {model} / {method}"] = ctx.read_json(settings_path)
     return Section("provenance", "Provenance", "provenance.html.j2", {
-        "models": models, "data": data, "library": library,
+        "models": models, "data": data, "library": library, "runs": runs,
         "records": {name: json.dumps(record, indent=2, default=str) for name, record in records.items()},
         "config": yaml.safe_dump(inputs.config, sort_keys=False)})
+
+
+def _vae_runs(latents: dict, recons: dict, interps: dict) -> tables.Table:
+    """How each VAE job ran: device, autocast, compiled modules, batch size, and the half-precision batches the
+    non-finite guard computed again in float32 (``encode.NonFiniteGuard``; "n/a" for stores made before it)."""
+    table = tables.Table(["stage", "model", "split", "device", "autocast", "compiled", "batch size",
+                          "batches recomputed in float32"])
+    for stage, stores in (("encode", latents), ("reconstruct", recons), ("interp", interps)):
+        for (model, split), attrs in sorted(stores.items()):
+            settings = attrs["provenance"]["settings"]
+            compiled = settings.get("compile", {})
+            guard = attrs.get("non_finite")
+            recomputed = (f"{guard['batches_recomputed_float32']} ({guard['frames_recomputed_float32']} frames)"
+                          if guard else "n/a")
+            table.rows.append([tables.text(stage), tables.text(model), tables.text(split),
+                               tables.text(settings.get("device", "")),
+                               tables.text(settings.get("autocast", "n/a")),
+                               tables.text(", ".join(compiled.get("modules", [])) or "no"),
+                               tables.text(str(settings.get("batch_size", ""))), tables.text(recomputed)])
+    return table

@@ -39,6 +39,7 @@ VAE_PARAMS = dict(
     vae_options=lambda wildcards: RUN.vae_options(wildcards.model),
     batch_size=RUN.config["vae"].get("batch_size", 16),
     device=RUN.config["vae"].get("device", "auto"),
+    compile=RUN.config["vae"].get("compile", "auto"),
 )
 
 # Latents and the latent study (rules encode, interp_train, geometry, embed) exist once per latent space. A
@@ -113,12 +114,12 @@ def shard_of(wildcards):
     return int(wildcards.shard), SHARDS[wildcards.split]
 
 
-def synthetic_frame_files(split):
-    """The files that synthesize_<split> writes, known from the config alone before any job runs."""
+def synthetic_outputs(split):
+    """What synthesize_<split> declares, known from the config alone before any job runs: the videos it renders
+    (data.layout video), or the manifest of the frames it draws (one file, not 30,000: bench P4)."""
     if VIDEO_LAYOUT:
         return list(VIDEOS[split].values())
-    specs = synthetic.triplet_specs(SYNTHETIC["seed"], split, SYNTHETIC["triplets"][split])
-    return [f"{RUN.config['data']['root']}/{split}/{path}" for path in synthetic.frame_relpaths(specs)]
+    return [f"results/manifests/synthetic/{split}.csv"]
 
 
 def code(script):
@@ -140,7 +141,7 @@ def split_frame_files(wildcards):
     if VIDEO_LAYOUT:
         return [video.extraction_dir(wildcards.split, name) for name in VIDEOS[wildcards.split]]
     if SYNTHETIC:
-        return synthetic_frame_files(wildcards.split)
+        return synthetic_outputs(wildcards.split)
     return data.split_input_files(split_source(wildcards))
 
 

@@ -9,4 +9,4 @@ sm, params = snakemake, snakemake.params  # noqa: F821
 with staged(sm.output) as out:  # written under temporary names, renamed when whole
     analyse_equivariance(sm.input.frames, sm.input.latents, sm.input.flow, params.vae, dict(out.items()),
                          sm.wildcards.model, params.frames, params.batch_size, params.device, sm.threads,
-                         dict(params.vae_options))
+                         dict(params.vae_options), params.compile)

@@ -10,4 +10,4 @@ with staged(sm.output) as out:  # written under temporary names, renamed when wh
     score_split(sm.input.frames, sm.input.latents, sm.input.recon, sm.input.predictors, params.vae, out.table,
                 out.spec, out.store, sm.wildcards.model, sm.wildcards.split, params.gallery,
                 params.sample, params.seed, params.batch_size, params.device, sm.threads, dict(params.vae_options),
-                dict(params.lpips), sm.input.flow, list(params.protocols))
+                dict(params.lpips), sm.input.flow, list(params.protocols), params.compile)
