@@ -286,7 +286,23 @@ def test_a_report_setting_reruns_the_interp_stores_not_the_predictors(run):
 
 def test_editing_one_test_frame_reruns_only_the_test_chain(run):
     """Test frames feed no fine-tune and no collapse check: only the test split's jobs of both models rerun, and
-    the aggregates that read them. (A train or val frame would also rerun the fine-tune, which reads both.)"""
+    the aggregates that read them. (A train or val frame would also rerun the fine-tune, which reads both.) The
+    drawn frames are read as data here (data.source files, every frame an input; the demo reads a drawn split by
+    its manifest), the switch accepted with --touch, and switched back the same way at the end."""
+    path, original = run / "config.yaml", (run / "config.yaml").read_text()
+    config = yaml.safe_load(original)
+    config["data"]["source"] = "files"
+    path.write_text(yaml.safe_dump(config))
+    snakemake(run, "--touch", "--quiet")
+    try:
+        _edit_one_test_frame_and_rerun(run)
+    finally:
+        path.write_text(original)
+        snakemake(run, "--touch", "--quiet")
+    assert planned_jobs(run) == {}
+
+
+def _edit_one_test_frame_and_rerun(run):
     frame = sorted((run / "results" / "synthetic" / "test").glob("*/frame2.jpg"))[0]
     train_latents = run / "results" / "latents" / "tiny-kl" / "train.zarr" / "mean" / "zarr.json"
     finetuned_weights = run / "results" / "models" / "tiny-kl-finetuned" / "diffusion_pytorch_model.safetensors"
