@@ -455,8 +455,7 @@ def _predict_chunk(chunk: Chunk, methods: list[str], model, batch_size: int, dty
             decoded = encode.decode_latents(model, np.concatenate(list(predicted.values())), chunk.device,
                                             batch_size, dtype, chunk.frames.shape[2:4], guard)
         except encode.NonFiniteError as error:
-            bad = [f"{(names or [])[i % count] if names else i % count} ({list(predicted)[i // count]})"
-                   for i in error.frames]
+            bad = [f"{names[i % count] if names else i % count} ({list(predicted)[i // count]})" for i in error.frames]
             raise encode.NonFiniteError(f"{error} even in float32, predicted frame 2 of: {', '.join(bad[:10])}",
                                         error.frames) from None
         for position, method in enumerate(predicted):
