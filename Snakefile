@@ -9,8 +9,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# GPU rules declare resources gpu=1. profiles/default limits a run to gpu=1; "local" makes that limit count within
-# each submitted job on a cluster, not across the whole run (README "Profiles: which applies when").
+# GPU rules hold gpu=1 where they run on a GPU (common.smk VAE_GPU). profiles/default limits a run to gpu=1; "local"
+# makes that limit count within each submitted job on a cluster, not across the whole run (README "Profiles: which
+# applies when").
 resource_scopes:
     gpu="local",
 

@@ -38,7 +38,8 @@ def scale_config(triplets: list[int], size: int) -> dict:
     config["preprocess"]["size"] = size
     config["vaes"] = demo_vaes(config)
     config["vae"].update(device="cpu", batch_size=256)
-    config["finetune"]["epochs"] = 1
+    for entry in config["finetunes"].values():
+        entry["epochs"] = 1
     config["metrics"]["bootstrap_resamples"] = 200
     config["interp"]["mlp"]["epochs"] = config["interp"]["unet"]["epochs"] = 5
     return config

@@ -520,7 +520,7 @@ def gpu_study(tmp: Path, fraction: float, model_dir: Path | None = None, size: i
         config["compare"]["baseline"] = "kl-f8"
         config["vae"].update(device="auto", batch_size="auto", compile="auto")
         config["preprocess"]["size"] = size
-        config["finetune"]["enabled"] = False
+        config["finetunes"] = None
         config["metrics"]["device"] = "auto"
 
     workdir = _workdir(tmp, "gpu-study", triplets, edit)
@@ -616,8 +616,9 @@ def p9_demo(quick: bool, tmp: Path) -> tuple[Row, Path]:
 
     def smallest(config):  # --quick: the smallest study the schema allows, to check this row's code (and P8's)
         config["data"]["synthetic"]["triplets"] = {"train": 4, "val": 4, "test": 4}
-        config["vaes"] = dict(list(runconfig.resolve(config).vaes.items())[:1])  # one VAE and its fine-tune
-        config["finetune"]["epochs"] = 1
+        config["vaes"] = dict(list(runconfig.resolve(config).vaes.items())[:1])  # one VAE and its fine-tunes
+        for entry in config["finetunes"].values():
+            entry["epochs"] = 1
         config["interp"]["predictors"] = ["linear"]
         config["embed"]["methods"] = ["pca"]
         config["preprocess"]["size"] = 32

@@ -32,6 +32,18 @@ annotated splits also ``level`` 0/1/2, ``all`` where not split by it):
     ``<m>_vs_baseline_ci_low`` / ``_ci_high``, a 95% paired bootstrap over those triplets; empty on the baseline.
 ``results/compare/vaes.json``: the settings, the baseline, each model's VAE record (geometry.json's ``vae``), its
     selected learned predictor, its ``prior_kl`` per channel, and provenance.
+
+Table ``results/compare/finetunes.csv``: what each fine-tune changed against the VAE it started from, one row per
+fine-tune, split and measure (``FINETUNE_MEASURES``):
+    ``finetune``, ``base``, ``recipe``, ``split``, ``measure``, ``unit`` (dB, or ``relative`` for latent errors),
+    ``better`` (higher or lower), ``paired`` (triplets or frames both have), ``base_value``, ``value`` (means over
+    those), ``difference`` (value - base_value) with ``ci_low`` / ``ci_high``, a 95% paired bootstrap. Per triplet:
+    reconstruction PSNR, latent_lerp and latent_flow PSNR of frame 2, the VAE's ceiling (vae_ceiling) and the gap of
+    each to it; per shifted test frame (``equivariance_frames.csv``, means over the two directions): the
+    equivariance error at 1 px and at one latent cell, and the PSNR of decoding the latent moved by 1 px against the
+    shifted frame (what the equivariant recipe trains: decode(T(z)) against T(x)); rule equivariance runs once per
+    latent space with that space's own model, so a decoder-only fine-tune has its base's errors and no PSNR of its
+    own decoder here (its row is left out).
 """
 
 from __future__ import annotations
@@ -83,6 +95,9 @@ def interpolation_per_triplet(interp: pd.DataFrame, best: str | None) -> pd.Data
     gaps["lerp_gap_db"] = psnr["vae_ceiling"] - psnr["latent_lerp"]
     gaps["best_gap_db"] = psnr["vae_ceiling"] - psnr[best] if best in psnr else np.nan
     gaps["latent_flow_gap_db"] = psnr["vae_ceiling"] - psnr["latent_flow"] if "latent_flow" in psnr else np.nan
+    for method, column in (("latent_lerp", "lerp_psnr"), ("latent_flow", "latent_flow_psnr"),
+                           ("vae_ceiling", "ceiling_psnr")):
+        gaps[column] = psnr[method] if method in psnr else np.nan
     return gaps.reset_index()
 
 
@@ -120,13 +135,14 @@ def _groups(table: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFram
 
 
 def compare_vaes(models: dict, baseline: str, val_split: str, out_table, out_json, resamples: int = 1000,
-                 seed: int = 0, *, learned) -> pd.DataFrame:
+                 seed: int = 0, *, learned, finetunes: dict | None = None, out_finetunes=None) -> pd.DataFrame:
     """Rule compare_vaes. ``models`` maps each model to its inputs: ``metrics`` (table paths), ``interp`` (table
     paths), ``latent_space`` (the model whose latents it decodes), ``geometry`` (that space's geometry.json),
     ``channels`` and ``trajectories`` (its channels.csv and trajectories.csv), ``equivariance`` (its
-    equivariance.json), ``encode_benchmarks`` and
+    equivariance.json), ``equivariance_frames`` (its equivariance_frames.csv), ``encode_benchmarks`` and
     ``decode_benchmarks`` (benchmark file paths). ``learned``: the learned predictors' method names
-    (``interp.predictors``), given by name so that this job needs no torch."""
+    (``interp.predictors``), given by name so that this job needs no torch. ``finetunes``: name -> {vae, recipe}
+    of the fine-tunes among ``models``, whose effects go to ``out_finetunes``."""
     per_model, records = {}, {}
     for model, inputs in models.items():
         recon = reconstruction_per_triplet([pd.read_csv(path) for path in inputs["metrics"]])
@@ -181,6 +197,12 @@ def compare_vaes(models: dict, baseline: str, val_split: str, out_table, out_jso
             rows.append(row)
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     table.to_csv(out_table, index=False, float_format="%.6g")
+    if out_finetunes is not None:
+        frames = {model: (json.loads(Path(inputs["equivariance"]).read_text())["settings"]["split"],
+                          shift_errors_per_frame(inputs["equivariance_frames"]), model == inputs["latent_space"])
+                  for model, inputs in models.items()}
+        finetune_effects(per_model, frames, finetunes or {}, resamples, seed).to_csv(out_finetunes, index=False,
+                                                                                     float_format="%.6g")
     settings = {"baseline": baseline, "val_split": val_split, "bootstrap_resamples": resamples, "seed": seed}
     Path(out_json).write_text(json.dumps({
         "settings": settings, "better": {k: "higher" if v else "lower" for k, v in BETTER.items()},
@@ -193,3 +215,57 @@ TABLE_COLUMNS = (["model", "family", "posterior", "latent_shape", "latent_bytes"
                  + [f"{metric}{suffix}" for metric in COMPARED
                     for suffix in ("", "_vs_baseline", "_vs_baseline_ci_low", "_vs_baseline_ci_high")]
                  + ["prior_kl", *EQUIVARIANCE, "encode_ms_per_image", "decode_ms_per_image"])
+
+
+# What finetunes.csv reports per fine-tune: measure -> (unit, higher is better, per "triplet" or per shifted "frame")
+FINETUNE_MEASURES = {
+    "recon_psnr": ("dB", True, "triplet"), "lerp_psnr": ("dB", True, "triplet"),
+    "latent_flow_psnr": ("dB", True, "triplet"), "ceiling_psnr": ("dB", True, "triplet"),
+    "lerp_gap_db": ("dB", False, "triplet"), "latent_flow_gap_db": ("dB", False, "triplet"),
+    "shift_error_1px": ("relative", False, "frame"), "shift_error_cell": ("relative", False, "frame"),
+    "moved_psnr_1px": ("dB", True, "frame"),
+}
+DECODED_FRAME_MEASURES = {"moved_psnr_1px"}  # made by the latent space's own decoder (see the module docstring)
+FINETUNE_COLUMNS = ["finetune", "base", "recipe", "split", "measure", "unit", "better", "paired", "base_value",
+                    "value", "difference", "ci_low", "ci_high"]
+
+
+def shift_errors_per_frame(path) -> pd.DataFrame:
+    """frame -> shift_error_1px and shift_error_cell (the equivariance error at a 1 px shift and at the smallest
+    whole-cell shift) and moved_psnr_1px (decoding the latent moved by 1 px), means over the two directions, from an
+    ``equivariance_frames.csv``."""
+    table = pd.read_csv(path).replace(np.inf, np.nan)  # an exact decode has no finite PSNR
+    cell = table.loc[table["whole_cells"], "shift_px"].min()
+    one_px, one_cell = table[table["shift_px"] == 1].groupby("frame"), table[table["shift_px"] == cell].groupby("frame")
+    return pd.DataFrame({"shift_error_1px": one_px["latent_error"].mean(),
+                         "shift_error_cell": one_cell["latent_error"].mean(),
+                         "moved_psnr_1px": one_px["moved_psnr"].mean()})
+
+
+def finetune_effects(per_triplet: dict[str, pd.DataFrame], per_frame: dict[str, tuple[str, pd.DataFrame]],
+                     finetunes: dict, resamples: int, seed: int) -> pd.DataFrame:
+    """The finetunes.csv table (module docstring): each fine-tune against its base, measure by measure, paired.
+    ``per_triplet``: model -> compare's per-triplet table; ``per_frame``: model -> (the split its shifted frames come
+    from, ``shift_errors_per_frame``, whether they are its own: false for a decoder-only fine-tune)."""
+    rows = []
+    for name, entry in finetunes.items():
+        base = entry["vae"]
+        for measure, (unit, higher, unit_of_pairing) in FINETUNE_MEASURES.items():
+            if unit_of_pairing == "frame":
+                split, frames, own = per_frame[name]
+                if measure in DECODED_FRAME_MEASURES and not own:
+                    continue
+                groups = [(split, frames[measure], per_frame[base][1][measure])]
+            else:
+                model, reference = (per_triplet[m].set_index(KEYS)[measure] for m in (name, base))
+                groups = [(split, model.xs(split, level="split"), reference.xs(split, level="split"))
+                          for split in model.index.unique("split")]
+            for split, values, base_values in groups:
+                paired = pd.concat([values, base_values], axis=1, join="inner").dropna()
+                if paired.empty:
+                    continue
+                difference = paired_difference(values, base_values, resamples, seed)
+                rows.append([name, base, entry.get("recipe", "default"), split, measure, unit,
+                             "higher" if higher else "lower", len(paired), float(paired.iloc[:, 1].mean()),
+                             float(paired.iloc[:, 0].mean()), *difference])
+    return pd.DataFrame(rows, columns=FINETUNE_COLUMNS)

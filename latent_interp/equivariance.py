@@ -17,6 +17,9 @@ Table ``results/geometry/{model}/equivariance.csv``, one row per shift and direc
     ``model``, ``shift_px``, ``direction`` (x or y), ``shift_cells`` (s / f), ``whole_cells`` (s a multiple of f),
     ``frames``, ``latent_error`` (mean over frames of the relative squared error), ``moved_psnr``,
     ``reencoded_psnr`` (dB, means over frames), ``psnr_lost`` (reencoded - moved).
+Table ``results/geometry/{model}/equivariance_frames.csv``, the same per frame (what paired comparisons between
+models resample, ``compare.finetune_effects``): ``model``, ``frame`` (index among the shifted test frames),
+    ``shift_px``, ``direction``, ``whole_cells``, ``latent_error``, ``moved_psnr``, ``reencoded_psnr``.
 Table ``results/geometry/{model}/equivariance_triplets.csv``, one row per test triplet:
     ``model``, ``split``, ``triplet``, ``origin``, ``motion_px`` (the flow table's), ``warped_error`` (latent2 vs
     latent1 warped along the oracle flow), ``unwarped_error`` (latent2 vs latent1), both relative to the variance.
@@ -41,6 +44,8 @@ from latent_interp import encode, flow, store, vae, warp
 
 SHIFT_COLUMNS = ["model", "shift_px", "direction", "shift_cells", "whole_cells", "frames", "latent_error",
                  "moved_psnr", "reencoded_psnr", "psnr_lost"]
+FRAME_COLUMNS = ["model", "frame", "shift_px", "direction", "whole_cells", "latent_error", "moved_psnr",
+                 "reencoded_psnr"]
 TRIPLET_COLUMNS = ["model", "split", "triplet", "origin", "motion_px", "warped_error", "unwarped_error"]
 
 
@@ -88,12 +93,12 @@ def relative_error(predicted: np.ndarray, truth: np.ndarray, variance: float) ->
 
 
 def shift_curve(model, frames_uint8: np.ndarray, downsampling: int, device, batch_size: int, dtype: str,
-                model_name: str = "") -> pd.DataFrame:
-    """The controlled-shift table (module docstring) for these frames."""
+                model_name: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The controlled-shift table and its per-frame rows (module docstring) for these frames."""
     base, _ = encode.encode_frames(model, frames_uint8, device, batch_size, dtype)
     variance = float(base.var())
     margin = margin_cells(downsampling, min(base.shape[-2:]))
-    rows = []
+    rows, per_frame = [], []
     for direction in ("x", "y"):
         for pixels in tqdm(shifts_for(downsampling), desc=f"shifts {direction}", unit="shift"):
             shifted = shift_frames(frames_uint8, pixels, direction)
@@ -107,7 +112,11 @@ def shift_curve(model, frames_uint8: np.ndarray, downsampling: int, device, batc
             rows.append([model_name, pixels, direction, pixels / downsampling, pixels % downsampling == 0,
                          len(frames_uint8), float(errors.mean()), float(np.nanmean(moved_psnr)),
                          float(np.nanmean(reencoded_psnr)), float(np.nanmean(reencoded_psnr - moved_psnr))])
-    return pd.DataFrame(rows, columns=SHIFT_COLUMNS)
+            per_frame.append(pd.DataFrame({
+                "model": model_name, "frame": np.arange(len(frames_uint8)), "shift_px": pixels, "direction": direction,
+                "whole_cells": pixels % downsampling == 0, "latent_error": errors, "moved_psnr": moved_psnr,
+                "reencoded_psnr": reencoded_psnr}))
+    return pd.DataFrame(rows, columns=SHIFT_COLUMNS), pd.concat(per_frame, ignore_index=True)[FRAME_COLUMNS]
 
 
 def triplet_errors(latents: np.ndarray, flow_group, downsampling: int, names: list[str], origins: list[str],
@@ -153,7 +162,7 @@ def analyse_equivariance(frames_path, latents_path, flow_path, vae_source, outpu
                          frames: int = 32, batch_size: int | str = 16, device: str = "auto", threads: int = 1,
                          vae_options: dict | None = None, compile_setting: str | bool = "auto") -> dict:
     """Rule equivariance: one latent space on the test split -> the tables and JSON of the module docstring.
-    ``outputs`` maps ``curve``, ``triplets`` and ``summary`` to paths."""
+    ``outputs`` maps ``curve``, ``frames``, ``triplets`` and ``summary`` to paths."""
     vae.prepare_torch(threads)
     torch_device = vae.pick_device(device)
     frames_group = store.open_store(frames_path, "frames")
@@ -175,8 +184,9 @@ def analyse_equivariance(frames_path, latents_path, flow_path, vae_source, outpu
     once, shifts = len(picked) * int(np.prod(picked.shape[1:3])) / 1e6, 2 * len(shifts_for(downsampling))
     compiled = encode.compile_for_job(model, torch_device, compile_setting,
                                       {"encoder": (1 + shifts) * once, "decoder": 2 * shifts * once})
-    curve = shift_curve(model, picked, downsampling, torch_device, batch_size, record["dtype"], model_name)
+    curve, per_frame = shift_curve(model, picked, downsampling, torch_device, batch_size, record["dtype"], model_name)
     curve.to_csv(outputs["curve"], index=False, float_format="%.6g")
+    per_frame.to_csv(outputs["frames"], index=False, float_format="%.6g")
     split = str(frames_group.attrs["split"])
     triplets = triplet_errors(latents_group[store.MEAN][:], flow_group, downsampling, names,
                               store.origins(frames_group), split, model_name)

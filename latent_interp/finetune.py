@@ -1,6 +1,8 @@
-"""Rule finetune: fine-tune the pretrained VAE on the train split, validate on val, save a diffusers folder.
+"""Rule finetune: fine-tune a VAE on the train split, validate on val, save a diffusers folder.
 
-Two recipes (``RECIPES``):
+Each entry of the ``finetunes`` config mapping is one run: ``{name: {vae, recipe, overrides}}`` trains a copy of
+the VAE named by ``vae`` with a recipe (``RECIPES``, in ``latent_interp.recipes``) and writes
+``results/models/<name>``, which then goes through every analysis as one more model.
 
 ``default`` works: latent diffusion's loss scale (KL weight 1e-6 against a reconstruction summed per image), the
     decoder trained alone as in stabilityai/sd-vae-ft-mse (the encoder, and so the latent space under study, stay
@@ -9,28 +11,34 @@ Two recipes (``RECIPES``):
     batch 8, 10 epochs, the whole VAE. Its KL term is about 1e9 times heavier than latent diffusion's, so training
     pushes the posterior onto N(0, I), the decoder stops receiving information and every reconstruction becomes the
     same average image (../shared/REFERENCE.md; the collapse check in ``latent_interp.metrics`` flags it).
+``equivariant`` is ``default`` with the encoder training too and an equivariance term after EQ-VAE: for a random
+    transform T of each batch (translations by whole and fractional latent cells, scaling, rotation;
+    ``latent_interp.latent_transforms``), ``equivariance_weight * mean (decode(T(z)) - T(x))^2``. It teaches the
+    latent space to move like the picture, which latent warping (``latent_flow``) assumes.
 
-Both compute the loss per pixel: ``reconstruction_mse + kl_weight * kl * scale`` where ``kl`` is the KL divergence
-summed over one image's latent (nats) and ``scale`` is 1 / pixels per image for ``kl_normalization: pixels``
-(latent diffusion's loss divided by the constant pixel count, which changes nothing for Adam but keeps the
-numbers and the clipping threshold readable) or 1 for ``none`` (the seed).
+Every recipe computes the loss per pixel: ``reconstruction_mse + kl_weight * kl * scale`` (+ the equivariance term)
+where ``kl`` is the KL divergence summed over one image's latent (nats) and ``scale`` is 1 / pixels per image for
+``kl_normalization: pixels`` (latent diffusion's loss divided by the constant pixel count, which changes nothing for
+Adam but keeps the numbers and the clipping threshold readable) or 1 for ``none`` (the seed).
 
-Output folder (``results/models/finetuned``):
+Output folder (``results/models/<name>``):
     ``config.json``, ``diffusion_pytorch_model.safetensors``   the weights (the EMA when the recipe keeps one),
                            a diffusers ``save_pretrained`` folder that the encode rule loads like any other VAE
     ``training_steps.csv``  one row per step: ``step``, ``epoch``, ``lr``, ``loss``, ``reconstruction_mse`` (model
                            range [-1, 1]), ``kl`` (nats per image), ``kl_term`` (its weighted share of ``loss``),
-                           ``kl_share`` (kl_term / loss), ``grad_norm`` (before clipping), ``seconds`` (since start)
+                           ``kl_share`` (kl_term / loss), with the equivariance term ``equivariance_mse`` (unweighted)
+                           and ``transform`` (the batch's T), ``grad_norm`` (before clipping), ``seconds`` (since
+                           start)
     ``training_epochs.csv`` one row per epoch, epoch 0 being the pretrained model: ``epoch``, ``step``, ``val_mse``,
                            ``val_psnr``, ``val_ssim`` (means over val frames, the metrics rule's definitions),
                            ``val_variance_ratio``, ``val_psnr_gain_db``, ``val_mean_image_psnr``, ``val_collapsed``
                            (the collapse check's figures and verdict), ``evaluated``
                            (``ema`` or ``model``: the weights that are saved)
     ``loss_curve.png``      loss terms per step and val PSNR per epoch
-    ``finetune.json``       provenance: recipe, settings, overrides, the pretrained VAE's record, data, resumes,
-                           package versions
+    ``finetune.json``       provenance: name, purpose, recipe, settings, overrides, the pretrained VAE's record, data,
+                           resumes, package versions
 
-The checkpoint (``results/checkpoints/finetuned.pt``) is not an output: Snakemake deletes a failed job's outputs and
+The checkpoint (``results/checkpoints/<name>.pt``) is not an output: Snakemake deletes a failed job's outputs and
 the checkpoint must outlive a killed job. It holds model, EMA, optimizer, step, RNG state, the tables so far and the
 settings (nanoGPT style); a rerun resumes from it when the settings, the pretrained weights and the data match, and
 starts over (saying why) when they do not. ``epochs`` is not part of that match: raising it continues a finished
@@ -59,8 +67,10 @@ from tqdm import tqdm  # noqa: E402
 
 from latent_interp import encode, metrics, store, vae  # noqa: E402
 from latent_interp.atomic import fault_point, partial_path, remove  # noqa: E402
+from latent_interp.latent_transforms import Transform, sample_transform  # noqa: E402
 # The recipes are config, not training: the Snakefile reads them without importing torch.
-from latent_interp.recipes import RECIPES, RESUMABLE_CHANGES, RUN_KEYS, Recipe, recipe_from_config  # noqa: E402,F401
+from latent_interp.recipes import (PURPOSES, RECIPES, RESUMABLE_CHANGES, RUN_KEYS, Recipe,  # noqa: E402,F401
+                                   recipe_from_config)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -89,22 +99,38 @@ def ema_decay_at(step: int, decay: float) -> float:
     return min(decay, (1 + step) / (10 + step))
 
 
-def loss_terms(model, x: torch.Tensor, recipe: Recipe, generator: torch.Generator | None = None) -> dict:
+def loss_terms(model, x: torch.Tensor, recipe: Recipe, generator: torch.Generator | None = None,
+               transform: Transform | None = None) -> dict:
     """The recipe's loss on a batch ``x`` (float [B, 3, H, W] in [-1, 1]), with its parts.
 
-    The decoder sees a sample of the posterior (both recipes). ``kl_share`` is the fraction of the loss the KL term
-    makes: tiny for the default recipe, nearly all of it for the seed's.
+    The decoder sees a sample of the posterior (every recipe). ``kl_share`` is the fraction of the loss the KL term
+    makes: tiny for the default recipe, nearly all of it for the seed's. With an ``equivariance_weight`` the loss
+    adds the equivariance term for ``transform`` (the identity when None).
     """
     # A side that is no multiple of the downsampling is padded for the encoder and cropped back (encode.decode_latents)
-    posterior = model.encode(encode.pad_to_multiple(x, vae.downsampling(model.config))).latent_dist
-    reconstruction = model.decode(posterior.sample(generator)).sample.float()[..., :x.shape[-2], :x.shape[-1]]
+    downsampling = vae.downsampling(model.config)
+    padded = encode.pad_to_multiple(x, downsampling)
+    posterior = model.encode(padded).latent_dist
+    z = posterior.sample(generator)
+    reconstruction = model.decode(z).sample.float()[..., :x.shape[-2], :x.shape[-1]]
     reconstruction_mse = (reconstruction - x).square().mean()
     kl = posterior.kl().float().mean()  # summed over the latent of each image, averaged over the batch
     scale = 1.0 / x[0].numel() if recipe.kl_normalization == "pixels" else 1.0
     kl_term = recipe.kl_weight * scale * kl
     loss = reconstruction_mse + kl_term
-    return {"loss": loss, "reconstruction_mse": reconstruction_mse, "kl": kl, "kl_term": kl_term,
-            "kl_share": kl_term / loss}
+    terms = {"reconstruction_mse": reconstruction_mse, "kl": kl, "kl_term": kl_term}
+    if recipe.equivariance_weight:
+        terms["equivariance_mse"] = equivariance_error(model, z, padded, transform or Transform(), downsampling)
+        loss = loss + recipe.equivariance_weight * terms["equivariance_mse"]
+    return {"loss": loss, **terms, "kl_share": kl_term / loss}
+
+
+def equivariance_error(model, z: torch.Tensor, x: torch.Tensor, transform: Transform,
+                       downsampling: int) -> torch.Tensor:
+    """mean (decode(T(z)) - T(x))^2: how far decoding a transformed latent is from the transformed image (zero for
+    an autoencoder that reconstructs exactly and commutes with T). ``model``: anything with ``decode(z).sample``."""
+    moved = model.decode(transform.latent(z)).sample.float()
+    return (moved - transform.image(x.float(), downsampling)).square().mean()
 
 
 def epoch_batches(frame_count: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -182,7 +208,7 @@ def _resume(checkpoint_path: Path, identity: dict, total_steps: int, model, ema,
         return None
     if checkpoint["step"] > total_steps:
         print(f"checkpoint {checkpoint_path} is at step {checkpoint['step']}, past this run's {total_steps} steps "
-              "(finetune.epochs was lowered): starting over")
+              "(the entry's epochs was lowered): starting over")
         return None
     model.load_state_dict(checkpoint["model"])
     if ema is not None:
@@ -215,8 +241,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def plot_curves(steps: pd.DataFrame, epochs: pd.DataFrame, title: str) -> plt.Figure:
     """Loss terms per step and val PSNR per epoch (the report draws it again into results/figures/)."""
     figure, (loss_axis, val_axis) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for column, label in [("loss", "loss"), ("reconstruction_mse", "reconstruction MSE"), ("kl_term", "KL term")]:
-        if len(steps) and (steps[column] > 0).any():
+    for column, label in [("loss", "loss"), ("reconstruction_mse", "reconstruction MSE"), ("kl_term", "KL term"),
+                          ("equivariance_mse", "equivariance MSE")]:
+        if column in steps and (steps[column] > 0).any():
             loss_axis.plot(steps["step"], steps[column], label=label, linewidth=1)
     loss_axis.set_yscale("log")
     loss_axis.set_xlabel("step")
@@ -236,21 +263,23 @@ def plot_curves(steps: pd.DataFrame, epochs: pd.DataFrame, title: str) -> plt.Fi
 
 def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint_path, finetune_config: dict,
              device: str = "auto", threads: int = 1, batch_size_eval: int = 16, vae_options: dict | None = None,
-             on_step=None) -> dict:
+             on_step=None, name: str = "finetuned") -> dict:
     """Fine-tune ``pretrained`` (any form ``vae.load_vae`` takes) and write ``out_dir`` (see the module docstring).
 
-    ``on_step(step, model)`` runs at the end of each step, after any checkpoint (tests use it to break a run);
-    returns what finetune.json holds.
+    ``finetune_config``: the run's entry of ``finetunes`` (vae, recipe, seed, checkpoint_every, overrides), named
+    ``name``. ``on_step(step, model)`` runs at the end of each step, after any checkpoint (tests use it to break a
+    run); returns what finetune.json holds.
     """
     vae.prepare_torch(threads)
     out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
-    recipe_name, recipe, overrides = recipe_from_config(finetune_config)
+    key = f"finetunes.{name}"  # how errors name the entry
+    recipe_name, recipe, overrides = recipe_from_config(finetune_config, key)
     seed = int(finetune_config.get("seed", 0))
     checkpoint_every = int(finetune_config.get("checkpoint_every", 50))
     torch_device = vae.pick_device(device)
     model, pretrained_record = vae.load_vae(pretrained, torch_device, **(vae_options or {}))
     if pretrained_record["posterior"] != "gaussian":  # the recipes' loss samples the posterior and weighs its KL
-        raise ValueError(f"config key finetune.vae: {pretrained} is an {pretrained_record['family']}, whose encoder "
+        raise ValueError(f"config key {key}.vae: {pretrained} is an {pretrained_record['family']}, whose encoder "
                          "has no posterior to sample; the fine-tune recipes train an AutoencoderKL")
     model = encode.prepare_model(model, torch_device)  # the fast layout (channels_last on CPU); saved unaffected
     train_frames, train_digest = read_split_frames(train_frames_path)
@@ -258,6 +287,7 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
     batch_size_eval = encode.resolve_batch_size(model, torch_device, batch_size_eval, val_frames.shape[1:3],
                                                 pretrained_record)["batch_size"]
     guard = encode.NonFiniteGuard()  # the validations' half-precision batches that needed float32
+    downsampling = vae.downsampling(model.config)
     settings = {"recipe": recipe_name, **dataclasses.asdict(recipe), "seed": seed}
     identity = _identity(settings, pretrained_record["sha256"], train_digest, val_digest)
 
@@ -308,8 +338,11 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
         x = encode.to_model_input(batch, torch_device)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, recipe)
+        # drawn from (seed, step) alone, so a resumed run draws what the killed one would have
+        transform = (sample_transform(recipe, downsampling, np.random.default_rng([seed, step, 2]))
+                     if recipe.equivariance_weight else None)
         with encode.autocast_for(torch_device, dtype):
-            terms = loss_terms(model, x, recipe, generator)
+            terms = loss_terms(model, x, recipe, generator, transform)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, recipe.grad_clip or math.inf)
@@ -319,14 +352,16 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
             raise NonFiniteLossError(
                 f"finetune: non-finite training at step {step + 1} (epoch {epoch + 1}): loss {terms['loss'].item()}, "
                 f"reconstruction MSE {terms['reconstruction_mse'].item()}, KL {terms['kl'].item()}, gradient norm "
-                f"{grad_norm.item()}. No model was written; {kept}. Lower finetune.lr or set finetune.grad_clip "
-                "and rerun (a changed setting starts over).")
+                f"{grad_norm.item()}. No model was written; {kept}. Lower {key}.lr or set {key}.grad_clip and "
+                "rerun (a changed setting starts over).")
         optimizer.step()
         if ema is not None:
             update_ema(ema, model, ema_decay_at(step, recipe.ema_decay))
         step += 1
         step_rows.append({"step": step, "epoch": epoch + 1, "lr": learning_rate(step - 1, recipe),
-                          **{key: value.item() for key, value in terms.items()}, "grad_norm": float(grad_norm),
+                          **{key: value.item() for key, value in terms.items()},
+                          **({"transform": transform.describe()} if transform is not None else {}),
+                          "grad_norm": float(grad_norm),
                           "seconds": round(time.time() - started, 3)})
         progress.update(1)
         progress.set_postfix(loss=f"{step_rows[-1]['loss']:.4g}", kl=f"{step_rows[-1]['kl']:.4g}", refresh=False)
@@ -345,12 +380,12 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
         if on_step is not None:
             on_step(step, model)
     progress.close()
-    return _write_outputs(out_dir, evaluated, recipe_name, settings, overrides, pretrained_record, step_rows,
+    return _write_outputs(out_dir, name, evaluated, recipe_name, settings, overrides, pretrained_record, step_rows,
                           epoch_rows, resumes, train_frames_path, val_frames_path, len(train_frames), len(val_frames),
                           torch_device, checkpoint_path, guard)
 
 
-def _write_outputs(out_dir: Path, evaluated, recipe_name, settings, overrides, pretrained_record, step_rows,
+def _write_outputs(out_dir: Path, name: str, evaluated, recipe_name, settings, overrides, pretrained_record, step_rows,
                    epoch_rows, resumes, train_path, val_path, train_count, val_count, torch_device,
                    checkpoint_path, guard: encode.NonFiniteGuard) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -363,6 +398,8 @@ def _write_outputs(out_dir: Path, evaluated, recipe_name, settings, overrides, p
     figure.savefig(out_dir / "loss_curve.png", dpi=100)
     plt.close(figure)
     record = {
+        "name": name,
+        "purpose": PURPOSES[recipe_name],
         "recipe": recipe_name,
         "overrides": overrides,
         "pretrained": {key: value for key, value in pretrained_record.items() if key != "config"},

@@ -1,5 +1,6 @@
-"""The fine-tune's recipes and how the ``finetune`` config block selects and overrides one (``latent_interp.finetune``
-explains them). Free of torch, so the Snakefile reads them when it builds the DAG without the cost of importing it.
+"""The fine-tune's recipes and how an entry of the ``finetunes`` config mapping selects and overrides one
+(``latent_interp.finetune`` explains the training, ``latent_interp.latent_transforms`` the equivariance term). Free of
+torch, so the Snakefile reads them when it builds the DAG without the cost of importing it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ class Recipe:
     batch_size: int
     epochs: int
     crop: int | None  # train on random crops of this size (the VAE is fully convolutional); None: whole frames
+    # The equivariance term (recipe equivariant): its weight against the reconstruction MSE (0: no term), and the
+    # probability of each part of the random transform T drawn for a batch (latent_transforms.sample_transform).
+    equivariance_weight: float = 0.0
+    shift_whole_p: float = 0.0  # a translation by whole latent cells (1 to 2 cells, any sign, each axis)
+    shift_fraction_p: float = 0.0  # a translation by a fraction of a cell (k / f, k a whole number of pixels)
+    scale_p: float = 0.0  # a down-scaling by s drawn uniformly in [scale_min, 1) (EQ-VAE's)
+    scale_min: float = 0.25
+    rotate_p: float = 0.0  # a rotation by 90, 180 or 270 degrees (EQ-VAE's)
 
 
 RECIPES = {
@@ -33,19 +42,34 @@ RECIPES = {
     "seed": Recipe(trainable="all", kl_weight=1.0, kl_normalization="none", optimizer="adam", lr=1e-4,
                    weight_decay=0.0, warmup_steps=0, grad_clip=None, ema_decay=None, batch_size=8, epochs=10,
                    crop=None),
+    # EQ-VAE (Kouzelis et al., ICML 2025) with the translations the motion study needs: encoder and decoder train,
+    # the default recipe's reconstruction and KL, plus ||decode(T(z)) - T(x)||^2 for a random T of each batch. EQ-VAE
+    # scales and rotates; latent warping moves latents by whole and fractional cells, so those come first here.
+    "equivariant": Recipe(trainable="all", kl_weight=1e-6, kl_normalization="pixels", optimizer="adamw", lr=1e-4,
+                          weight_decay=0.01, warmup_steps=20, grad_clip=1.0, ema_decay=0.999, batch_size=8,
+                          epochs=10, crop=128, equivariance_weight=1.0, shift_whole_p=0.5, shift_fraction_p=0.5,
+                          scale_p=0.25, scale_min=0.25, rotate_p=0.25),
 }
-RUN_KEYS = ("recipe", "enabled", "vae", "seed", "checkpoint_every")  # finetune.* config keys that are not Recipe fields
+# What each recipe is for, in the report's words.
+PURPOSES = {
+    "default": "reconstruction: the decoder learns the data, the latent space stays as it was",
+    "seed": "the seed study's recipe, reproduced to show its collapse",
+    "equivariant": "latents that move with the picture: decoding a shifted, scaled or rotated latent gives the "
+                   "shifted, scaled or rotated frame",
+}
+RUN_KEYS = ("recipe", "vae", "seed", "checkpoint_every")  # keys of a finetunes entry that are not Recipe fields
 # Settings a checkpoint may differ in and still be resumed.
 RESUMABLE_CHANGES = {"epochs"}
 
 
-def recipe_from_config(finetune_config: dict) -> tuple[str, Recipe, dict]:
-    """(recipe name, the recipe with the config's overrides applied, the overrides) from the ``finetune`` block."""
-    name = finetune_config.get("recipe", "default")
+def recipe_from_config(entry: dict, key: str = "finetunes") -> tuple[str, Recipe, dict]:
+    """(recipe name, the recipe with the entry's overrides applied, the overrides) from one ``finetunes`` entry;
+    ``key`` names the entry in errors."""
+    name = entry.get("recipe", "default")
     if name not in RECIPES:
-        raise ValueError(f"config key finetune.recipe = {name!r}: choose one of {sorted(RECIPES)}")
-    overrides = {key: value for key, value in finetune_config.items() if key not in RUN_KEYS}
+        raise ValueError(f"config key {key}.recipe = {name!r}: choose one of {sorted(RECIPES)}")
+    overrides = {field: value for field, value in entry.items() if field not in RUN_KEYS}
     unknown = set(overrides) - {field.name for field in dataclasses.fields(Recipe)}
     if unknown:
-        raise ValueError(f"config keys finetune.{', finetune.'.join(sorted(unknown))} are not recipe settings")
+        raise ValueError(f"config keys {key}.{f', {key}.'.join(sorted(unknown))} are not recipe settings")
     return name, dataclasses.replace(RECIPES[name], **overrides), overrides

@@ -12,6 +12,8 @@ latent space, compared with which baseline, on which splits. Torch-free: every S
 from __future__ import annotations
 
 import copy
+import glob
+import os
 from dataclasses import dataclass
 
 from latent_interp import recipes, weights
@@ -21,7 +23,10 @@ OLD_VAE_KEYS = ("pretrained", "single_file_config")
 
 
 def reject_old_keys(config: dict) -> None:
-    """Fail on the old single-VAE config with the lines to write instead (call before the schema validation)."""
+    """Fail on the old single-VAE config or the old single fine-tune block with the lines to write instead (call
+    before the schema validation)."""
+    if "finetune" in config:
+        raise ValueError(finetune_migration(config["finetune"] or {}))
     old = config.get("vae") or {}
     if any(key in old for key in OLD_VAE_KEYS):
         raise ValueError(
@@ -33,12 +38,25 @@ def reject_old_keys(config: dict) -> None:
         )
 
 
+def finetune_migration(old: dict) -> str:
+    """The message for the old ``finetune:`` block (before ``finetunes:``, issue 25), with its translation."""
+    base = old.get("vae", "<the name in vaes it starts from>")
+    settings = {key: value for key, value in old.items() if key not in ("enabled", "vae")}
+    entry = ", ".join(f"{key}: {value}" for key, value in {"vae": base, **settings}.items())
+    translation = (f"  finetunes:\n    {base}-finetuned: {{{entry}}}" if old.get("enabled", True) else
+                   "  finetunes: null")
+    return ("config key finetune: fine-tunes are now listed by name under finetunes (README \"Fine-tuning\"), each "
+            "one more model of the study. Write instead\n" + translation + "\n(the name is the model's: "
+            "results/models/<name>; the name above keeps the old runs' folders). config.yaml's own fine-tunes stay "
+            "unless your file names them with null, or sets finetunes: null.")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     config: dict  # the effective config: the merged mapping, schema defaults filled in, left-out (null) VAEs dropped
     vaes: dict[str, dict]  # name -> {"source": ..., options}: the VAEs of this run, in config order
-    models: dict[str, str]  # every model of the run -> its weights: the VAEs, then the fine-tune's output folder
-    finetune_base: str  # the VAE the fine-tune starts from (finetune.vae, default the first)
+    models: dict[str, str]  # every model of the run -> its weights: the VAEs, then each fine-tune's output folder
+    finetunes: dict[str, dict]  # name -> its entry of finetunes (vae, recipe, overrides), in config order
     baseline: str  # compare.baseline (default the first VAE)
     latent_space: dict[str, str]  # model -> the model whose latents it decodes (itself, or a decoder-only base)
 
@@ -57,18 +75,9 @@ class RunConfig:
         """name -> source of each VAE of the run (the fine-tune left out)."""
         return {name: entry["source"] for name, entry in self.vaes.items()}
 
-    @property
-    def finetuned_name(self) -> str:
-        """The fine-tuned model's name, "<finetune.vae>-finetuned" (a model of the run only with finetune.enabled)."""
-        return f"{self.finetune_base}-finetuned"
-
-    @property
-    def finetuned_dir(self) -> str:
-        return f"results/models/{self.finetuned_name}"
-
-    @property
-    def finetuned(self) -> str | None:
-        return self.finetuned_name if self.finetuned_name in self.models else None
+    def finetune_base(self, name: str) -> str:
+        """The VAE a fine-tune starts from."""
+        return self.finetunes[name]["vae"]
 
     @property
     def latent_models(self) -> list[str]:
@@ -82,11 +91,11 @@ class RunConfig:
 
     @property
     def comparison_pairs(self) -> list[list[str]]:
-        """(model, baseline) pairs of results/metrics/comparison.csv: every model against compare.baseline, and the
-        fine-tuned model against the VAE it started from."""
+        """(model, baseline) pairs of results/metrics/comparison.csv: every model against compare.baseline, and each
+        fine-tune against the VAE it started from."""
         pairs = [[model, self.baseline] for model in self.models if model != self.baseline]
-        if self.finetuned and self.finetune_base != self.baseline:
-            pairs.append([self.finetuned, self.finetune_base])
+        pairs += [[name, self.finetune_base(name)] for name in self.finetunes
+                  if [name, self.finetune_base(name)] not in pairs]
         return pairs
 
     @property
@@ -106,10 +115,11 @@ class RunConfig:
 
     def vae_options(self, model: str) -> dict:
         """vae.load_vae's keyword arguments for a model: its entry's options, and the key that names it in errors.
-        The fine-tuned model is a diffusers folder holding its base's factors, and runs in its base's dtype."""
-        entry = self.vaes.get(model) or {"dtype": self.vaes[self.finetune_base].get("dtype", "auto")}
-        options = {name: value for name, value in entry.items() if name != "source"}
-        return {**options, "key": f"vaes.{model}" if model in self.vaes else f"finetune.vae ({model})"}
+        A fine-tune is a diffusers folder holding its base's factors, and runs in its base's dtype."""
+        if model in self.vaes:
+            options = {name: value for name, value in self.vaes[model].items() if name != "source"}
+            return {**options, "key": f"vaes.{model}"}
+        return {"dtype": self.vaes[self.finetune_base(model)].get("dtype", "auto"), "key": f"finetunes.{model}"}
 
 
 def resolve(config: dict) -> RunConfig:
@@ -120,29 +130,32 @@ def resolve(config: dict) -> RunConfig:
             for name, entry in config["vaes"].items()}
     if not vaes:
         raise ValueError("config key vaes: every entry is null; name at least one VAE")
-    finetune = config["finetune"]
-    finetune_base = finetune.get("vae", next(iter(vaes)))
-    if finetune["enabled"] and finetune_base not in vaes:
-        raise ValueError(f"config key finetune.vae: {finetune_base!r} is not a name in vaes ({', '.join(vaes)})")
+    config["finetunes"] = {name: entry for name, entry in (config.get("finetunes") or {}).items()
+                           if entry is not None}
+    finetunes = config["finetunes"]
     models = {name: entry["source"] for name, entry in vaes.items()}
     latent_space = {name: name for name in vaes}
-    if finetune["enabled"]:
-        finetuned = f"{finetune_base}-finetuned"  # a name in vaes cannot end in -finetuned (the schema)
-        models[finetuned] = f"results/models/{finetuned}"
+    for name, entry in finetunes.items():
+        key = f"finetunes.{name}"
+        if name in vaes:
+            raise ValueError(f"config key {key}: {name!r} is also a name in vaes; a fine-tune is a model of its own")
+        if entry["vae"] not in vaes:
+            raise ValueError(f"config key {key}.vae: {entry['vae']!r} is not a name in vaes ({', '.join(vaes)})")
+        models[name] = f"results/models/{name}"
         # A decoder-only fine-tune keeps the encoder, so its latents are its base's (it is never encoded).
-        decoder_only = recipes.recipe_from_config(finetune)[1].trainable == "decoder"
-        latent_space[finetuned] = finetune_base if decoder_only else finetuned
+        decoder_only = recipes.recipe_from_config(entry, key)[1].trainable == "decoder"
+        latent_space[name] = entry["vae"] if decoder_only else name
     baseline = config.setdefault("compare", {}).get("baseline", next(iter(vaes)))  # compare is optional
     if baseline not in models:
         raise ValueError(f"config key compare.baseline: {baseline!r} is not a model of this run ({', '.join(models)})")
     splits = config["data"]["splits"]
-    if finetune["enabled"] and "train" not in splits:
-        raise ValueError("config key finetune.enabled: fine-tuning trains on a split named train, and data.splits has "
-                         f"none ({splits}); add it or set finetune.enabled: false")
+    if finetunes and "train" not in splits:
+        raise ValueError(f"config key finetunes: fine-tuning trains on a split named train, and data.splits has none "
+                         f"({splits}); add it or set finetunes: null")
     if "train" not in splits or "val" not in splits:  # selecting on the split they are scored on would leak it
         raise ValueError("config key data.splits: the interpolation predictors fit on a split named train and choose "
                          f"their settings on one named val, but data.splits is {splits}")
-    run = RunConfig(config=config, vaes=vaes, models=models, finetune_base=finetune_base, baseline=baseline,
+    run = RunConfig(config=config, vaes=vaes, models=models, finetunes=finetunes, baseline=baseline,
                     latent_space=latent_space)
     check_frame_size(config["preprocess"]["size"], vaes)
     layout = config["data"].get("layout", "folders")
@@ -180,3 +193,20 @@ def check_frame_size(size, vaes: dict[str, dict]) -> None:
             if factor is not None and value < factor:
                 raise ValueError(f"config key preprocess.size: the {side} {value} is smaller than VAE {name}'s "
                                  f"downsampling ({factor}); its latent would have no cell")
+
+
+def gpu_visible() -> bool:
+    """Whether this machine shows torch a GPU, known without importing torch (the Snakefile asks): an NVIDIA or
+    ROCm device node that CUDA_VISIBLE_DEVICES does not hide."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/kfd")
+
+
+def holds_gpu(device: str, local: bool) -> bool:
+    """Whether a job that runs on ``device`` (vae.device, metrics.device) holds a GPU: ``cpu`` never; on a cluster
+    (``local`` false) any other setting asks for one, its node has its own; here ``auto`` only where this machine
+    has one (``vae.pick_device`` falls back to the CPU), and a named device always."""
+    if device == "cpu":
+        return False
+    return not local or device != "auto" or gpu_visible()

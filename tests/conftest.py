@@ -67,11 +67,12 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 
 # The workflow on a tiny copy of the demo config: the integration tests (test_workflow.py) and the browser tests
 # (test_report_browser.py) share one run. Its models are the demo's: the two shipped VAEs of different families side
-# by side, and the fine-tune of the first.
+# by side, and the two fine-tunes of the first (decoder only, and equivariant: a latent space of its own).
 TRIPLETS = {"train": 4, "val": 2, "test": 2}
 SIZE = 32
 BASE, SECOND = "tiny-kl", "tiny-taesd"   # AutoencoderKL (fine-tuned too) and AutoencoderTiny
-FINETUNED = f"{BASE}-finetuned"
+FINETUNED = f"{BASE}-finetuned"   # recipe default: decoder only, tiny-kl's latents
+EQUIVARIANT = f"{BASE}-equivariant"   # recipe equivariant: encoder and decoder
 SHIPPED = {BASE: REPO / "models" / "tiny-vae", SECOND: REPO / "models" / "tiny-taesd"}
 
 
@@ -139,10 +140,10 @@ def slurm_run(request, tmp_path_factory):
     from slurm_run import SlurmRun
 
     config = tiny_config()
-    # UMAP and t-SNE add nothing to scheduling, nor does a second VAE: the local run has all three and both VAEs. The
-    # cluster run stays lean because it shares the session's two cores with every other test.
+    # UMAP and t-SNE add nothing to scheduling, nor does a second VAE or a second fine-tune: the local run has all of
+    # them. The cluster run stays lean because it shares the session's two cores with every other test.
     config["embed"]["methods"] = ["pca"]
-    del config["vaes"][SECOND]
+    del config["vaes"][SECOND], config["finetunes"][EQUIVARIANT]
     workdir = tmp_path_factory.mktemp("slurm")
     command = snakemake_command(workdir, "results/report.html", "--profile", str(REPO / "profiles" / "slurm"),
                                 "--profile", str(REPO / "tests" / "profiles" / "slurm-test"))

@@ -79,10 +79,11 @@ def snakemake(workdir, *args, cores=("--cores", "2"), configs=AT_540P):
 def planned_jobs(workdir, configs=AT_540P):
     jobs = job_counts(snakemake(workdir, "-n", configs=configs))
     assert "synthesize_train" not in jobs and jobs["ingest"] == 3 and jobs["report"] == 1
-    # Only kl-f8-anime2 and its fine-tune (atd12k.yaml leaves the demo's VAEs out with null). Encoded once: the
-    # decoder-only fine-tune shares kl-f8-anime2's latents; reconstructed and scored per model.
-    assert jobs["finetune"] == 1 and jobs["encode"] == 3 and jobs["reconstruct"] == 2 * 3
-    assert jobs["interp_train"] == 1 and jobs["interp"] == 2 * 2 and jobs["geometry"] == 1
+    # Only kl-f8-anime2 and its two fine-tunes (atd12k.yaml leaves the demo's VAEs and fine-tunes out with null).
+    # Two latent spaces: the decoder-only fine-tune shares kl-f8-anime2's latents, the equivariant one has its own;
+    # reconstructed and scored per model.
+    assert jobs["finetune"] == 2 and jobs["encode"] == 2 * 3 and jobs["reconstruct"] == 3 * 3
+    assert jobs["interp_train"] == 2 and jobs["interp"] == 3 * 2 and jobs["geometry"] == 2
     return jobs
 
 
@@ -146,16 +147,18 @@ def test_the_latent_study_reports_the_annotated_test_split_by_level_and_roi(work
 @pytest.mark.readme("snakemake --cores 8 --configfile config/atd12k.yaml config/atd12k-540p.yaml")
 def test_the_real_study_reaches_its_report(workdir):
     """The whole study at the field's geometry, as `snakemake --cores N --configfile config/atd12k.yaml
-    config/atd12k-540p.yaml` runs it, to results/report.html: only kl-f8-anime2 and its fine-tune are in it (the
-    demo's VAEs are left out with null), and the report sets its protocols' figures beside the published ones."""
+    config/atd12k-540p.yaml` runs it, to results/report.html: only kl-f8-anime2 and its fine-tunes are in it (the
+    demo's VAEs and fine-tunes are left out with null), and the report sets its protocols' figures beside the
+    published ones."""
     snakemake(workdir)
     results = workdir / "results"
     page = (results / "report.html").read_text()
     payload = read_payload(page)
-    models = ["kl-f8-anime2", "kl-f8-anime2-finetuned"]
+    models = ["kl-f8-anime2", "kl-f8-anime2-finetuned", "kl-f8-anime2-equivariant"]
     assert payload["models"] == models
     assert "tiny-kl" not in page and "tiny-taesd" not in page  # nor in the provenance's config
-    assert sorted(p.name for p in (results / "latents").iterdir()) == ["kl-f8-anime2"]  # decoder-only fine-tune
+    # the decoder-only fine-tune decodes kl-f8-anime2's latents; the equivariant one has its own
+    assert sorted(p.name for p in (results / "latents").iterdir()) == ["kl-f8-anime2", "kl-f8-anime2-equivariant"]
     summary = pd.read_csv(results / "interp" / "summary.csv", keep_default_na=False)
     assert set(summary["model"]) == set(models)
     assert {"0", "1", "2"} & set(summary.loc[summary["split"] == "test", "level"].astype(str))  # by difficulty

@@ -23,7 +23,7 @@ QUICK_ROWS = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11"
 # The full sizes take about 25 minutes (the README's figures); --quick runs the same code at tiny sizes.
 @pytest.mark.readme("python bench/run.py", "python bench/run.py --rows P1 P4", "python bench/run.py --quick",
                     "python bench/run.py --rows P9", "python bench/run.py --rows P12", "python bench/run.py --rows P13",
-                    "python bench/run.py --rows P7", "python bench/run.py --rows P14")
+                    "python bench/run.py --rows P7", "python bench/run.py --rows P14", "python bench/run.py --rows P8 P9")
 def test_every_row_measures_something_at_tiny_sizes(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--rows", *QUICK_ROWS,
@@ -53,10 +53,12 @@ def test_every_row_measures_something_at_tiny_sizes(tmp_path):
 
 def test_work_done_twice_is_none_in_the_workflow_run(workflow_run):
     """The decoder-only fine-tune is never encoded: no latents, predictors, geometry or embedding of its own, and
-    nothing else it makes equals what its base made; the two VAEs of the demo each encode once."""
+    nothing else it makes equals what its base made; the two VAEs of the demo and the equivariant fine-tune (an
+    encoder of its own) each encode once."""
     row = rows.p8_twice(workflow_run)
     assert row.value == 0 and row.met, row.details
-    assert {path.split("/")[2] for path in row.details["latents_stores"]} == {"tiny-kl", "tiny-taesd"}
+    assert {path.split("/")[2] for path in row.details["latents_stores"]} == {"tiny-kl", "tiny-taesd",
+                                                                               "tiny-kl-equivariant"}
 
 
 def test_work_done_twice_is_found_when_it_is_there(workflow_run, tmp_path):

@@ -54,8 +54,8 @@ def test_the_stage_writes_its_curve_triplets_and_summary(frame_tree, micro_vae_d
     ingest_folder(frame_tree / "val", tmp_path / "frames.zarr", "val", size=32)
     encode.encode_split(tmp_path / "frames.zarr", micro_vae_dir, tmp_path / "latents.zarr", "val", device="cpu")
     flow.compute_split_flow(tmp_path / "frames.zarr", tmp_path / "flow.zarr", tmp_path / "flow.csv", "val")
-    outputs = {name: tmp_path / file for name, file in (("curve", "e.csv"), ("triplets", "t.csv"),
-                                                         ("summary", "e.json"))}
+    outputs = {name: tmp_path / file for name, file in (("curve", "e.csv"), ("frames", "f.csv"),
+                                                         ("triplets", "t.csv"), ("summary", "e.json"))}
     result = equivariance.analyse_equivariance(tmp_path / "frames.zarr", tmp_path / "latents.zarr",
                                                tmp_path / "flow.zarr", micro_vae_dir, outputs, "micro", frames=2,
                                                device="cpu")
@@ -63,6 +63,10 @@ def test_the_stage_writes_its_curve_triplets_and_summary(frame_tree, micro_vae_d
     assert list(curve.columns) == equivariance.SHIFT_COLUMNS and len(curve) == 2 * 5
     assert curve["whole_cells"].tolist() == [False, False, False, True, True] * 2 and (curve["frames"] == 2).all()
     assert np.isfinite(curve[["latent_error", "moved_psnr", "reencoded_psnr"]].to_numpy()).all()
+    per_frame = pd.read_csv(outputs["frames"])
+    assert list(per_frame.columns) == equivariance.FRAME_COLUMNS and len(per_frame) == 2 * len(curve)
+    means = per_frame.groupby(["shift_px", "direction"], sort=False)["latent_error"].mean().to_numpy()
+    np.testing.assert_allclose(means, curve["latent_error"], rtol=1e-4)  # the curve is the frames' mean
     triplets = pd.read_csv(outputs["triplets"])
     names = store.names(store.open_store(tmp_path / "frames.zarr"))
     assert list(triplets.columns) == equivariance.TRIPLET_COLUMNS and triplets["triplet"].tolist() == names

@@ -25,7 +25,7 @@ def stores(frame_tree, tmp_path_factory):
 
 def settings(**overrides):
     # Whole frames (32 px), batch 4: three steps an epoch on the 12 train frames.
-    return {"enabled": True, "recipe": "default", "seed": 0, "checkpoint_every": 2, "crop": None, "batch_size": 4,
+    return {"vae": "micro", "recipe": "default", "seed": 0, "checkpoint_every": 2, "crop": None, "batch_size": 4,
             "epochs": 2, "warmup_steps": 2, **overrides}
 
 
@@ -148,11 +148,11 @@ def test_a_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(ValueError, match="finetune.recipe = 'ldm'"):
-        finetune.recipe_from_config({"recipe": "ldm"})
-    with pytest.raises(ValueError, match="finetune.learning_rate"):
-        finetune.recipe_from_config({"recipe": "default", "learning_rate": 1e-4})
-    name, recipe, overrides = finetune.recipe_from_config({"enabled": True, "recipe": "seed", "epochs": 40})
+    with pytest.raises(ValueError, match=r"finetunes\.a\.recipe = 'ldm'"):
+        finetune.recipe_from_config({"vae": "x", "recipe": "ldm"}, "finetunes.a")
+    with pytest.raises(ValueError, match=r"finetunes\.a\.learning_rate"):
+        finetune.recipe_from_config({"vae": "x", "recipe": "default", "learning_rate": 1e-4}, "finetunes.a")
+    name, recipe, overrides = finetune.recipe_from_config({"vae": "x", "recipe": "seed", "epochs": 40})
     assert (name, recipe.epochs, recipe.kl_weight, overrides) == ("seed", 40, 1.0, {"epochs": 40})
 
 
@@ -167,7 +167,7 @@ def test_seed_recipe_reproduces_the_collapse_the_default_recipe_avoids(tmp_path_
     stores_64 = (root / "train.zarr", root / "val.zarr")
     outcomes = {}
     for recipe, epochs in (("seed", 14), ("default", 4)):  # 9 steps an epoch
-        config = {"enabled": True, "recipe": recipe, "seed": 0, "checkpoint_every": 1000, "epochs": epochs,
+        config = {"vae": "tiny-kl", "recipe": recipe, "seed": 0, "checkpoint_every": 1000, "epochs": epochs,
                   "crop": None}
         outcomes[recipe] = run(stores_64, SHIPPED_VAE, root / recipe, config)
     seed, default = outcomes["seed"], outcomes["default"]

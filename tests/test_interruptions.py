@@ -123,7 +123,7 @@ def test_a_killed_fine_tune_starts_over_or_resumes_and_ends_with_the_uninterrupt
     snakemake(workdir, model)
     record = json.loads((workdir / model / "finetune.json").read_text())
     assert len(record["resumed_at_steps"]) == 1 and record["resumed_at_steps"][0] > 0
-    assert "resumed from" in (workdir / "results" / "logs" / "finetune.log").read_text()
+    assert "resumed from" in (workdir / "results" / "logs" / "finetune" / "tiny-kl-finetuned.log").read_text()
     # resumed or not, the same weights: the data order and the RNG states come back with the checkpoint
     for name in ("diffusion_pytorch_model.safetensors", "config.json"):
         assert (workdir / model / name).read_bytes() == (workflow_run / model / name).read_bytes(), name

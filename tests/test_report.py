@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latent_interp import embed, encode, metrics, store
+from latent_interp import compare, embed, encode, metrics, store
 from latent_interp.report import ReportInputs, ReportSettings, build_report, context, embeddings, figures, page, tables
 from latent_interp.report import finetune as finetune_section
 from latent_interp.report import reconstruction
@@ -119,7 +119,8 @@ def test_finetune_section_shows_the_run_the_curves_and_the_differences(frame_tre
         stores.append(tmp_path / f"{split}.zarr")
         ingest_folder(frame_tree / split, stores[-1], split, 32)
     finetune.finetune(*stores, micro_vae_dir, tmp_path / "finetuned", tmp_path / "last.pt",
-                      {"enabled": True, "recipe": "default", "epochs": 1, "crop": None}, "cpu")
+                      {"vae": "pretrained", "recipe": "default", "epochs": 1, "crop": None}, "cpu",
+                      name="finetuned")
     rng = np.random.default_rng(0)
     rows = [dict(model=model, split="val", triplet=f"t{i // 3}", origin="Japan", frame=i % 3 + 1,
                  mse=0.001, psnr=30 + (2 if model == "finetuned" else 0) + rng.normal(0, 0.1), ssim=0.9)
@@ -127,19 +128,35 @@ def test_finetune_section_shows_the_run_the_curves_and_the_differences(frame_tre
     # the fine-tune section shows its own pair only, not another VAE's comparison with the baseline
     metrics.compare_models(pd.DataFrame(rows), [("finetuned", "pretrained"), ("other", "pretrained")],
                            resamples=100).to_csv(tmp_path / "comparison.csv", index=False)
-    inputs = ReportInputs(config={}, models=["pretrained", "finetuned"], splits=[], frames={}, skipped={}, recon={},
-                          latents={}, metric_tables={}, metrics_summary="", metrics_spec="", collapse={},
-                          comparison=tmp_path / "comparison.csv", finetune_dir=tmp_path / "finetuned",
-                          finetuned="finetuned", finetune_base="pretrained")
+    # what compare writes: the fine-tune 1 dB better on latent_flow, 0.05 lower in equivariance error
+    triplet_measures = [m for m, (_, _, unit) in compare.FINETUNE_MEASURES.items() if unit == "triplet"]
+    per_triplet = {model: pd.DataFrame({"split": "val", "triplet": [f"t{i}" for i in range(20)],
+                                        **{m: 30 + gain + rng.normal(0, 0.1, 20) for m in triplet_measures}})
+                   for model, gain in (("pretrained", 0), ("finetuned", 1))}
+    per_frame = {model: ("val", pd.DataFrame({"shift_error_1px": 0.2 - drop + rng.normal(0, 0.01, 8),
+                                              "shift_error_cell": 0.1 - drop + rng.normal(0, 0.01, 8),
+                                              "moved_psnr_1px": 25 + 20 * drop + rng.normal(0, 0.1, 8)}), True)
+                 for model, drop in (("pretrained", 0), ("finetuned", 0.05))}
+    finetunes = {"finetuned": {"vae": "pretrained", "recipe": "default"}}
+    compare.finetune_effects(per_triplet, per_frame, finetunes, 200, 0).to_csv(tmp_path / "effects.csv", index=False)
+    inputs = ReportInputs(config={}, models=["pretrained", "finetuned"], splits=["val"], frames={}, skipped={},
+                          recon={}, latents={}, metric_tables={}, metrics_summary="", metrics_spec="", collapse={},
+                          comparison=tmp_path / "comparison.csv", finetune_effects=tmp_path / "effects.csv",
+                          finetunes={"finetuned": {**finetunes["finetuned"], "dir": tmp_path / "finetuned"}})
     ctx = context.Context(inputs, tmp_path / "figures", tmp_path / "report.html")
     html = page.render_section(finetune_section.section(ctx))
+    effects = html.split("<h3>")[0]  # the one table of every fine-tune's effects
+    assert effects.count(">finetuned (default, from pretrained)<") == len(compare.FINETUNE_MEASURES)
+    assert re.search(r'latent_flow PSNR \(frame 2\) \(dB, higher is better\).*?<td class="num good"', effects, re.S)
+    cell = r'one-cell shift \(relative, lower is better\).*?<td class="num good" data-sort="-0\.0[3-6]'
+    assert re.search(cell, effects, re.S)
     assert "Recipe <b>default</b> (overrides: epochs=1, crop=None)" in html
     assert "2 steps of batch 8 on 12 train frames" in html
     assert re.search(r'<td class="num good" data-sort="2\.0\d*">\+2\.0', html)  # a gain wholly above zero, in green
     assert "pretrained and finetuned, image by image" in html and ">other<" not in html
     assert html.count("data:image/png;base64,") == 1 and "Validation by epoch" in html
     ctx.figures.close()  # the SVGs are drawn by a second process
-    assert (tmp_path / "figures" / "finetune_curves.svg").stat().st_size > 1000
+    assert (tmp_path / "figures" / "finetune_curves_finetuned.svg").stat().st_size > 1000
 
 
 def test_a_left_out_section_needs_none_of_its_inputs(tmp_path):

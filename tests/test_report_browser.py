@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import browser
-from conftest import BASE, FINETUNED, REPO, SECOND, TRIPLETS
+from conftest import BASE, EQUIVARIANT, FINETUNED, REPO, SECOND, TRIPLETS
 
 if not browser.available():
     if os.environ.get("LATENT_INTERP_REQUIRE_BROWSER"):
@@ -92,14 +92,17 @@ def test_the_vae_switcher_shows_one_vaes_embeddings_and_galleries(page):
                     switches: [...document.querySelectorAll('.vae-switch')].map((s) => s.value)};""")
 
     every = choose("")
-    assert len(every["plots"]) == 3 * 2 and sorted(set(every["galleries"])) == sorted([BASE, SECOND, FINETUNED])
+    assert len(every["plots"]) == 3 * 3
+    assert sorted(set(every["galleries"])) == sorted([BASE, SECOND, FINETUNED, EQUIVARIANT])
     taesd = choose(SECOND)
     assert len(taesd["plots"]) == 3 and set(taesd["galleries"]) == {SECOND} and len(taesd["galleries"]) == 2
     assert taesd["switches"] == [SECOND] * 3  # every copy of the switcher follows
     finetuned = choose(FINETUNED)  # its embeddings are tiny-kl's: it shares that latent space
     assert len(finetuned["plots"]) == 3 and set(finetuned["galleries"]) == {FINETUNED}
+    equivariant = choose(EQUIVARIANT)  # a latent space of its own: its own embeddings
+    assert len(equivariant["plots"]) == 3 and set(equivariant["galleries"]) == {EQUIVARIANT}
     again = choose("")
-    assert len(again["plots"]) == 3 * 2 and min(again["plots"]) > 100  # shown again at full width
+    assert len(again["plots"]) == 3 * 3 and min(again["plots"]) > 100  # shown again at full width
     assert browser.console_errors(driver) == []
 
 

@@ -10,7 +10,7 @@ from conftest import REPO, file_digests, job_counts, new_workdir, planned_jobs, 
 
 # What every change to one split's frames reruns beyond that split's own jobs: the aggregates over all splits, for
 # each of the two latent spaces (tiny-kl, which its decoder-only fine-tune shares, and tiny-taesd).
-AGGREGATES = {"geometry": 2, "embed": 2 * 3, "metrics_summary": 1, "interp_summary": 1, "compare_vaes": 1,
+AGGREGATES = {"geometry": 3, "embed": 3 * 3, "metrics_summary": 1, "interp_summary": 1, "compare_vaes": 1,
               "report": 1, "all": 1}
 
 
@@ -60,21 +60,22 @@ def test_triplets_added_or_removed_rerun_their_split_and_what_reads_it(workflow_
         assert planned_jobs(run)["ingest"] == 3
         snakemake(run, "--touch", "--quiet")
         assert planned_jobs(run) == {}
-        # A test triplet reaches no training: the test chain of the three models (two encodes: the decoder-only
+        # A test triplet reaches no training: the test chain of the four models (three encodes: the decoder-only
         # fine-tune decodes tiny-kl's latents), the split's flow, each latent space's equivariance (it reads test)
         # and the aggregates.
         assert _plan_with(run, _add_triplet("test")) == {
-            "ingest": 1, "flow": 1, "encode": 2, "reconstruct": 3, "metrics": 3, "interp": 3, "equivariance": 2,
+            "ingest": 1, "flow": 1, "encode": 3, "reconstruct": 4, "metrics": 4, "interp": 4, "equivariance": 3,
             **AGGREGATES}
-        # A val triplet: the fine-tune validates on val and the predictors choose their settings there, so the
-        # fine-tuned model is new (all its splits rerun) and so are both spaces' predictors (every interpolation).
+        # A val triplet: the fine-tunes validate on val and the predictors choose their settings there, so both
+        # fine-tuned models are new (all their splits rerun: the equivariant one's encodes too) and so are the three
+        # spaces' predictors (every interpolation).
         assert _plan_with(run, _remove_triplet("val")) == {
-            "ingest": 1, "flow": 1, "encode": 2, "reconstruct": 2 + 3, "metrics": 2 + 3, "finetune": 1,
-            "collapse_check": 3, "interp_train": 2, "interp": 3 * 2, **AGGREGATES}
+            "ingest": 1, "flow": 1, "encode": 2 + 3, "reconstruct": 2 + 2 * 3, "metrics": 2 + 2 * 3, "finetune": 2,
+            "collapse_check": 4, "interp_train": 3, "interp": 4 * 2, "equivariance": 1, **AGGREGATES}
         # A train triplet: the same, except that the two listed VAEs' val scores and collapse checks stand.
         assert _plan_with(run, _add_triplet("train")) == {
-            "ingest": 1, "flow": 1, "encode": 2, "reconstruct": 2 + 3, "metrics": 2 + 3, "finetune": 1,
-            "collapse_check": 1, "interp_train": 2, "interp": 3 * 2, **AGGREGATES}
+            "ingest": 1, "flow": 1, "encode": 2 + 3, "reconstruct": 2 + 2 * 3, "metrics": 2 + 2 * 3, "finetune": 2,
+            "collapse_check": 2, "interp_train": 3, "interp": 4 * 2, "equivariance": 1, **AGGREGATES}
     finally:
         path.write_text(original)
         snakemake(run, "--touch", "--quiet")  # back to the drawn frames' manifests, for the tests after this one

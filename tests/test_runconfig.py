@@ -24,27 +24,36 @@ def test_the_real_study_leaves_the_demos_vaes_out():
     assert config["vaes"]["tiny-kl"] is None  # what Snakemake hands over
     run = runconfig.resolve(config)
     assert list(run.vaes) == ["kl-f8-anime2"] and list(run.config["vaes"]) == ["kl-f8-anime2"]
-    assert list(run.models) == ["kl-f8-anime2", "kl-f8-anime2-finetuned"]
+    assert list(run.models) == ["kl-f8-anime2", "kl-f8-anime2-finetuned", "kl-f8-anime2-equivariant"]
+    assert list(run.finetunes) == ["kl-f8-anime2-finetuned", "kl-f8-anime2-equivariant"]  # the demo's left out
     assert run.vae_sources == {"kl-f8-anime2": "/models/kl-f8-anime2"}
-    assert run.baseline == run.finetune_base == "kl-f8-anime2" and run.comparison_pairs == [
-        ["kl-f8-anime2-finetuned", "kl-f8-anime2"]]
-    assert run.latent_models == ["kl-f8-anime2"] and run.twins == {"kl-f8-anime2-finetuned": "kl-f8-anime2"}
+    assert run.baseline == run.finetune_base("kl-f8-anime2-equivariant") == "kl-f8-anime2"
+    assert run.comparison_pairs == [["kl-f8-anime2-finetuned", "kl-f8-anime2"],
+                                    ["kl-f8-anime2-equivariant", "kl-f8-anime2"]]
+    assert run.latent_models == ["kl-f8-anime2", "kl-f8-anime2-equivariant"]  # it trains the encoder
+    assert run.twins == {"kl-f8-anime2-finetuned": "kl-f8-anime2"}
     assert config["vaes"]["tiny-kl"] is None  # the mapping it was given is left as it was
 
 
 def test_the_demo_and_the_seed_recipe():
     demo = runconfig.resolve(merged())
-    assert list(demo.models) == ["tiny-kl", "tiny-taesd", "tiny-kl-finetuned"]
+    assert list(demo.models) == ["tiny-kl", "tiny-taesd", "tiny-kl-finetuned", "tiny-kl-equivariant"]
     assert demo.interp_splits == ["val", "test"] and demo.probe_test == "test"
-    assert demo.vae_options("tiny-kl-finetuned") == {"dtype": "auto", "key": "finetune.vae (tiny-kl-finetuned)"}
+    assert demo.vae_options("tiny-kl-finetuned") == {"dtype": "auto", "key": "finetunes.tiny-kl-finetuned"}
+    assert demo.twins == {"tiny-kl-finetuned": "tiny-kl"}
+    assert demo.comparison_pairs == [["tiny-taesd", "tiny-kl"], ["tiny-kl-finetuned", "tiny-kl"],
+                                     ["tiny-kl-equivariant", "tiny-kl"]]
     seed = runconfig.resolve(merged("config/finetune-seed.yaml"))
-    assert seed.config["finetune"]["epochs"] == 20  # the demo's cap of 2 is replaced
+    assert seed.config["finetunes"] == {"tiny-kl-finetuned": {"vae": "tiny-kl", "recipe": "seed", "epochs": 20}}
     assert seed.latent_models == ["tiny-kl", "tiny-taesd", "tiny-kl-finetuned"]  # it trains the encoder too
+    assert list(runconfig.resolve({**merged(), "finetunes": None}).models) == ["tiny-kl", "tiny-taesd"]
 
 
 @pytest.mark.parametrize("edit, key", [
     (lambda c: c.update(vaes={"tiny-kl": None, "tiny-taesd": None}), "config key vaes: every entry is null"),
-    (lambda c: c["vaes"].update({"tiny-kl": None}), "config key finetune.vae: 'tiny-kl'"),
+    (lambda c: c["vaes"].update({"tiny-kl": None}), "config key finetunes.tiny-kl-finetuned.vae: 'tiny-kl'"),
+    (lambda c: c["finetunes"].update({"tiny-taesd": {"vae": "tiny-kl"}}), "config key finetunes.tiny-taesd: "),
+    (lambda c: c["finetunes"]["tiny-kl-equivariant"].update(recipe="eq"), "finetunes.tiny-kl-equivariant.recipe"),
     (lambda c: c["compare"].update(baseline="tiny-taesd-finetuned"), "config key compare.baseline"),
     (lambda c: c["data"].update(splits=["train", "test"]), "config key data.splits"),
     (lambda c: c["data"].update(layout="atd12k"), "config key data.source"),
@@ -69,6 +78,22 @@ def test_mistakes_name_the_key(edit, key):
 def test_the_old_single_vae_key_says_what_to_write():
     with pytest.raises(ValueError, match="vaes:\n    pretrained: /models/x"):
         runconfig.reject_old_keys({"vae": {"pretrained": "/models/x"}})
+
+
+def test_the_old_finetune_block_says_what_to_write():
+    """The finetune: block of before finetunes: fails naming the key, with the entry that runs the same fine-tune
+    under the same model name (so the old results/models folder is the new one's)."""
+    old = {"enabled": True, "vae": "tiny-kl", "recipe": "seed", "epochs": 20}
+    with pytest.raises(ValueError, match=re.escape(
+            "config key finetune: fine-tunes are now listed by name under finetunes")) as raised:
+        runconfig.reject_old_keys({"finetune": old})
+    written = str(raised.value).split("Write instead\n")[1].split("\n(")[0]
+    assert written == "  finetunes:\n    tiny-kl-finetuned: {vae: tiny-kl, recipe: seed, epochs: 20}"
+    config = merged()
+    update_config(config, yaml.safe_load(written))  # what it says to write is a config that runs
+    assert runconfig.resolve(config).finetunes["tiny-kl-finetuned"]["recipe"] == "seed"
+    with pytest.raises(ValueError, match="finetunes: null"):
+        runconfig.reject_old_keys({"finetune": {"enabled": False}})
 
 
 def test_no_reader_goes_around_the_resolved_view():
@@ -134,3 +159,17 @@ def test_a_vaes_downsampling_is_read_from_its_config_without_torch(tmp_path):
     assert weights.entry_downsampling({"source": str(single), "config": "flux"}) == 8
     assert weights.entry_downsampling({"source": str(single), "config": "no-such-architecture"}) is None
     assert weights.entry_downsampling({"source": "bullhug/kl-f8-anime2"}) is None  # a hub id: known once loaded
+
+
+def test_a_job_holds_a_gpu_where_it_runs_on_one(monkeypatch):
+    """vae.device cpu never; on a cluster every other setting asks for one; here auto only with a GPU in sight."""
+    monkeypatch.setattr(runconfig, "gpu_visible", lambda: False)
+    assert [runconfig.holds_gpu(device, local=True) for device in ("cpu", "auto", "cuda:1")] == [False, False, True]
+    assert [runconfig.holds_gpu(device, local=False) for device in ("cpu", "auto", "cuda")] == [False, True, True]
+    monkeypatch.setattr(runconfig, "gpu_visible", lambda: True)
+    assert runconfig.holds_gpu("auto", local=True)
+
+
+def test_cuda_visible_devices_hides_the_gpu(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert not runconfig.gpu_visible()

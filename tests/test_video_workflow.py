@@ -32,7 +32,7 @@ def small(workdir, **data):
 def video_run(tmp_path_factory):
     config = tiny_config()
     config["vaes"] = {"tiny-kl": config["vaes"]["tiny-kl"]}
-    config["finetune"]["enabled"] = False
+    config["finetunes"] = None
     config["compare"]["baseline"] = "tiny-kl"
     config["embed"]["methods"] = ["pca"]
     workdir = new_workdir(tmp_path_factory, "videos", config)

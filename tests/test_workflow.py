@@ -18,7 +18,7 @@ import yaml
 
 from latent_interp import compare, equivariance, flow, geometry, interp, metrics, predictors, store, vae
 from latent_interp.report.page import read_payload
-from conftest import (BASE, FINETUNED, MICRO_VAE, REPO, SECOND, SIZE, TRIPLETS, file_digests, job_counts,
+from conftest import (BASE, EQUIVARIANT, FINETUNED, MICRO_VAE, REPO, SECOND, SIZE, TRIPLETS, file_digests, job_counts,
                       new_workdir, planned_jobs, snakemake, tiny_config)
 
 SPLITS = ("train", "val", "test")
@@ -73,24 +73,25 @@ def test_outputs_follow_the_schema(run):
         "overview", "data", "comparison", "reconstruction", "finetune", "interpolation", "geometry", "embeddings",
         "provenance")]
     assert order == sorted(order)
-    # Embedded: the VAE comparison bars and equivariance curves, the fine-tune curves, interpolation bars and gap
+    # Embedded: the VAE comparison bars and equivariance curves, each fine-tune's curves, interpolation bars and gap
     # closed by motion (val, test) and predictor curves, trajectories and channels of each latent space (the
-    # fine-tune shares tiny-kl's).
+    # decoder-only fine-tune shares tiny-kl's).
     markup = re.sub(r"<script>.*?</script>", "", page, flags=re.S)  # plotly.js holds PNG URIs of its own
-    assert markup.count("data:image/png;base64,") == 2 + 1 + 2 * 2 + 1 + 2 * 2
+    assert markup.count("data:image/png;base64,") == 2 + 2 + 2 * 2 + 1 + 3 * 2
     figures = {p.name for p in (results / "figures").iterdir() if not p.name.startswith(".")}
-    spaces = (BASE, SECOND)
-    names = {"vae_comparison", "equivariance", "finetune_curves", "interpolation_val", "interpolation_test",
+    spaces = (BASE, SECOND, EQUIVARIANT)
+    names = {"vae_comparison", "equivariance", f"finetune_curves_{FINETUNED}", f"finetune_curves_{EQUIVARIANT}",
+             "interpolation_val", "interpolation_test",
              "interpolation_motion_val", "interpolation_motion_test", "predictor_training",
              *(f"{kind}_{space}" for kind in ("trajectories", "channels") for space in spaces),
              *(f"reconstructions_{split}" for split in SPLITS),
-             *(f"interpolation_gallery_{model}_{split}" for model in (BASE, SECOND, FINETUNED)
+             *(f"interpolation_gallery_{model}_{split}" for model in (BASE, SECOND, FINETUNED, EQUIVARIANT)
                for split in ("val", "test")), *(f"embedding_{space}_{m}" for space in spaces
                                                 for m in ("pca", "umap", "tsne"))}
     assert figures == {f"{name}.{kind}" for name in names for kind in ("png", "svg")}
     payload = read_payload(page)
     assert len(payload["triplets"]) == sum(TRIPLETS.values()) and len(payload["thumbs"]) == 3 * sum(TRIPLETS.values())
-    assert [len(plot["x"]) for plot in payload["embeddings"]] == [3 * sum(TRIPLETS.values())] * 3 * 2
+    assert [len(plot["x"]) for plot in payload["embeddings"]] == [3 * sum(TRIPLETS.values())] * 3 * 3
     # Every val and test triplet keeps its in-betweens (the sample covers the tiny splits), so each has a panel.
     assert {k for k, images in payload["images"].items() if images["interp"]} == {
         r["key"] for r in payload["triplets"] if r["split"] != "train"}
@@ -164,19 +165,56 @@ def test_the_finetuned_model_goes_through_every_stage_and_is_compared(run):
         assert len(table) == 3 * TRIPLETS[split] and set(table["model"]) == {"tiny-kl-finetuned"}
     comparison = pd.read_csv(results / "metrics" / "comparison.csv", keep_default_na=False)
     assert list(comparison.columns) == metrics.COMPARISON_COLUMNS
-    assert set(comparison["split"]) == {*SPLITS, "all"} and set(comparison["model"]) == {FINETUNED, SECOND}
+    assert set(comparison["split"]) == {*SPLITS, "all"}
+    assert set(comparison["model"]) == {FINETUNED, SECOND, EQUIVARIANT}
     assert set(comparison["baseline"]) == {"tiny-kl"}
     assert (comparison["psnr_diff"] - (comparison["psnr"] - comparison["psnr_baseline"])).abs().max() < 1e-3  # %.6g
     assert not json.loads((results / "metrics" / "tiny-kl-finetuned" / "collapse.json").read_text())["collapsed"]
     page = (results / "report.html").read_text()
-    assert "<h2>Fine-tune</h2>" in page and "tiny-kl and tiny-kl-finetuned, image by image" in page
+    assert "<h2>Fine-tunes</h2>" in page and "tiny-kl and tiny-kl-finetuned, image by image" in page
+
+
+def test_the_equivariant_finetune_is_a_latent_space_of_its_own_and_its_effects_are_tabled(run):
+    results = run / "results"
+    record = json.loads((results / "models" / EQUIVARIANT / "finetune.json").read_text())
+    assert record["recipe"] == "equivariant" and record["provenance"]["settings"]["trainable"] == "all"
+    for split in SPLITS:  # its own encoder: latents of its own, unlike its base's
+        latents = store.open_store(results / "latents" / EQUIVARIANT / f"{split}.zarr", "latents")
+        base = store.open_store(results / "latents" / BASE / f"{split}.zarr", "latents")
+        assert latents.attrs["vae"]["encoder_sha256"] != base.attrs["vae"]["encoder_sha256"]
+        assert not np.array_equal(latents[store.MEAN][:], base[store.MEAN][:])
+    assert (results / "geometry" / EQUIVARIANT / "equivariance.json").is_file()
+    assert (results / "embeddings" / EQUIVARIANT / "umap.csv").is_file()
+    effects = pd.read_csv(results / "compare" / "finetunes.csv")
+    assert list(effects.columns) == compare.FINETUNE_COLUMNS
+    assert list(dict.fromkeys(effects["finetune"])) == [FINETUNED, EQUIVARIANT] and set(effects["base"]) == {BASE}
+    assert set(effects["measure"]) == set(compare.FINETUNE_MEASURES)
+    # rule equivariance ran with tiny-kl's own decoder: no moved-latent PSNR for the decoder-only fine-tune
+    assert set(effects.query(f"finetune == '{FINETUNED}'")["measure"]) == set(compare.FINETUNE_MEASURES) - {
+        "moved_psnr_1px"}
+    assert set(effects.query("measure == 'lerp_psnr'")["split"]) == {"val", "test"}
+    assert ((effects["ci_low"] <= effects["difference"] + 1e-9) & (effects["difference"] <= effects["ci_high"] + 1e-9)
+            ).all()
+    # the decoder-only fine-tune keeps its base's latents: not one of its shift errors moved
+    shared = effects.query(f"finetune == '{FINETUNED}' and measure.str.startswith('shift_error')")  # not its decoder
+    assert len(shared) == 2 and (shared["difference"] == 0).all()
+    moved = effects.query(f"finetune == '{EQUIVARIANT}' and measure == 'shift_error_cell'").iloc[0]
+    assert moved["difference"] != 0 and moved["split"] == "test" and moved["paired"] == 4
+    interp = {model: pd.read_csv(results / "interp" / model / "test.csv").query("method == 'latent_flow'")
+              for model in (BASE, EQUIVARIANT)}
+    row = effects.query(f"finetune == '{EQUIVARIANT}' and measure == 'latent_flow_psnr' and split == 'test'").iloc[0]
+    assert row["difference"] == pytest.approx(interp[EQUIVARIANT]["psnr"].mean() - interp[BASE]["psnr"].mean(),
+                                              abs=1e-4)
+    page = (results / "report.html").read_text()
+    assert f"{EQUIVARIANT} (equivariant, from {BASE})" in page and "latents that move with the picture" in page
 
 
 def test_every_job_left_a_log_and_a_benchmark(run):
     logs = {p.relative_to(run / "results" / "logs").as_posix() for p in (run / "results" / "logs").rglob("*.log")}
     assert {"ingest/val.log", "encode/tiny-kl/val.log", "reconstruct/tiny-kl/test.log",
             "metrics/tiny-kl/train.log", "embed/tiny-kl/umap.log", "report.log",
-            "synthesize/val.log", "metrics_summary.log", "collapse_check/tiny-kl.log", "finetune.log",
+            "synthesize/val.log", "metrics_summary.log", "collapse_check/tiny-kl.log", f"finetune/{FINETUNED}.log",
+            f"finetune/{EQUIVARIANT}.log", f"encode/{EQUIVARIANT}/train.log",
             f"reconstruct/{FINETUNED}/test.log", f"collapse_check/{FINETUNED}.log", "interp_train/tiny-kl.log",
             f"interp/{FINETUNED}/test.log", "interp_summary.log", "geometry/tiny-kl.log", "compare_vaes.log",
             f"reconstruct/{FINETUNED}/val.log", f"encode/{SECOND}/test.log", f"geometry/{SECOND}.log"} <= logs
@@ -188,7 +226,7 @@ def test_the_vaes_are_compared_side_by_side(run):
     results = run / "results"
     table = pd.read_csv(results / "compare" / "vaes.csv", keep_default_na=False, na_values=[""])
     assert list(table.columns) == compare.TABLE_COLUMNS
-    assert list(dict.fromkeys(table["model"])) == [BASE, SECOND, FINETUNED]
+    assert list(dict.fromkeys(table["model"])) == [BASE, SECOND, FINETUNED, EQUIVARIANT]
     test = table[(table["split"] == "test") & (table["origin"] == "all")].set_index("model")
     assert (test.loc[SECOND, "family"], test.loc[SECOND, "posterior"]) == ("AutoencoderTiny", "deterministic")
     assert test.loc[FINETUNED, "latent_space"] == BASE and np.isnan(test.loc[FINETUNED, "encode_ms_per_image"])
@@ -257,12 +295,30 @@ def test_adding_a_vae_plans_its_jobs_and_removing_one_only_the_aggregates(run, t
     assert removed == aggregates
 
 
+def test_another_finetune_of_the_same_vae_plans_its_own_jobs_only(run):
+    """Two fine-tunes of tiny-kl are in the run; a third (decoder only, another learning rate) brings its fine-tune,
+    its decoder's jobs and the aggregates, and nothing of the other two."""
+    path = run / "config.yaml"
+    original = path.read_text()
+    config = yaml.safe_load(original)
+    config["finetunes"]["tiny-kl-slow"] = {"vae": BASE, "recipe": "default", "epochs": 2, "lr": 5.0e-5}
+    path.write_text(yaml.safe_dump(config))
+    try:
+        planned, dry_run = planned_jobs(run), snakemake(run, "-n").stdout
+    finally:
+        path.write_text(original)
+    assert planned == {"finetune": 1, "reconstruct": 3, "metrics": 3, "collapse_check": 1, "interp": 2,
+                       "metrics_summary": 1, "interp_summary": 1, "compare_vaes": 1, "report": 1, "all": 1}
+    per_model = re.findall(r"output: results/(?:models|recon|metrics|interp)/([^/\s,]+)/", dry_run)
+    assert set(per_model) == {"tiny-kl-slow"}
+
+
 def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
     other = new_workdir(tmp_path_factory, "again", tiny_config())
     # the comparison reads every model's metrics, interpolations and geometry (and so the predictors)
     snakemake(other, "results/metrics/summary.csv", "results/interp/summary.csv", "results/compare/vaes.csv",
               "results/embeddings/tiny-kl/pca.csv",
-              *(f"results/metrics/{model}/collapse.json" for model in (BASE, SECOND, FINETUNED)))
+              *(f"results/metrics/{model}/collapse.json" for model in (BASE, SECOND, FINETUNED, EQUIVARIANT)))
 
     parts = ("frames", "flow", "latents", "recon", "metrics", "interp", "predictors", "geometry",
              "embeddings/tiny-kl/pca.csv")
@@ -281,7 +337,7 @@ def test_a_report_setting_reruns_the_interp_stores_not_the_predictors(run):
         planned = planned_jobs(run)
     finally:
         path.write_text(original)
-    assert "interp_train" not in planned and planned["interp"] == 3 * 2 and planned["report"] == 1
+    assert "interp_train" not in planned and planned["interp"] == 4 * 2 and planned["report"] == 1
 
 
 def test_editing_one_test_frame_reruns_only_the_test_chain(run):
@@ -316,14 +372,15 @@ def _edit_one_test_frame_and_rerun(run):
     assert f"reason: Updated input files: {frame.relative_to(run).as_posix()}" in snakemake(run, "-n").stdout
     # The predictors read train and val only: they stay; the test split's scores, each latent space's geometry and
     # embeddings (over every split), the comparison and the report rerun. The fine-tuned model decodes tiny-kl's
-    # latents: two encodes (tiny-kl, tiny-taesd), three reconstructions.
-    assert planned_jobs(run) == {"ingest": 1, "flow": 1, "encode": 2, "reconstruct": 3, "metrics": 3,
-                                 "metrics_summary": 1, "interp": 3, "interp_summary": 1, "geometry": 2,
-                                 "equivariance": 2, "embed": 2 * 3, "compare_vaes": 1, "report": 1, "all": 1}
+    # latents: three encodes (tiny-kl, tiny-taesd, the equivariant fine-tune), four reconstructions.
+    spaces, models = (BASE, SECOND, EQUIVARIANT), (BASE, SECOND, FINETUNED, EQUIVARIANT)
+    assert planned_jobs(run) == {"ingest": 1, "flow": 1, "encode": 3, "reconstruct": 4, "metrics": 4,
+                                 "metrics_summary": 1, "interp": 4, "interp_summary": 1, "geometry": 3,
+                                 "equivariance": 3, "embed": 3 * 3, "compare_vaes": 1, "report": 1, "all": 1}
     stores_to_write = set(re.findall(r"output: (results/\S+\.zarr)", snakemake(run, "-n").stdout))
     assert stores_to_write == {"results/frames/test.zarr", "results/flow/test.zarr",
-                               *(f"results/latents/{model}/test.zarr" for model in (BASE, SECOND)),
-                               *(f"results/recon/{model}/test.zarr" for model in (BASE, SECOND, FINETUNED))}
+                               *(f"results/latents/{model}/test.zarr" for model in spaces),
+                               *(f"results/recon/{model}/test.zarr" for model in models)}
     snakemake(run)
     assert train_latents.stat().st_mtime_ns == train_mtime
     assert finetuned_weights.stat().st_mtime_ns == finetuned_mtime
@@ -334,15 +391,17 @@ def _edit_one_test_frame_and_rerun(run):
     (lambda c: c["vae"].update(batchsize=4), "batchsize"),
     (lambda c: c["preprocess"].update(size="large"), "size"),
     (lambda c: c.update(embedding={"methods": ["pca"]}), "embedding"),
-    (lambda c: c["finetune"].update(learning_rate=1e-4), "learning_rate"),
-    (lambda c: c["finetune"].update(recipe="ldm"), "recipe"),
+    (lambda c: c["finetunes"][FINETUNED].update(learning_rate=1e-4), "learning_rate"),
+    (lambda c: c["finetunes"][EQUIVARIANT].update(recipe="ldm"), "recipe"),
+    # the single fine-tune of before: the message says how to write it now
+    (lambda c: c.update(finetune={"enabled": True, "vae": BASE}), f"finetunes:\n    {FINETUNED}: {{vae: {BASE}}}"),
     (lambda c: c["interp"]["unet"].update(chanels=[8, 16]), "chanels"),
     (lambda c: c["data"].update(splits=["train", "test"]), "data.splits"),
     # the single-VAE config of before: the message says how to write it now
     (lambda c: c["vae"].update(pretrained="models/tiny-vae"), "vaes:\n    pretrained: models/tiny-vae"),
-    (lambda c: c["finetune"].update(vae="sdxl"), "finetune.vae: 'sdxl' is not a name in vaes"),
+    (lambda c: c["finetunes"][FINETUNED].update(vae="sdxl"), f"finetunes.{FINETUNED}.vae: 'sdxl' is not a name"),
     (lambda c: c["compare"].update(baseline="sdxl"), "compare.baseline: 'sdxl'"),
-    (lambda c: c["vaes"].update({"x-finetuned": "models/tiny-vae"}), "x-finetuned"),
+    (lambda c: c["vaes"].update({FINETUNED: "models/tiny-vae"}), f"'{FINETUNED}' is also a name in vaes"),
     (lambda c: c["vaes"].update(extra={"source": "models/tiny-vae", "scale": 2}), "scale"),
     (lambda c: c["vaes"].update(missing="no/such/folder/here"), "config key vaes.missing"),
     (lambda c: c["preprocess"].update(size=[96, 55]), "config key preprocess.size: the height 55 is odd"),
@@ -361,7 +420,7 @@ def test_config_mistakes_fail_before_any_job_naming_the_key(tmp_path_factory, ed
 
 def test_without_the_finetune_only_the_listed_vaes_are_planned(tmp_path_factory):
     config = tiny_config()
-    config["finetune"]["enabled"] = False
+    config["finetunes"] = None
     planned = planned_jobs(new_workdir(tmp_path_factory, "no-finetune", config))
     assert "finetune" not in planned and planned["encode"] == 2 * len(SPLITS) and planned["collapse_check"] == 2
     assert planned["interp"] == 2 * 2 and planned["geometry"] == 2
@@ -369,11 +428,11 @@ def test_without_the_finetune_only_the_listed_vaes_are_planned(tmp_path_factory)
 
 def test_a_finetuned_encoder_is_a_latent_space_of_its_own(tmp_path_factory):
     config = tiny_config()
-    config["finetune"]["trainable"] = "all"
+    config["finetunes"][FINETUNED]["trainable"] = "all"
     planned = planned_jobs(new_workdir(tmp_path_factory, "encoder-trained", config))
-    assert planned["interp_train"] == 3 and planned["geometry"] == 3 and planned["embed"] == 3 * 3
-    assert planned["equivariance"] == 3 and planned["flow"] == len(SPLITS)
-    assert planned["encode"] == 3 * len(SPLITS)
+    assert planned["interp_train"] == 4 and planned["geometry"] == 4 and planned["embed"] == 4 * 3
+    assert planned["equivariance"] == 4 and planned["flow"] == len(SPLITS)
+    assert planned["encode"] == 4 * len(SPLITS) and planned["finetune"] == 2
 
 
 def test_lint_is_clean():
@@ -393,9 +452,9 @@ def test_the_profiles_name_only_rules_that_exist():
     listing = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules"], cwd=REPO, capture_output=True,
                              text=True).stdout
     rules = {line.strip() for line in listing.splitlines()}
-    for profile, key in (("default", "set-threads"), ("slurm", "set-resources"),
-                         ("../tests/profiles/slurm-test", "set-resources")):
-        entries = yaml.safe_load((REPO / "profiles" / profile / "profile.yaml").read_text())[key]
+    for profile, key in (("default", "set-threads"), ("default", "set-resources"), ("slurm", "set-threads"),
+                         ("slurm", "set-resources"), ("../tests/profiles/slurm-test", "set-resources")):
+        entries = yaml.safe_load((REPO / "profiles" / profile / "profile.yaml").read_text()).get(key, [])
         named = {re.split(r"[:=]", entry)[0] for entry in entries}
         assert named <= rules, f"{profile} {key}: no rule {sorted(named - rules)}"
 
@@ -442,10 +501,29 @@ def two_gpu_jobs(tmp_path_factory):
     return encode
 
 
+def planned_encode(workdir: Path, *options: str) -> str:
+    """The first planned encode job of a dry run, as Snakemake prints it (threads and resources included)."""
+    return snakemake(workdir, "-n", *options).stdout.split("rule encode:")[1].split("\n\n")[0]
+
+
 @pytest.mark.readme("snakemake --cores 8")
-def test_the_default_profile_runs_one_gpu_job_at_a_time(two_gpu_jobs):
-    spans = two_gpu_jobs()
-    assert len(spans) == 2 and not overlapping(spans)
+def test_the_default_profile_gives_each_gpu_job_the_runs_one_gpu_token(tmp_path_factory):
+    """Where the VAE jobs run on a GPU (vae.device names one, or auto on a machine with one) each holds the one gpu
+    token of profiles/default: one at a time, 4 threads. This machine has none, so the jobs are planned, not run."""
+    config = tiny_config()
+    config["vae"]["device"] = "cuda"
+    job = planned_encode(new_workdir(tmp_path_factory, "gpu-device", config), "--cores", "8")
+    assert "gpu=1" in job and "threads: 4" in job
+
+
+def test_on_a_machine_without_a_gpu_vae_jobs_overlap_on_half_the_cores(two_gpu_jobs, tmp_path_factory):
+    """No GPU here: vae.device auto runs on the CPU, so the jobs hold no gpu token and take half the cores (4 of 8,
+    1 of 2): two run side by side, which on 2 cores hides each one's start-up (bench P9)."""
+    assert overlapping(two_gpu_jobs())
+    workdir = new_workdir(tmp_path_factory, "cpu-device", tiny_config())
+    on_eight = planned_encode(workdir, "--cores", "8")
+    assert "gpu=0" in on_eight and "threads: 4" in on_eight
+    assert "threads:" not in planned_encode(workdir, "--cores", "2")  # one thread: Snakemake leaves it unsaid
 
 
 @pytest.mark.readme("snakemake --cores 8 --resources gpu=2")
@@ -455,11 +533,12 @@ def test_two_gpus_run_two_gpu_jobs_at_once(two_gpu_jobs):
 
 
 @pytest.mark.readme("snakemake --cores 8 --workflow-profile none")
-def test_without_the_workflow_profile_rules_get_one_thread_and_gpu_jobs_no_limit(two_gpu_jobs, tmp_path_factory):
+def test_without_the_workflow_profile_rules_keep_their_threads_and_gpu_jobs_no_limit(two_gpu_jobs, tmp_path_factory):
     workdir = new_workdir(tmp_path_factory, "no-profile", tiny_config())
     with_profile = snakemake(workdir, "-n", "--cores", "8").stdout
     without = snakemake(workdir, "-n", "--cores", "8", "--workflow-profile", "none").stdout
-    assert "threads: 4" in with_profile and "threads:" not in without
+    threads = [re.findall(r"threads: \d+", plan) for plan in (with_profile, without)]
+    assert threads[0] == threads[1] and "threads: 4" in threads[0]  # the rules' own (threads_for)
     assert overlapping(two_gpu_jobs("--workflow-profile", "none"))
 
 

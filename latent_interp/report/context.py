@@ -42,9 +42,9 @@ class ReportInputs:
     collapse: dict[str, str]
     comparison: str | None = None
     vaes: dict[str, str] = field(default_factory=dict)   # the run's VAEs, name -> source (RunConfig.vae_sources)
-    finetune_dir: str | None = None
-    finetuned: str | None = None       # the fine-tuned model's name ("<base>-finetuned")
-    finetune_base: str | None = None   # the VAE it was fine-tuned from
+    # fine-tune name -> {"dir": its results/models folder, "vae": the VAE it started from, "recipe": ...}
+    finetunes: dict[str, dict] = field(default_factory=dict)
+    finetune_effects: str | None = None   # results/compare/finetunes.csv
     compare_table: str | None = None   # results/compare/vaes.csv
     compare_summary: str | None = None   # results/compare/vaes.json
     # (latent space, method, coordinates csv, settings json), as the embed stage writes them

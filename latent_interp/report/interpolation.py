@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -133,33 +134,41 @@ def gallery_figure(interp_path, frames_path, title: str, limit: int) -> plt.Figu
     frames_group = store.open_store(frames_path, "frames")
     position = {name: i for i, name in enumerate(store.names(frames_group))}
     columns = 3 + len(methods)
-    # A fixed grid, not the constrained layout: with 2 x (3 + methods) axes a triplet, laying them out took most of
-    # the report's time (2.5 s against 0.9 s a gallery, demo)
-    height = 2.6 * len(picked) + 0.5  # inches: two rows a triplet, and the title
-    figure, axes = plt.subplots(2 * len(picked), columns, figsize=(1.25 * columns, height), squeeze=False,
-                                gridspec_kw={"left": 0.03, "right": 0.99, "bottom": 0.01, "top": 1 - 0.55 / height,
-                                             "wspace": 0.08, "hspace": 0.35})
+    # One mosaic in one axes, its labels as text: an axes per image (2 x (3 + methods) a triplet, 192 in a demo
+    # gallery) made the galleries most of the report's time; first their layout, then creating the axes themselves.
+    height, width = frames_group[store.FRAMES].shape[2:4]
+    gap, band = max(2, width // 12), max(8, height // 4)  # px between tiles; a white band above a row for its labels
+    row_height, column_width = band + height, width + gap
+    mosaic = np.full((2 * len(picked) * row_height, columns * column_width - gap, 3), 255, np.uint8)
+    labels, errors = [], matplotlib.colormaps["magma"]
     for row, name in enumerate(picked):
         truth = frames_group[store.FRAMES][position[name]]
         predictions = group["gallery"][row]
         panels = [(truth[0], "frame 1"), (truth[1], "frame 2 (truth)"), (truth[2], "frame 3")]
         panels += [(predictions[k], method + (" †" if method in interp.SEES_FRAME2 else ""))
                    for k, method in enumerate(methods)]
+        top = 2 * row * row_height + band
+        labels.append((-gap, top + height / 2, name, 90))
         for column, (image, label) in enumerate(panels):
-            top, bottom = axes[2 * row, column], axes[2 * row + 1, column]
-            top.imshow(image)
-            top.set_title(label, fontsize=6)
-            for axis in (top, bottom):
-                axis.set_xticks([])
-                axis.set_yticks([])
+            left = column * column_width
+            mosaic[top:top + height, left:left + width] = image
+            labels.append((left + width / 2, top - 2, label, 0))
             if column < 3:  # the inputs and the truth have no error map
-                bottom.axis("off")
                 continue
             error = np.abs(image.astype(np.float32) - truth[1]).mean(axis=-1) / 255
-            bottom.imshow(error, cmap="magma", vmin=0, vmax=0.5)
-            bottom.set_title("|error|", fontsize=6)
-        axes[2 * row, 0].set_ylabel(name, fontsize=6)
-    figure.suptitle(title, fontsize=9, y=1 - 0.1 / height, va="top")
+            below = top + row_height
+            mosaic[below:below + height, left:left + width] = (errors(np.clip(error / 0.5, 0, 1))[..., :3]
+                                                                * 255).astype(np.uint8)
+            labels.append((left + width / 2, below - 2, "|error|", 0))
+    inches = 1.25 * columns
+    figure = plt.figure(figsize=(inches, inches * mosaic.shape[0] / mosaic.shape[1] + 0.5))
+    axis = figure.add_axes((0.03, 0.0, 0.96, 1 - 0.5 / figure.get_figheight()))
+    axis.imshow(mosaic, interpolation="nearest")
+    axis.set_axis_off()
+    for x, y, text, rotation in labels:
+        axis.text(x, y, text, fontsize=6, rotation=rotation, ha="right" if rotation else "center",
+                  va="center" if rotation else "bottom")
+    figure.suptitle(title, fontsize=9, y=1 - 0.1 / figure.get_figheight(), va="top")
     return figure
 
 

@@ -13,23 +13,37 @@ validate(config, "../schemas/config.schema.yaml")
 # can leave entries of config.yaml out with null, and RUN is the run as it is, those entries gone.
 RUN = runconfig.resolve(config)
 
-# The rules' names for what RUN resolves. {model} is an entry of vaes or, with finetune.enabled, the diffusers folder
-# rule finetune writes from finetune.vae, named "<that name>-finetuned". Every per-model job reads only its own
-# entry, so adding a VAE adds its jobs and reruns only the aggregates that list every model.
+# The rules' names for what RUN resolves. {model} is an entry of vaes or of finetunes (the diffusers folder rule
+# finetune writes, results/models/<name>). Every per-model job reads only its own entry, so adding a VAE or a
+# fine-tune adds its jobs and reruns only the aggregates that list every model.
 SPLITS = RUN.splits
 SYNTHETIC = RUN.synthetic  # data.source synthetic: the workflow draws the demo data itself (rule synthesize_<split>)
 # data.layout video: each video is extracted into triplets by a job of its own (rule extract_video), which ingest reads
 VIDEO_LAYOUT = RUN.config["data"].get("layout", "folders") == "video"
 MODELS = RUN.models
-FINETUNE_BASE = RUN.finetune_base
-FINETUNED_NAME = RUN.finetuned_name
-FINETUNED = RUN.finetuned_dir
+FINETUNES = RUN.finetunes  # name -> its entry (vae, recipe, overrides)
 BASELINE = RUN.baseline
 COMPARISON_PAIRS = RUN.comparison_pairs
 EMBED_METHODS = RUN.config["embed"]["methods"]
+# A job that runs a VAE or trains a model holds the run's one GPU token (profiles/default) and, on a cluster, asks for
+# a GPU. Where it runs on this machine's CPU (vae.device cpu, or auto on a machine without a GPU) it holds none.
+VAE_GPU = int(runconfig.holds_gpu(RUN.config["vae"].get("device", "auto"), workflow.local_exec))
 # metrics.device cpu scores in a process per thread of the rule; anything else with torch on the GPU.
-METRICS_GPU = 0 if RUN.config["metrics"].get("device", "cpu") == "cpu" else 1
-VAL_SPLIT = RUN.val_split  # the fine-tune validates on it, the collapse check runs there
+METRICS_GPU = int(runconfig.holds_gpu(RUN.config["metrics"].get("device", "cpu"), workflow.local_exec))
+
+
+def threads_for(most, whole_machine=False):
+    """A rule's threads (local cores; --cpus-per-task on a cluster): ``most`` on a cluster, or where the VAE jobs
+    run on a GPU. On a machine without one, half the cores (at most ``most``), so that two jobs overlap: on 2 cores
+    two one-thread jobs hide each other's start-up (Python, torch, diffusers: about 5 s a job), which took the demo
+    from 8.0 to 5.9 min (README "Performance", P9). ``whole_machine``: one long job (the fine-tune) takes them all."""
+    if VAE_GPU or not workflow.local_exec:
+        return most
+    cores = workflow.cores or 1
+    return max(1, min(most, cores if whole_machine else cores // 2))
+
+
+VAL_SPLIT = RUN.val_split  # the fine-tunes validate on it, the collapse check runs there
 ENV = "../../envs/latent-interp.yaml"
 SCRIPTS = Path(workflow.main_snakefile).parent / "workflow" / "scripts"
 
@@ -43,7 +57,7 @@ VAE_PARAMS = dict(
 )
 
 # Latents and the latent study (rules encode, interp_train, geometry, embed) exist once per latent space. A
-# decoder-only fine-tune keeps the encoder, so model "<base>-finetuned" then has its base's latents: it is never
+# decoder-only fine-tune keeps the encoder, so it has its base's latents: it is never
 # encoded, its predictors, geometry and embeddings are its base's, and only its decoder is run and scored again
 # (reconstruct, metrics, interp). Rule reconstruct refuses latents of another latent space (vae.latent_space).
 LATENT_SPACE = RUN.latent_space
@@ -61,6 +75,7 @@ GEOMETRY_OUTPUTS = {
 # What rule equivariance writes for each latent space, by the name latent_interp.equivariance uses.
 EQUIVARIANCE_OUTPUTS = {
     "curve": "equivariance.csv",
+    "frames": "equivariance_frames.csv",
     "triplets": "equivariance_triplets.csv",
     "summary": "equivariance.json",
 }
@@ -152,13 +167,13 @@ def video_file(wildcards):
 
 def vae_files(wildcards):
     """The model's weight files (a diffusers folder's config and weights, or the single file), so new weights make
-    its stores stale. A hub id has no local files; the fine-tuned model is rule finetune's output folder."""
+    its stores stale. A hub id has no local files; a fine-tune is rule finetune's output folder."""
     return model_files(wildcards.model)
 
 
 def model_files(model):
-    if model == FINETUNED_NAME:  # a name in vaes cannot end in -finetuned (the schema)
-        return [FINETUNED]
+    if model in FINETUNES:  # runconfig.resolve keeps the names of vaes and finetunes apart
+        return [f"results/models/{model}"]
     return weights.weight_files(MODELS[model], f"vaes.{model}")  # raises, naming the entry, before any job runs
 
 
@@ -208,6 +223,7 @@ COMPARE_INPUTS = {
         "channels": f"results/geometry/{LATENT_SPACE[model]}/channels.csv",
         "trajectories": f"results/geometry/{LATENT_SPACE[model]}/trajectories.csv",
         "equivariance": f"results/geometry/{LATENT_SPACE[model]}/equivariance.json",
+        "equivariance_frames": f"results/geometry/{LATENT_SPACE[model]}/equivariance_frames.csv",
         "encode_benchmarks": stage_benchmarks("encode", model) if LATENT_SPACE[model] == model else [],
         "decode_benchmarks": stage_benchmarks("reconstruct", model),
     }

@@ -7,6 +7,7 @@ rule compare_vaes:
     output:
         table="results/compare/vaes.csv",
         summary="results/compare/vaes.json",
+        finetunes="results/compare/finetunes.csv",
     log:
         "results/logs/compare_vaes.log",
     benchmark:
@@ -20,5 +21,6 @@ rule compare_vaes:
         resamples=RUN.config["compare"].get("bootstrap_resamples", 1000),
         seed=RUN.config["compare"].get("seed", 0),
         learned=RUN.config["interp"]["predictors"],
+        finetunes=FINETUNES,
     script:
         "../scripts/compare_vaes.py"

@@ -15,6 +15,7 @@ rule embed:
         "results/benchmarks/embed/{model}/{method}.tsv"
     conda:
         ENV
+    threads: threads_for(2)
     params:
         seed=RUN.config["embed"].get("seed", 0),
         max_points=RUN.config["embed"].get("max_points", 5000),

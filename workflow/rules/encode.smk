@@ -1,4 +1,5 @@
-# The two GPU stages. resources: gpu=1 lets profiles/default run one at a time and the slurm executor ask for a GPU.
+# The two GPU stages. VAE_GPU and threads_for (common.smk): one GPU job at a time where they run on a GPU (profiles/
+# default), a GPU each on a cluster, and jobs side by side on a machine without one.
 # A split of more than data.shard_size triplets runs as shard jobs (encode_shard, reconstruct_shard) that
 # gather_store concatenates into the same store; the others as one job (encode, reconstruct).
 rule encode:
@@ -16,8 +17,9 @@ rule encode:
         split=WHOLE_SPLIT,
     conda:
         ENV
+    threads: threads_for(4)
     resources:
-        gpu=1,
+        gpu=VAE_GPU,
     params:
         **VAE_PARAMS,
         shard=None,
@@ -40,8 +42,9 @@ rule reconstruct:
         split=WHOLE_SPLIT,
     conda:
         ENV
+    threads: threads_for(4)
     resources:
-        gpu=1,
+        gpu=VAE_GPU,
     params:
         **VAE_PARAMS,
         shard=None,

@@ -1,28 +1,30 @@
-# Fine-tune finetune.vae on train (validated on val) into a diffusers folder, model "<that name>-finetuned" of every
-# later rule. The checkpoint lives outside the output folder, which Snakemake deletes when a job fails or is killed,
-# so a rerun resumes from it (latent_interp/finetune.py).
+# Each entry of finetunes trains a copy of its VAE on train (validated on val) into a diffusers folder, model
+# "<the entry's name>" of every later rule. The checkpoint lives outside the output folder, which Snakemake deletes
+# when a job fails or is killed, so a rerun resumes from it (latent_interp/finetune.py).
 rule finetune:
     input:
         train="results/frames/train.zarr",
         val=f"results/frames/{VAL_SPLIT}.zarr",
-        vae=lambda wildcards: model_files(FINETUNE_BASE),
+        vae=lambda wildcards: model_files(FINETUNES[wildcards.finetune]["vae"]),
         code=code("finetune"),
     output:
-        directory(FINETUNED),
+        directory("results/models/{finetune}"),
     log:
-        "results/logs/finetune.log",
+        "results/logs/finetune/{finetune}.log",
     benchmark:
-        "results/benchmarks/finetune.tsv"
+        "results/benchmarks/finetune/{finetune}.tsv"
+    wildcard_constraints:
+        finetune=one_of(FINETUNES),
     conda:
         ENV
+    threads: threads_for(4, whole_machine=True)
     resources:
-        gpu=1,
+        gpu=VAE_GPU,
     params:
-        # lazily: without finetune.enabled, finetune.vae need not name an entry of vaes
-        pretrained=lambda wildcards: MODELS[FINETUNE_BASE],
-        vae_options=lambda wildcards: RUN.vae_options(FINETUNE_BASE),
-        settings=RUN.config["finetune"],
-        checkpoint=f"results/checkpoints/{FINETUNED_NAME}.pt",
+        pretrained=lambda wildcards: MODELS[FINETUNES[wildcards.finetune]["vae"]],
+        vae_options=lambda wildcards: RUN.vae_options(wildcards.finetune),
+        settings=lambda wildcards: FINETUNES[wildcards.finetune],
+        checkpoint="results/checkpoints/{finetune}.pt",
         batch_size=RUN.config["vae"].get("batch_size", 16),
         device=RUN.config["vae"].get("device", "auto"),
     script:

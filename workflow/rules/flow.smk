@@ -13,6 +13,7 @@ rule flow:
         "results/benchmarks/flow/{split}.tsv"
     conda:
         ENV
+    threads: threads_for(4)
     params:
         settings=RUN.config["flow"],
         on_error=RUN.config["data"].get("on_error", "skip"),

@@ -18,6 +18,7 @@ rule geometry:
         "results/benchmarks/geometry/{model}.tsv"
     conda:
         ENV
+    threads: threads_for(2)
     params:
         settings={k: v for k, v in RUN.config["geometry"].items() if k != "equivariance_frames"},
         probe_test=PROBE_TEST,
@@ -37,6 +38,7 @@ rule equivariance:
     output:
         # the names and files of EQUIVARIANCE_OUTPUTS (common.smk), which the report reads
         curve="results/geometry/{model}/equivariance.csv",
+        frames="results/geometry/{model}/equivariance_frames.csv",
         triplets="results/geometry/{model}/equivariance_triplets.csv",
         summary="results/geometry/{model}/equivariance.json",
     log:
@@ -45,8 +47,9 @@ rule equivariance:
         "results/benchmarks/equivariance/{model}.tsv"
     conda:
         ENV
+    threads: threads_for(4)
     resources:
-        gpu=1,
+        gpu=VAE_GPU,
     params:
         **VAE_PARAMS,
         frames=RUN.config["geometry"].get("equivariance_frames", 32),

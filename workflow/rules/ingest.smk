@@ -32,6 +32,7 @@ rule ingest:
         "results/benchmarks/ingest/{split}.tsv"
     conda:
         ENV
+    threads: threads_for(4)
     params:
         source=split_source,
         size=RUN.config["preprocess"]["size"],

@@ -19,8 +19,9 @@ rule interp_train:
         "results/benchmarks/interp_train/{model}.tsv"
     conda:
         ENV
+    threads: threads_for(4)
     resources:
-        gpu=1,
+        gpu=VAE_GPU,
     params:
         # only the keys that shape the predictors: a new gallery or LPIPS setting must not retrain them
         settings={key: RUN.config["interp"][key] for key in TRAINING_KEYS if key in RUN.config["interp"]},
@@ -49,8 +50,9 @@ rule interp:
         "results/benchmarks/interp/{model}/{split}.tsv"
     conda:
         ENV
+    threads: threads_for(4)
     resources:
-        gpu=1,
+        gpu=VAE_GPU,
     params:
         **VAE_PARAMS,
         gallery=RUN.config["interp"]["gallery_triplets"],

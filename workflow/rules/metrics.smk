@@ -14,6 +14,7 @@ rule metrics:
         split=WHOLE_SPLIT,
     conda:
         ENV
+    threads: threads_for(4)
     resources:
         gpu=METRICS_GPU,
     params:

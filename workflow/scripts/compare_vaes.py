@@ -1,4 +1,4 @@
-"""Rule compare_vaes: every model's tables and benchmarks -> results/compare/vaes.csv and vaes.json."""
+"""Rule compare_vaes: every model's tables and benchmarks -> results/compare/vaes.csv, vaes.json and finetunes.csv."""
 import sys
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
@@ -8,4 +8,5 @@ from latent_interp.atomic import staged  # noqa: E402
 sm = snakemake  # noqa: F821
 with staged(sm.output) as out:  # written under temporary names, renamed when whole
     compare_vaes(dict(sm.params.models), sm.params.baseline, sm.params.val_split, out.table, out.summary,
-                 sm.params.resamples, sm.params.seed, learned=list(sm.params.learned))
+                 sm.params.resamples, sm.params.seed, learned=list(sm.params.learned),
+                 finetunes=dict(sm.params.finetunes), out_finetunes=out.finetunes)

@@ -18,8 +18,10 @@ report_inputs = ReportInputs(
     recon=dict(zip(by_model_split, inputs.recon)), latents=dict(zip(by_space_split, inputs.latents)),
     metric_tables=dict(zip(by_model_split, inputs.tables)), metrics_summary=inputs.summary, metrics_spec=inputs.spec,
     collapse=dict(zip(params.models, inputs.collapse)), comparison=inputs.comparison,
-    finetune_dir=inputs.finetuned[0] if inputs.finetuned else None, finetuned=params.finetuned,
-    finetune_base=params.finetune_base, compare_table=inputs.compare_table, compare_summary=inputs.compare_summary,
+    finetunes={name: {**entry, "dir": folder} for (name, entry), folder in zip(params.finetunes.items(),
+                                                                                inputs.finetuned)},
+    finetune_effects=inputs.finetune_effects, compare_table=inputs.compare_table,
+    compare_summary=inputs.compare_summary,
     embeddings=[(m, method, table, settings) for (m, method), table, settings in
                 zip(itertools.product(params.latent_models, params.methods), inputs.embeddings, inputs.settings)],
     interp_summary=inputs.interp_summary, interp_tables=dict(zip(by_model_interp, inputs.interp_tables)),
