@@ -9,7 +9,7 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# GPU rules hold gpu=1 where they run on a GPU (common.smk VAE_GPU). profiles/default limits a run to gpu=1; "local"
+# GPU rules hold gpu=1 where they run on a GPU (common.smk vae_gpu). profiles/default limits a run to gpu=1; "local"
 # makes that limit count within each submitted job on a cluster, not across the whole run (README "Profiles: which
 # applies when").
 resource_scopes:

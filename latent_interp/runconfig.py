@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import glob
+import json
 import os
 from dataclasses import dataclass
 
@@ -42,13 +43,14 @@ def finetune_migration(old: dict) -> str:
     """The message for the old ``finetune:`` block (before ``finetunes:``, issue 25), with its translation."""
     base = old.get("vae", "<the name in vaes it starts from>")
     settings = {key: value for key, value in old.items() if key not in ("enabled", "vae")}
-    entry = ", ".join(f"{key}: {value}" for key, value in {"vae": base, **settings}.items())
+    entry = ", ".join(f"{key}: {value if isinstance(value, str) else json.dumps(value)}"  # YAML's null, true
+                      for key, value in {"vae": base, **settings}.items())
     translation = (f"  finetunes:\n    {base}-finetuned: {{{entry}}}" if old.get("enabled", True) else
                    "  finetunes: null")
-    return ("config key finetune: fine-tunes are now listed by name under finetunes (README \"Fine-tuning\"), each "
-            "one more model of the study. Write instead\n" + translation + "\n(the name is the model's: "
-            "results/models/<name>; the name above keeps the old runs' folders). config.yaml's own fine-tunes stay "
-            "unless your file names them with null, or sets finetunes: null.")
+    return ("config key finetune: fine-tunes are now listed by name under finetunes (README \"Fine-tunes with a "
+            "purpose\"), each one more model of the study. Write instead\n" + translation
+            + "\n(the name is the model's: results/models/<name>; the name above keeps the old runs' folders). "
+            "config.yaml's own fine-tunes stay unless your file names them with null, or sets finetunes: null.")
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def planned_jobs(workdir: Path) -> dict[str, int]:
 
 def new_workdir(tmp_path_factory, name: str, config: dict) -> Path:
     workdir = tmp_path_factory.mktemp(name)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return workdir
 
 
@@ -144,6 +144,9 @@ def slurm_run(request, tmp_path_factory):
     # them. The cluster run stays lean because it shares the session's two cores with every other test.
     config["embed"]["methods"] = ["pca"]
     del config["vaes"][SECOND], config["finetunes"][EQUIVARIANT]
+    # auto, as a cluster user leaves it: each GPU job asks Slurm for a GPU (with cpu it would ask for none); torch sees
+    # no CUDA behind the stand-in GPUs and runs on the CPU, as the local run does
+    config["vae"]["device"] = "auto"
     workdir = tmp_path_factory.mktemp("slurm")
     command = snakemake_command(workdir, "results/report.html", "--profile", str(REPO / "profiles" / "slurm"),
                                 "--profile", str(REPO / "tests" / "profiles" / "slurm-test"))

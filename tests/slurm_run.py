@@ -66,7 +66,7 @@ class SlurmRun:
         if started.returncode != 0:
             self.error = f"the Slurm test cluster did not start:\n{started.stdout}\n{started.stderr}"
             return
-        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         # The fine-tune's first attempt waits after its first checkpoint until Slurm kills it at its one-minute
         # limit (the overlay's set-resources); the retry resumes from that checkpoint.
         fault = {FAULT_VARIABLE: "finetune:checkpointed:pause", FAULT_MARKER_VARIABLE: str(workdir / "paused")}

@@ -56,11 +56,11 @@ def workdir(atd_tree, micro_vae_dir, tmp_path_factory):
     config["vaes"]["kl-f8-anime2"] = str(micro_vae_dir)
     config["vae"]["device"] = "cpu"
     config["preprocess"]["size"] = 32
-    (workdir / "atd12k.yaml").write_text(yaml.safe_dump(config))
+    (workdir / "atd12k.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     field = yaml.safe_load((REPO / "config" / "atd12k-540p.yaml").read_text())
     assert field["preprocess"]["size"] == [960, 540]
     field["preprocess"]["size"] = FIELD_SIZE
-    (workdir / "atd12k-540p.yaml").write_text(yaml.safe_dump(field))
+    (workdir / "atd12k-540p.yaml").write_text(yaml.safe_dump(field, sort_keys=False))
     return workdir
 
 

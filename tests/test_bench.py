@@ -23,7 +23,8 @@ QUICK_ROWS = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11"
 # The full sizes take about 25 minutes (the README's figures); --quick runs the same code at tiny sizes.
 @pytest.mark.readme("python bench/run.py", "python bench/run.py --rows P1 P4", "python bench/run.py --quick",
                     "python bench/run.py --rows P9", "python bench/run.py --rows P12", "python bench/run.py --rows P13",
-                    "python bench/run.py --rows P7", "python bench/run.py --rows P14", "python bench/run.py --rows P8 P9")
+                    "python bench/run.py --rows P7", "python bench/run.py --rows P14",
+                    "python bench/run.py --rows P8 P9")
 def test_every_row_measures_something_at_tiny_sizes(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--rows", *QUICK_ROWS,
@@ -56,7 +57,10 @@ def test_work_done_twice_is_none_in_the_workflow_run(workflow_run):
     nothing else it makes equals what its base made; the two VAEs of the demo and the equivariant fine-tune (an
     encoder of its own) each encode once."""
     row = rows.p8_twice(workflow_run)
-    assert row.value == 0 and row.met, row.details
+    # On 8 triplets two latent spaces may cut the frames into the same k-means clusters: equal partitions reached from
+    # different latents, not work done twice (the demo's 64 triplets have none: bench P8, 0 of 109)
+    partitions = [pair for pair in row.details["equal_outputs"] if all(p.endswith("/clusters.csv") for p in pair)]
+    assert row.value == len(partitions), row.details
     assert {path.split("/")[2] for path in row.details["latents_stores"]} == {"tiny-kl", "tiny-taesd",
                                                                                "tiny-kl-equivariant"}
 
@@ -106,9 +110,10 @@ def test_the_report_scale_benchmark_measures_a_report_and_plans_its_study(workfl
     config = report_scale.scale_config([900, 100, 200], 64)
     workdir = tmp_path / "scale"
     workdir.mkdir()
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     planned = job_counts(snakemake(workdir, "-n", "results/report.html").stdout)
-    assert planned["report"] == 1 and planned["encode"] == 2 * 3  # both shipped VAEs, every split
+    # both shipped VAEs and the equivariant fine-tune (an encoder of its own), every split
+    assert planned["report"] == 1 and planned["encode"] == 3 * 3
     if not browser.available():  # as the browser tests: CI requires the browser, elsewhere its half is skipped
         if os.environ.get("LATENT_INTERP_REQUIRE_BROWSER"):
             pytest.fail("LATENT_INTERP_REQUIRE_BROWSER is set but chromium or chromedriver is not installed")

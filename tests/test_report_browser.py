@@ -57,8 +57,9 @@ def test_every_embedding_is_drawn_with_every_point(page):
         return [...document.querySelectorAll('.embedding-plot')].map(
             plot => plot.querySelectorAll('.scatterlayer .trace .points path').length);""")
     frames = 3 * sum(TRIPLETS.values())
-    # PCA, UMAP and t-SNE of each latent space (tiny-kl, tiny-taesd): the points, and trajectory markers
-    assert len(counts) == 3 * 2 and all(count >= frames for count in counts)
+    # PCA, UMAP and t-SNE of each latent space (tiny-kl, tiny-taesd, tiny-kl-equivariant): the points, and
+    # trajectory markers
+    assert len(counts) == 3 * 3 and all(count >= frames for count in counts)
 
 
 def test_colouring_by_psnr_redraws_with_a_colour_scale(page):
@@ -67,7 +68,7 @@ def test_colouring_by_psnr_redraws_with_a_colour_scale(page):
     driver.execute_script("arguments[0].value = 'psnr:tiny-kl'; arguments[0].dispatchEvent(new Event('change'))",
                           select)
     time.sleep(0.5)
-    assert driver.execute_script("return document.querySelectorAll('.embedding-plot .colorbar').length") == 3 * 2
+    assert driver.execute_script("return document.querySelectorAll('.embedding-plot .colorbar').length") == 3 * 3
     driver.execute_script("arguments[0].value = 'split'; arguments[0].dispatchEvent(new Event('change'))", select)
     time.sleep(0.5)
     legend = driver.execute_script("return [...document.querySelector('.embedding-plot .legend')"
@@ -149,13 +150,13 @@ def test_searching_a_triplet_shows_its_panel_with_images_and_error_maps(page):
     text = panel.text
     assert "Reconstructions and error maps" in text and "In-betweens" in text and "latent_lerp" in text
     assert "Motion: the estimated flow 1 → 3" in text and "pixel_flow_oracle †" in text  # oracles are marked
-    # 3 frames, the flow and its occlusion mask, 3 models x 3 reconstructions, and per model the truth and every
+    # 3 frames, the flow and its occlusion mask, 4 models x 3 reconstructions, and per model the truth and every
     # method's in-between
     methods = driver.execute_script("return JSON.parse(document.getElementById('report-data').textContent)"
                                     ".methods.length")
-    assert len(panel.find_elements(By.TAG_NAME, "img")) == 3 + 2 + 3 * 3 + 3 * (1 + methods)
+    assert len(panel.find_elements(By.TAG_NAME, "img")) == 3 + 2 + 4 * 3 + 4 * (1 + methods)
     maps = panel.find_elements(By.CSS_SELECTOR, "canvas.error-map")
-    assert len(maps) == 3 * 3 + 3 * methods and all(m.get_attribute("data-ready") == "1" for m in maps)
+    assert len(maps) == 4 * 3 + 4 * methods and all(m.get_attribute("data-ready") == "1" for m in maps)
     screenshot(driver, "triplet-panel")
     driver.find_element(By.ID, "panel-close").click()
 

@@ -24,7 +24,7 @@ CAP = 4
 def small(workdir, **data):
     """The overlay that keeps the example small, with ``data`` keys over it."""
     overlay = {"data": {"synthetic": {"videos": VIDEOS, "raw_size": [96, 54]}, "video": {"max_triplets": CAP}, **data}}
-    (workdir / "small.yaml").write_text(yaml.safe_dump(overlay))
+    (workdir / "small.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
     return [workdir / "config.yaml", EXAMPLE, workdir / "small.yaml"]
 
 

@@ -278,10 +278,10 @@ def test_adding_a_vae_plans_its_jobs_and_removing_one_only_the_aggregates(run, t
     config = yaml.safe_load(original)
     try:
         config["vaes"]["micro-kl16"] = str(tmp_path / "kl16")
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
         added, dry_run = planned_jobs(run), snakemake(run, "-n").stdout
         del config["vaes"]["micro-kl16"], config["vaes"][SECOND]
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
         removed = planned_jobs(run)
     finally:
         path.write_text(original)
@@ -302,7 +302,7 @@ def test_another_finetune_of_the_same_vae_plans_its_own_jobs_only(run):
     original = path.read_text()
     config = yaml.safe_load(original)
     config["finetunes"]["tiny-kl-slow"] = {"vae": BASE, "recipe": "default", "epochs": 2, "lr": 5.0e-5}
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     try:
         planned, dry_run = planned_jobs(run), snakemake(run, "-n").stdout
     finally:
@@ -332,7 +332,7 @@ def test_a_report_setting_reruns_the_interp_stores_not_the_predictors(run):
     original = path.read_text()
     config = yaml.safe_load(original)
     config["interp"]["sample_triplets"] = 1
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     try:
         planned = planned_jobs(run)
     finally:
@@ -348,7 +348,7 @@ def test_editing_one_test_frame_reruns_only_the_test_chain(run):
     path, original = run / "config.yaml", (run / "config.yaml").read_text()
     config = yaml.safe_load(original)
     config["data"]["source"] = "files"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     snakemake(run, "--touch", "--quiet")
     try:
         _edit_one_test_frame_and_rerun(run)

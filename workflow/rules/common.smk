@@ -25,22 +25,34 @@ FINETUNES = RUN.finetunes  # name -> its entry (vae, recipe, overrides)
 BASELINE = RUN.baseline
 COMPARISON_PAIRS = RUN.comparison_pairs
 EMBED_METHODS = RUN.config["embed"]["methods"]
+
+
 # A job that runs a VAE or trains a model holds the run's one GPU token (profiles/default) and, on a cluster, asks for
 # a GPU. Where it runs on this machine's CPU (vae.device cpu, or auto on a machine without a GPU) it holds none.
-VAE_GPU = int(runconfig.holds_gpu(RUN.config["vae"].get("device", "auto"), workflow.local_exec))
-# metrics.device cpu scores in a process per thread of the rule; anything else with torch on the GPU.
-METRICS_GPU = int(runconfig.holds_gpu(RUN.config["metrics"].get("device", "cpu"), workflow.local_exec))
+# These are functions of the job: Snakemake calls them once it knows the executor (a cluster's, or this machine).
+def vae_gpu(wildcards=None):
+    return int(runconfig.holds_gpu(RUN.config["vae"].get("device", "auto"), workflow.local_exec))
+
+
+def metrics_gpu(wildcards=None):
+    """metrics.device cpu scores in a process per thread of the rule; anything else with torch on the GPU."""
+    return int(runconfig.holds_gpu(RUN.config["metrics"].get("device", "cpu"), workflow.local_exec))
 
 
 def threads_for(most, whole_machine=False):
-    """A rule's threads (local cores; --cpus-per-task on a cluster): ``most`` on a cluster, or where the VAE jobs
-    run on a GPU. On a machine without one, half the cores (at most ``most``), so that two jobs overlap: on 2 cores
-    two one-thread jobs hide each other's start-up (Python, torch, diffusers: about 5 s a job), which took the demo
-    from 8.0 to 5.9 min (README "Performance", P9). ``whole_machine``: one long job (the fine-tune) takes them all."""
-    if VAE_GPU or not workflow.local_exec:
-        return most
-    cores = workflow.cores or 1
-    return max(1, min(most, cores if whole_machine else cores // 2))
+    """A rule's threads (local cores; --cpus-per-task on a cluster), as a function of the job: ``most`` on a
+    cluster, or where the VAE jobs run on a GPU. On a machine without one, half the cores (at most ``most``), so that
+    two jobs overlap: on 2 cores two one-thread jobs hide each other's start-up (Python, torch, diffusers: about 5 s
+    a job), which took the demo from 8.0 to 6.0 min (README "Performance", P9). ``whole_machine``: one long job (the
+    fine-tune) takes them all."""
+
+    def threads(wildcards):
+        if vae_gpu() or not workflow.local_exec:
+            return most
+        cores = workflow.cores or 1
+        return max(1, min(most, cores if whole_machine else cores // 2))
+
+    return threads
 
 
 VAL_SPLIT = RUN.val_split  # the fine-tunes validate on it, the collapse check runs there

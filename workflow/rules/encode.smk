@@ -1,4 +1,4 @@
-# The two GPU stages. VAE_GPU and threads_for (common.smk): one GPU job at a time where they run on a GPU (profiles/
+# The two GPU stages. vae_gpu and threads_for (common.smk): one GPU job at a time where they run on a GPU (profiles/
 # default), a GPU each on a cluster, and jobs side by side on a machine without one.
 # A split of more than data.shard_size triplets runs as shard jobs (encode_shard, reconstruct_shard) that
 # gather_store concatenates into the same store; the others as one job (encode, reconstruct).
@@ -19,7 +19,7 @@ rule encode:
         ENV
     threads: threads_for(4)
     resources:
-        gpu=VAE_GPU,
+        gpu=vae_gpu,
     params:
         **VAE_PARAMS,
         shard=None,
@@ -44,7 +44,7 @@ rule reconstruct:
         ENV
     threads: threads_for(4)
     resources:
-        gpu=VAE_GPU,
+        gpu=vae_gpu,
     params:
         **VAE_PARAMS,
         shard=None,

@@ -19,7 +19,7 @@ rule finetune:
         ENV
     threads: threads_for(4, whole_machine=True)
     resources:
-        gpu=VAE_GPU,
+        gpu=vae_gpu,
     params:
         pretrained=lambda wildcards: MODELS[FINETUNES[wildcards.finetune]["vae"]],
         vae_options=lambda wildcards: RUN.vae_options(wildcards.finetune),

@@ -49,7 +49,7 @@ rule equivariance:
         ENV
     threads: threads_for(4)
     resources:
-        gpu=VAE_GPU,
+        gpu=vae_gpu,
     params:
         **VAE_PARAMS,
         frames=RUN.config["geometry"].get("equivariance_frames", 32),

@@ -21,7 +21,7 @@ rule interp_train:
         ENV
     threads: threads_for(4)
     resources:
-        gpu=VAE_GPU,
+        gpu=vae_gpu,
     params:
         # only the keys that shape the predictors: a new gallery or LPIPS setting must not retrain them
         settings={key: RUN.config["interp"][key] for key in TRAINING_KEYS if key in RUN.config["interp"]},
@@ -52,7 +52,7 @@ rule interp:
         ENV
     threads: threads_for(4)
     resources:
-        gpu=VAE_GPU,
+        gpu=vae_gpu,
     params:
         **VAE_PARAMS,
         gallery=RUN.config["interp"]["gallery_triplets"],

@@ -16,7 +16,7 @@ rule metrics:
         ENV
     threads: threads_for(4)
     resources:
-        gpu=METRICS_GPU,
+        gpu=metrics_gpu,
     params:
         shard=None,
         device=RUN.config["metrics"].get("device", "cpu"),
