@@ -13,7 +13,7 @@ probability (``sample_transform``):
   Both wrap around (``np.roll``, as the equivariance analysis shifts frames): the seam is in the target too, so a
   model that decodes each cell from its neighbourhood reproduces it.
 
-EQ-VAE (Kouzelis et al., ICML 2025, section 3) holds ``decode(T(z))`` to ``T(x)`` for scalings and rotations, with
+EQ-VAE (Kouzelis et al., ICML 2025) holds ``decode(T(z))`` to ``T(x)`` for scalings and rotations, with
 ``z`` the encoder's output; here ``z`` is a posterior sample, as in the reconstruction term.
 """
 

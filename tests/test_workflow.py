@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from latent_interp import compare, equivariance, flow, geometry, interp, metrics, predictors, store, vae
+from latent_interp import compare, equivariance, flow, geometry, interp, metrics, predictors, runconfig, store, vae
 from latent_interp.report.page import read_payload
 from conftest import (BASE, EQUIVARIANT, FINETUNED, MICRO_VAE, REPO, SECOND, SIZE, TRIPLETS, file_digests, job_counts,
                       new_workdir, planned_jobs, snakemake, tiny_config)
@@ -516,6 +516,7 @@ def test_the_default_profile_gives_each_gpu_job_the_runs_one_gpu_token(tmp_path_
     assert "gpu=1" in job and "threads: 4" in job
 
 
+@pytest.mark.skipif(runconfig.gpu_visible(), reason="this machine has a GPU: vae.device auto runs on it")
 def test_on_a_machine_without_a_gpu_vae_jobs_overlap_on_half_the_cores(two_gpu_jobs, tmp_path_factory):
     """No GPU here: vae.device auto runs on the CPU, so the jobs hold no gpu token and take half the cores (4 of 8,
     1 of 2): two run side by side, which on 2 cores hides each one's start-up (bench P9)."""
