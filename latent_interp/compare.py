@@ -143,7 +143,7 @@ def compare_vaes(models: dict, baseline: str, val_split: str, out_table, out_jso
     ``decode_benchmarks`` (benchmark file paths). ``learned``: the learned predictors' method names
     (``interp.predictors``), given by name so that this job needs no torch. ``finetunes``: name -> {vae, recipe}
     of the fine-tunes among ``models``, whose effects go to ``out_finetunes``."""
-    per_model, records = {}, {}
+    per_model, records, shift_summaries = {}, {}, {}  # shift_summaries: each model's equivariance.json
     for model, inputs in models.items():
         recon = reconstruction_per_triplet([pd.read_csv(path) for path in inputs["metrics"]])
         interp = pd.concat([pd.read_csv(path) for path in inputs["interp"]], ignore_index=True)
@@ -157,6 +157,7 @@ def compare_vaes(models: dict, baseline: str, val_split: str, out_table, out_jso
             record = {**record, "decoded_by": "its own decoder (latents of " + inputs["latent_space"] + ")"}
         prior = pd.read_csv(inputs["channels"])["scaled_aggregate_kl"].to_numpy(float)
         shifts = json.loads(Path(inputs["equivariance"]).read_text())
+        shift_summaries[model] = shifts
         frames = 3 * len(recon)
         shape = geometry["latent_shape"]
         per_model[model] = triplets
@@ -198,7 +199,7 @@ def compare_vaes(models: dict, baseline: str, val_split: str, out_table, out_jso
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     table.to_csv(out_table, index=False, float_format="%.6g")
     if out_finetunes is not None:
-        frames = {model: (json.loads(Path(inputs["equivariance"]).read_text())["settings"]["split"],
+        frames = {model: (shift_summaries[model]["settings"]["split"],
                           shift_errors_per_frame(inputs["equivariance_frames"]), model == inputs["latent_space"])
                   for model, inputs in models.items()}
         finetune_effects(per_model, frames, finetunes or {}, resamples, seed).to_csv(out_finetunes, index=False,

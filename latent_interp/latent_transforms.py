@@ -33,10 +33,6 @@ class Transform:
     quarter_turns: int = 0  # counter-clockwise rotations by 90 degrees
     shift_cells: tuple[float, float] = (0.0, 0.0)  # (down, right), in latent cells; images move by f times that
 
-    @property
-    def identity(self) -> bool:
-        return self.scale is None and self.quarter_turns % 4 == 0 and self.shift_cells == (0.0, 0.0)
-
     def describe(self) -> str:
         parts = [f"scale {self.scale:.2f}"] if self.scale is not None else []
         parts += [f"rotate {90 * (self.quarter_turns % 4)}"] if self.quarter_turns % 4 else []
