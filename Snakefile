@@ -1,6 +1,6 @@
 # latent-interp: raw frame triplets -> frames store -> latents -> reconstructions -> metrics; the latent study
 # (interpolation of frame 2, geometry, embeddings) -> report.
-# Rules live in workflow/rules/<stage>.smk, their logic in the latent_interp package; see README.md.
+# Rules live in workflow/rules/<stage>.smk, their logic in the latent_interp package; see README.md and docs/.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -10,7 +10,7 @@ configfile: "config.yaml"
 
 
 # GPU rules hold gpu=1 where they run on a GPU (common.smk vae_gpu). profiles/default limits a run to gpu=1; "local"
-# makes that limit count within each submitted job on a cluster, not across the whole run (README "Profiles: which
+# makes that limit count within each submitted job on a cluster, not across the whole run (docs/cluster.md "Profiles: which
 # applies when").
 resource_scopes:
     gpu="local",

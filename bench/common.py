@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -56,13 +58,19 @@ class Timer:
         self.seconds = time.perf_counter() - self.started
 
 
-def child_peak_rss_mb(code: str) -> tuple[float, str]:
-    """Run ``code`` in a fresh Python and return its peak resident memory in MiB (its own, measured by itself)
-    and what it printed: every row that compares memory compares two such children. The peak is VmHWM, not
+def report_peak() -> None:
+    """What a benchmark child prints last: its peak resident memory (``child_peak_rss_mb`` reads it). VmHWM, not
     getrusage's ru_maxrss, which Linux keeps across exec: a child of a big parent would report the parent's size."""
-    wrapped = code + ("\nimport re\nstatus = open('/proc/self/status').read()\n"
-                      "print('PEAK_RSS_KB', re.search(r'VmHWM:\\s+(\\d+)', status).group(1))\n")
-    result = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True, cwd=REPO)
+    status = Path("/proc/self/status").read_text()
+    print("PEAK_RSS_KB", re.search(r"VmHWM:\s+(\d+)", status).group(1), flush=True)
+
+
+def child_peak_rss_mb(child: str, *arguments) -> tuple[float, str]:
+    """Run the benchmark child ``bench/<child>`` with ``arguments`` in a fresh Python and return its peak resident
+    memory in MiB (its own, measured by itself, ``report_peak``) and what it printed: every row that compares memory
+    compares two such children."""
+    command = [sys.executable, str(Path(__file__).parent / child), *map(str, arguments)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if result.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
     peak = next(line for line in result.stdout.splitlines() if line.startswith("PEAK_RSS_KB"))
@@ -96,3 +104,66 @@ def frames_store(path: Path, triplets: np.ndarray, split: str = "bench") -> Path
 
 def write_json(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def pick_device():
+    from latent_interp import vae
+
+    return vae.pick_device("auto")
+
+
+def gpu_vae(tmp: Path) -> Path:
+    """kl-f8's architecture (latent_interp/configs/kl-f8) with random weights: its speed is the real VAE's."""
+    import torch
+
+    from latent_interp import vae
+
+    folder = tmp / "kl-f8-random"
+    if not folder.exists():
+        torch.manual_seed(0)
+        autoencoder = vae.autoencoder_class()
+        autoencoder.from_config(autoencoder.load_config(vae.KL_F8_CONFIG)).save_pretrained(folder)
+    return folder
+
+
+def batch_rate(step, batches, repeats: int = 1) -> float:
+    """Batches per second of ``step`` over already prepared batches, after one warm-up batch."""
+    import torch
+
+    step(batches[0])
+    torch.cuda.synchronize() if torch.cuda.is_available() else None
+    with Timer() as timer:
+        for _ in range(repeats):
+            for batch in batches:
+                step(batch)
+        torch.cuda.synchronize() if torch.cuda.is_available() else None
+    return repeats * len(batches) / timer.seconds
+
+
+def demo_workdir(tmp: Path, name: str, triplets: dict, edit=None) -> Path:
+    """A workdir with the demo config, ``triplets`` per split, the shipped tiny VAEs, ``edit(config)`` applied."""
+    import yaml
+
+    workdir = tmp / name
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    if triplets is not None:
+        config["data"]["synthetic"]["triplets"] = triplets
+    config["vaes"] = demo_vaes(config)
+    if edit:
+        edit(config)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return workdir
+
+
+def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(workdir), "--configfile", str(workdir / "config.yaml"), *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def cleanup(tmp: Path) -> None:
+    shutil.rmtree(tmp, ignore_errors=True)

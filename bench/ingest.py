@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from latent_interp import data, synthetic
+from latent_interp.settings import Preprocess
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--triplets", type=int, default=40)
@@ -30,8 +31,9 @@ with tempfile.TemporaryDirectory() as tmp:
         rates = {}
         for threads in (1, args.threads):
             started = time.perf_counter()
-            data.ingest_split(data.SplitSource(split_dir), Path(tmp) / f"{ext}{threads}.zarr",
-                              Path(tmp) / f"{ext}{threads}.csv", ext, args.size, threads=threads)
+            data.ingest_split(source=data.SplitSource(split_dir), frames=Path(tmp) / f"{ext}{threads}.zarr",
+                              skipped=Path(tmp) / f"{ext}{threads}.csv", split=ext, preprocess=Preprocess(args.size),
+                              threads=threads)
             rates[threads] = 3 * args.triplets / (time.perf_counter() - started)
         print(f"{width}x{height} {ext}: {rates[1]:.1f} frames/s with 1 thread, {rates[args.threads]:.1f} with "
               f"{args.threads}; ratio {rates[args.threads] / rates[1]:.2f}")

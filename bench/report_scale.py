@@ -23,8 +23,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-import browser  # noqa: E402  (tests/browser.py: Chromium with the network off)
+from latent_interp import browser  # noqa: E402  (Chromium with the network off)
 from common import demo_vaes  # noqa: E402  (bench/common.py)
 from latent_interp.report.page import read_payload  # noqa: E402
 

@@ -1,13 +1,14 @@
-"""Speed and memory benchmarks with ratio targets (issue 12): prints a table and writes it as JSON.
+"""Speed and memory benchmarks with ratio targets: prints a table and writes it as JSON.
 
     python bench/run.py                          # every row, full sizes; writes bench/results.json
     python bench/run.py --rows P1 P2 --json out.json
     python bench/run.py --quick                  # tiny sizes in a minute or two: checks this code, not figures
+    python bench/run.py --markdown               # docs/performance.md's table from bench/results*.json
 
 Every figure is a ratio of two things measured side by side in this run (or a wall time with its target), so the
 figures hold on a busy machine too. P7 needs a GPU and says so elsewhere; with a GPU, P1 and P10 measure the GPU
-paths. README "Performance" holds the table of the last full run and the machine it ran on. Rows live in
-bench/rows.py, one function each.
+paths. docs/performance.md holds the table of the last full runs and the machines they ran on. The rows live in
+bench/rows/, one function each, grouped by theme.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import tempfile
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-import rows  # noqa: E402
-from common import REPO, cores, write_json  # noqa: E402
+import rows  # bench/rows/, beside this file
+from common import REPO, cores, write_json
+from rows import ORDER
 
-ORDER = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12", "P13", "P14")
+PERFORMANCE_PAGE = REPO / "docs" / "performance.md"
+# docs/performance.md's generated table sits between these lines
+TABLE_START, TABLE_END = "<!-- table: python bench/run.py --markdown -->", "<!-- end of table -->"
 
 
 def machine() -> dict:
@@ -39,10 +42,7 @@ def machine() -> dict:
 
 
 def run(selected: list[str], quick: bool, tmp: Path) -> list[rows.Row]:
-    functions = {"P1": rows.p1_encode, "P2": rows.p2_metrics, "P3": rows.p3_latent_reads, "P4": rows.p4_dry_run,
-                 "P5": rows.p5_encode_memory, "P6": rows.p6_embeddings, "P7": rows.p7_gpu,
-                 "P10": rows.p10_interp_training, "P11": rows.p11_flow, "P12": rows.p12_field_geometry,
-                 "P13": rows.p13_video, "P14": rows.p14_study}
+    functions = rows.ROWS
     results = []
     demo = None
     for row_id in selected:
@@ -89,6 +89,41 @@ def table(results: list[rows.Row]) -> str:
     return "\n".join(lines)
 
 
+def _cell(row: dict | None) -> str:
+    if row is None:
+        return ""
+    met = {True: " (met)", False: " (**missed**)", None: ""}[row["met"]]
+    return " ".join(str(row["figure"]).split()).replace("|", "/") + met
+
+
+def markdown(cpu: dict, gpu: dict) -> str:
+    """docs/performance.md's table: each row's figure on each machine of ``bench/results.json`` and
+    ``bench/results-gpu.json`` against its target, and what made it (``rows.WHAT_MADE_IT``)."""
+    by_machine = [{row["id"]: row for row in results["rows"]} for results in (cpu, gpu)]
+    names = [results["machine"].get("gpu") or f"{results['machine'].get('cpu_cores', '?')} CPU cores"
+             for results in (cpu, gpu)]
+    lines = [f"| id | measures | {names[0]} | {names[1]} | target | what made it |", "|" + " --- |" * 6]
+    for row_id in ORDER:
+        cpu_row, gpu_row = (rows_.get(row_id) for rows_ in by_machine)
+        described = cpu_row or gpu_row
+        lines.append(f"| {row_id} | {described['measures']} | {_cell(cpu_row)} | {_cell(gpu_row)} | "
+                     f"{described['target']} | {rows.WHAT_MADE_IT[row_id]} |")
+    return "\n".join(lines)
+
+
+def write_markdown(page: Path = PERFORMANCE_PAGE) -> str:
+    """Put the table between the page's markers; returns the page's new text."""
+    results = [json.loads((REPO / "bench" / name).read_text()) for name in ("results.json", "results-gpu.json")]
+    text = page.read_text()
+    head, _, rest = text.partition(TABLE_START + "\n")
+    _, _, tail = rest.partition(TABLE_END)
+    if not rest or TABLE_END not in rest:
+        raise SystemExit(f"{page}: no {TABLE_START!r} ... {TABLE_END!r} lines to put the table between")
+    text = f"{head}{TABLE_START}\n{markdown(*results)}\n{TABLE_END}{tail}"
+    page.write_text(text)
+    return text
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", nargs="+", default=list(ORDER), choices=ORDER, metavar="ID",
@@ -98,12 +133,18 @@ def main(argv=None) -> int:
                                                   "full run of every row; none otherwise)")
     parser.add_argument("--study-fraction", type=float, default=1.0,
                         help="P14's study at this share of ATD-12K's 12,000 triplets (default 1: the whole size)")
-    parser.add_argument("--study-limit", type=float, default=rows.STUDY_LIMIT_SECONDS,
+    parser.add_argument("--study-limit", type=float, default=rows.study.STUDY_LIMIT_SECONDS,
                         help="P14 stops its study after this many seconds on a GPU (default %(default)s)")
     parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary one, removed after)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="write docs/performance.md's table from bench/results*.json and run nothing")
     args = parser.parse_args(argv)
+    if args.markdown:
+        write_markdown()
+        print(f"wrote the table of {PERFORMANCE_PAGE}")
+        return 0
     selected = [row for row in ORDER if row in args.rows]
-    rows.STUDY_FRACTION, rows.STUDY_LIMIT_SECONDS = args.study_fraction, args.study_limit
+    rows.study.STUDY_FRACTION, rows.study.STUDY_LIMIT_SECONDS = args.study_fraction, args.study_limit
     json_path = args.json or (REPO / "bench" / "results.json" if not args.quick and selected == list(ORDER) else None)
     with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
         results = run(selected, args.quick, Path(scratch))

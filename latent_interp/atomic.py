@@ -10,7 +10,7 @@ Fault hook: ``LATENT_INTERP_FAULT=<stage>:<point>:<action>`` makes ``fault_point
 ``kill`` sends SIGKILL to the job's own process; ``pause`` writes ``$LATENT_INTERP_FAULT_MARKER`` and sleeps until
 the process is killed, so that a test can kill the whole Snakemake process group, start a second run meanwhile, or
 let Slurm's time limit strike. A pause happens once: where the marker already exists the point passes, so the
-rerun (or Slurm's retry) goes through. The points (README "Interrupted runs"):
+rerun (or Slurm's retry) goes through. The points (docs/cluster.md "Interrupted runs"):
 
     encode:mid-store, reconstruct:mid-store   after the first chunk of the store is written (encode-shard1: shard 1)
     finetune:checkpoint                       after the checkpoint's temporary file is written, before its rename

@@ -134,15 +134,17 @@ def _groups(table: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFram
     return groups
 
 
-def compare_vaes(models: dict, baseline: str, val_split: str, out_table, out_json, resamples: int = 1000,
-                 seed: int = 0, *, learned, finetunes: dict | None = None, out_finetunes=None) -> pd.DataFrame:
-    """Rule compare_vaes. ``models`` maps each model to its inputs: ``metrics`` (table paths), ``interp`` (table
-    paths), ``latent_space`` (the model whose latents it decodes), ``geometry`` (that space's geometry.json),
-    ``channels`` and ``trajectories`` (its channels.csv and trajectories.csv), ``equivariance`` (its
-    equivariance.json), ``equivariance_frames`` (its equivariance_frames.csv), ``encode_benchmarks`` and
+def compare_vaes(*, models: dict, baseline: str, val_split: str, table, summary, learned, finetunes: dict | None = None,
+                 finetunes_table=None, resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Rule compare_vaes: ``table`` (results/compare/vaes.csv), its ``summary`` (vaes.json) and, for the fine-tunes,
+    ``finetunes_table`` (finetunes.csv). ``models`` maps each model to its inputs: ``metrics`` (table paths),
+    ``interp`` (table paths), ``latent_space`` (the model whose latents it decodes), ``geometry`` (that space's
+    geometry.json), ``channels`` and ``trajectories`` (its channels.csv and trajectories.csv), ``equivariance``
+    (its equivariance.json), ``equivariance_frames`` (its equivariance_frames.csv), ``encode_benchmarks`` and
     ``decode_benchmarks`` (benchmark file paths). ``learned``: the learned predictors' method names
     (``interp.predictors``), given by name so that this job needs no torch. ``finetunes``: name -> {vae, recipe}
-    of the fine-tunes among ``models``, whose effects go to ``out_finetunes``."""
+    of the fine-tunes among ``models``, whose effects go to ``finetunes_table``."""
+    out_table, out_json, out_finetunes = table, summary, finetunes_table
     per_model, records, shift_summaries = {}, {}, {}  # shift_summaries: each model's equivariance.json
     for model, inputs in models.items():
         recon = reconstruction_per_triplet([pd.read_csv(path) for path in inputs["metrics"]])

@@ -6,7 +6,6 @@ Videos (``data.layout: video``) are first turned into that layout, one extractio
 
 from __future__ import annotations
 
-import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +16,9 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from latent_interp import store, synthetic, video
+from latent_interp import schema, store, synthetic, video
+from latent_interp.assign import hash_fraction  # val: the train_10k names below data.val_fraction
+from latent_interp.settings import Preprocess
 
 FRAME_NAMES = ("frame1", "frame2", "frame3")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -41,6 +42,7 @@ def origin_of(triplet: str) -> str:
 
 # preprocess.fit: how a frame meets preprocess.size when their aspect ratios differ.
 FITS = ("squash", "pad", "crop")
+ON_ERROR = schema.section("data.on_error")["default"]  # config data.on_error's
 
 
 def frame_size(size) -> tuple[int, int]:
@@ -137,12 +139,6 @@ class SplitSource:
             return []
         found = (p for p in self.folder.iterdir() if not p.is_dir())
         return sorted(p for p in found if self.extractions is None or not video.is_video_file(p))
-
-
-def hash_fraction(triplet: str) -> float:
-    """A triplet's fixed place in [0, 1): val takes the names below data.val_fraction, so adding triplets never moves
-    existing ones between train and val."""
-    return int.from_bytes(hashlib.sha256(triplet.encode()).digest()[:8], "big") / 2**64
 
 
 def split_source(data_config: dict, split: str, videos: list | None = None) -> SplitSource:
@@ -256,14 +252,17 @@ def _prepare(folder: Path, size, resample: str, fit: str, annotations_dir: Path 
     return load_triplet(paths, size, resample, fit), annotation, stray
 
 
-def ingest_split(source: SplitSource, out_path: str | Path, skipped_path: str | Path, split: str, size,
-                 resample: str = "bilinear", threads: int = 1, on_error: str = "skip", fit: str = "squash") -> dict:
-    """Decode and preprocess a split's triplets into ``out_path`` (schema in latent_interp.store), chunk by chunk.
+def ingest_split(*, source: SplitSource, frames: str | Path, skipped: str | Path, split: str, preprocess: Preprocess,
+                 on_error: str = ON_ERROR, threads: int = 1) -> dict:
+    """Rule ingest: decode a split's triplets from ``source`` and fit them to ``preprocess`` into the frames store
+    ``frames`` (docs/outputs.md), chunk by chunk.
 
     Faulty triplets (missing or unreadable frames, empty folders, missing annotations) are skipped and listed in
-    ``skipped_path`` with the reason (``on_error="skip"``), or stop the run naming the file (``"fail"``). Stray files
+    ``skipped`` with the reason (``on_error="skip"``), or stop the run naming the file (``"fail"``). Stray files
     are listed too. Returns the counts: found = ingested + skipped.
     """
+    out_path, skipped_path = frames, skipped
+    size, resample, fit = preprocess.size, preprocess.resample, preprocess.fit
     if resample not in RESAMPLE:
         raise ValueError(f"config key preprocess.resample = {resample!r}: choose one of {sorted(RESAMPLE)}")
     if fit not in FITS:

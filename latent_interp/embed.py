@@ -28,6 +28,7 @@ from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
 from latent_interp import store  # noqa: E402
+from latent_interp.settings import EmbedSettings  # noqa: E402
 
 METHODS = ("pca", "umap", "tsne")
 SPLIT_COLOURS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}
@@ -145,11 +146,14 @@ def triplet_closeness(table: pd.DataFrame, seed: int = 0) -> float:
     return float(random_distance / spread) if spread > 0 else float("inf")
 
 
-def embed_model(latent_paths: list[str], model: str, method: str, table_path, plot_path, json_path, seed: int = 0,
-                max_points: int = 5000, clusters_path=None, trajectories_path=None,
-                trajectory_count: int = 12) -> pd.DataFrame:
-    """The embedding stage for one model and method: table, settings JSON and plot. ``clusters_path`` and
-    ``trajectories_path`` (the geometry stage's tables) add the cluster and annotation columns."""
+def embed_model(*, latents: list[str], model: str, method: str, table, plot, record, settings: EmbedSettings,
+                clusters=None, trajectories=None) -> pd.DataFrame:
+    """Rule embed: one latent space's embedding by ``method``: its ``table``, the ``record`` of what was embedded
+    (settings JSON) and the ``plot``. ``clusters`` and ``trajectories`` (the geometry stage's tables) add the
+    cluster and annotation columns."""
+    latent_paths, table_path, plot_path, json_path = latents, table, plot, record
+    seed, max_points, trajectory_count = settings.seed, settings.max_points, settings.trajectories
+    clusters_path, trajectories_path = clusters, trajectories
     points, table = load_latent_points(latent_paths)
     total = len(points)
     if total > max_points:  # whole triplets, so that every drawn trajectory has its three points

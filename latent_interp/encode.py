@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from latent_interp import data, store, vae
 from latent_interp.atomic import fault_point
+from latent_interp.settings import VaeRun
 
 
 class NonFiniteError(RuntimeError):
@@ -338,16 +339,16 @@ def _shard_label(shard, separator=" ") -> str:
     return "" if shard is None else f"{separator}shard{shard[0]}"
 
 
-def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int | str = 16, device: str = "auto",
-                 threads: int = 1, vae_options: dict | None = None, shard: tuple[int, int] | None = None,
-                 compile_setting: str | bool = "auto") -> None:
-    """frames store -> latents store (schema in latent_interp.store); with ``shard`` (index, count), one shard of it.
-    ``vae_options``: ``vae.load_vae``'s keyword arguments (the VAE's config entry)."""
+def encode_split(*, frames, latents, split: str, vae_run: VaeRun, threads: int = 1,
+                 shard: tuple[int, int] | None = None) -> None:
+    """Rule encode: the frames store ``frames`` -> the latents store ``latents`` (docs/outputs.md) of the model
+    ``vae_run`` runs; with ``shard`` (index, count), one shard of it."""
+    frames_path, out_path = frames, latents
     clock = StageClock()
     with clock("setup"):
         torch_device, frames_group, model, vae_record, settings = _open_stage(
-            frames_path, "frames", vae_source, device, threads, vae_options, {"batch_size": batch_size},
-            compile_setting)
+            frames_path, "frames", vae_run.source, vae_run.device, threads, vae_run.options,
+            {"batch_size": vae_run.batch_size}, vae_run.compile)
     deterministic = vae_record["posterior"] == "deterministic"
     settings["latents"] = ("the encoder's deterministic latent (no posterior variance: no logvar array)"
                            if deterministic else "posterior mean and logvar, not multiplied by the scaling factor")
@@ -387,16 +388,16 @@ def encode_split(frames_path, vae_source, out_path, split: str, batch_size: int 
     print(clock.line(f"encode {split}"), flush=True)
 
 
-def reconstruct_split(latents_path, vae_source, out_path, split: str, batch_size: int | str = 16,
-                      device: str = "auto", threads: int = 1, vae_options: dict | None = None,
-                      shard: tuple[int, int] | None = None, compile_setting: str | bool = "auto") -> None:
-    """latents store -> recon store: decode the posterior mean (deterministic, unlike the seed's sample()); with
-    ``shard`` (index, count), one shard of it."""
+def reconstruct_split(*, latents, recon, split: str, vae_run: VaeRun, threads: int = 1,
+                      shard: tuple[int, int] | None = None) -> None:
+    """Rule reconstruct: the latents store ``latents`` -> the recon store ``recon``, decoding the posterior mean
+    (deterministic, unlike the seed's sample()); with ``shard`` (index, count), one shard of it."""
+    latents_path, out_path, vae_source = latents, recon, vae_run.source
     clock = StageClock()
     with clock("setup"):
         torch_device, latents_group, model, vae_record, settings = _open_stage(
-            latents_path, "latents", vae_source, device, threads, vae_options,
-            {"batch_size": batch_size, "decoded": f"the stored latents of {latents_path}"}, compile_setting)
+            latents_path, "latents", vae_run.source, vae_run.device, threads, vae_run.options,
+            {"batch_size": vae_run.batch_size, "decoded": f"the stored latents of {latents_path}"}, vae_run.compile)
     # Another model's latents are fine when their latent space is this one's: same family, channels, factors and
     # encoder (a decoder-only fine-tune decodes its base's).
     vae.require_same_latent_space(latents_group.attrs["vae"], vae_record,

@@ -40,8 +40,10 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
-from latent_interp import encode, flow, store, vae, warp
+from latent_interp import encode, flow, schema, store, vae, warp
+from latent_interp.settings import VaeRun
 
+SHIFTED_FRAMES = schema.section("geometry.equivariance_frames")["default"]  # config's default
 SHIFT_COLUMNS = ["model", "shift_px", "direction", "shift_cells", "whole_cells", "frames", "latent_error",
                  "moved_psnr", "reencoded_psnr", "psnr_lost"]
 FRAME_COLUMNS = ["model", "frame", "shift_px", "direction", "whole_cells", "latent_error", "moved_psnr",
@@ -158,11 +160,19 @@ def summary(curve: pd.DataFrame, triplets: pd.DataFrame) -> dict:
     return result
 
 
-def analyse_equivariance(frames_path, latents_path, flow_path, vae_source, outputs: dict, model_name: str,
-                         frames: int = 32, batch_size: int | str = 16, device: str = "auto", threads: int = 1,
-                         vae_options: dict | None = None, compile_setting: str | bool = "auto") -> dict:
-    """Rule equivariance: one latent space on the test split -> the tables and JSON of the module docstring.
-    ``outputs`` maps ``curve``, ``frames``, ``triplets`` and ``summary`` to paths."""
+def analyse_equivariance(*, frames, latents, flow, curve, per_frame, triplets, summary, model: str, vae_run: VaeRun,
+                         shifted_frames: int = SHIFTED_FRAMES, threads: int = 1) -> dict:
+    """Rule equivariance: one latent space on the test split (the stores ``frames``, ``latents`` and ``flow``) ->
+    the shift tables ``curve`` and ``per_frame``, the oracle warps' ``triplets`` table and the JSON ``summary``
+    (docs/outputs.md), with ``shifted_frames`` test frames shifted."""
+    outputs = {"curve": curve, "frames": per_frame, "triplets": triplets, "summary": summary}
+    return _analyse(frames, latents, flow, vae_run, outputs, model, shifted_frames, threads)
+
+
+def _analyse(frames_path, latents_path, flow_path, vae_run: VaeRun, outputs: dict, model_name: str, frames: int,
+             threads: int) -> dict:
+    vae_source, batch_size, device = vae_run.source, vae_run.batch_size, vae_run.device
+    vae_options, compile_setting = vae_run.options, vae_run.compile
     vae.prepare_torch(threads)
     torch_device = vae.pick_device(device)
     frames_group = store.open_store(frames_path, "frames")

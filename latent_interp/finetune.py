@@ -65,9 +65,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from latent_interp import encode, metrics, store, vae  # noqa: E402
+from latent_interp import collapse, encode, metrics, store, vae  # noqa: E402
 from latent_interp.atomic import fault_point, partial_path, remove  # noqa: E402
 from latent_interp.latent_transforms import Transform, sample_transform  # noqa: E402
+from latent_interp.settings import VaeRun  # noqa: E402
 # The recipes are config, not training: the Snakefile reads them without importing torch.
 from latent_interp.recipes import (PURPOSES, RECIPES, RESUMABLE_CHANGES, RUN_KEYS, Recipe,  # noqa: E402,F401
                                    recipe_from_config)
@@ -167,14 +168,14 @@ def validate(model, frames: np.ndarray, device: torch.device, batch_size: int, m
         means, _ = encode.encode_frames(model, frames, device, batch_size, dtype, guard)
     reconstructions = encode.decode_latents(model, means, device, batch_size, dtype, frames.shape[1:3], guard)
     per_image = np.array([metrics.image_metrics(t, r) for t, r in zip(frames, reconstructions)])
-    moments = metrics.CollapseMoments()
+    moments = collapse.CollapseMoments()
     moments.add(frames, reconstructions)
-    collapse = moments.figures()
+    figures = moments.figures()
     finite_psnr = per_image[:, 1][np.isfinite(per_image[:, 1])]
     return {"val_mse": float(per_image[:, 0].mean()), "val_psnr": float(finite_psnr.mean()),
-            "val_ssim": float(per_image[:, 2].mean()), "val_variance_ratio": collapse["variance_ratio"],
-            "val_psnr_gain_db": collapse["psnr_gain_db"], "val_mean_image_psnr": collapse["mean_image_psnr"],
-            "val_collapsed": collapse["collapsed"]}
+            "val_ssim": float(per_image[:, 2].mean()), "val_variance_ratio": figures["variance_ratio"],
+            "val_psnr_gain_db": figures["psnr_gain_db"], "val_mean_image_psnr": figures["mean_image_psnr"],
+            "val_collapsed": figures["collapsed"]}
 
 
 def _identity(settings: dict, pretrained_sha256: str | None, train_digest: str, val_digest: str) -> dict:
@@ -261,15 +262,19 @@ def plot_curves(steps: pd.DataFrame, epochs: pd.DataFrame, title: str) -> plt.Fi
     return figure
 
 
-def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint_path, finetune_config: dict,
-             device: str = "auto", threads: int = 1, batch_size_eval: int = 16, vae_options: dict | None = None,
-             on_step=None, name: str = "finetuned") -> dict:
-    """Fine-tune ``pretrained`` (any form ``vae.load_vae`` takes) and write ``out_dir`` (see the module docstring).
+def finetune(*, train, val, model_dir, checkpoint, base: VaeRun, settings: dict, threads: int = 1,
+             finetune: str = "finetuned", on_step=None) -> dict:
+    """Rule finetune: train a copy of the model ``base`` runs (any form ``vae.load_vae`` takes) on the frames store
+    ``train``, validating on ``val``, and write the diffusers folder ``model_dir`` (module docstring), resuming
+    from ``checkpoint`` when it belongs to this run.
 
-    ``finetune_config``: the run's entry of ``finetunes`` (vae, recipe, seed, checkpoint_every, overrides), named
-    ``name``. ``on_step(step, model)`` runs at the end of each step, after any checkpoint (tests use it to break a
-    run); returns what finetune.json holds.
+    ``settings``: the run's entry of ``finetunes`` (vae, recipe, seed, checkpoint_every, overrides), named
+    ``finetune``. ``on_step(step, model)`` runs at the end of each step, after any checkpoint (tests use it to break
+    a run); returns what finetune.json holds.
     """
+    train_frames_path, val_frames_path, out_dir, checkpoint_path = train, val, model_dir, checkpoint
+    finetune_config, name, pretrained = settings, finetune, base.source
+    device, batch_size_eval, vae_options = base.device, base.batch_size, base.options
     vae.prepare_torch(threads)
     out_dir, checkpoint_path = Path(out_dir), Path(checkpoint_path)
     key = f"finetunes.{name}"  # how errors name the entry
@@ -380,14 +385,18 @@ def finetune(train_frames_path, val_frames_path, pretrained, out_dir, checkpoint
         if on_step is not None:
             on_step(step, model)
     progress.close()
-    return _write_outputs(out_dir, name, evaluated, recipe_name, settings, overrides, pretrained_record, step_rows,
-                          epoch_rows, resumes, train_frames_path, val_frames_path, len(train_frames), len(val_frames),
-                          torch_device, checkpoint_path, guard)
+    run = {"name": name, "recipe": recipe_name, "settings": settings, "overrides": overrides,
+           "pretrained": pretrained_record, "resumes": resumes, "checkpoint": checkpoint_path, "device": torch_device,
+           "guard": guard, "data": {"train": str(train_frames_path), "train_frames": len(train_frames),
+                                    "val": str(val_frames_path), "val_frames": len(val_frames)}}
+    return _write_outputs(out_dir, evaluated, step_rows, epoch_rows, run)
 
 
-def _write_outputs(out_dir: Path, name: str, evaluated, recipe_name, settings, overrides, pretrained_record, step_rows,
-                   epoch_rows, resumes, train_path, val_path, train_count, val_count, torch_device,
-                   checkpoint_path, guard: encode.NonFiniteGuard) -> dict:
+def _write_outputs(out_dir: Path, evaluated, step_rows: list, epoch_rows: list, run: dict) -> dict:
+    """The model folder: the weights ``evaluated``, the training tables, the loss curve and finetune.json, whose
+    record ``run`` holds the rest of (name, recipe, settings, overrides, pretrained record, resumes, checkpoint,
+    device, the validation's non-finite guard, the data)."""
+    recipe_name, settings, torch_device = run["recipe"], run["settings"], run["device"]
     out_dir.mkdir(parents=True, exist_ok=True)
     # Saved in the default layout: the same bytes whichever layout trained it, and what safetensors expects.
     evaluated.to(memory_format=torch.contiguous_format).save_pretrained(out_dir, safe_serialization=True)
@@ -398,20 +407,19 @@ def _write_outputs(out_dir: Path, name: str, evaluated, recipe_name, settings, o
     figure.savefig(out_dir / "loss_curve.png", dpi=100)
     plt.close(figure)
     record = {
-        "name": name,
+        "name": run["name"],
         "purpose": PURPOSES[recipe_name],
         "recipe": recipe_name,
-        "overrides": overrides,
-        "pretrained": {key: value for key, value in pretrained_record.items() if key != "config"},
-        "data": {"train": str(train_path), "train_frames": train_count, "val": str(val_path),
-                 "val_frames": val_count},
+        "overrides": run["overrides"],
+        "pretrained": {key: value for key, value in run["pretrained"].items() if key != "config"},
+        "data": run["data"],
         "steps": int(steps["step"].iloc[-1]) if len(steps) else 0,
-        "resumed_at_steps": resumes,
-        "checkpoint": str(checkpoint_path),
+        "resumed_at_steps": run["resumes"],
+        "checkpoint": str(run["checkpoint"]),
         "saved_weights": epoch_rows[-1]["evaluated"],
         "pretrained_val": epoch_rows[0],
         "final_val": epoch_rows[-1],
-        "validation_non_finite": guard.record(),
+        "validation_non_finite": run["guard"].record(),
         "provenance": store.provenance("finetune", {**settings, "device": torch_device.type,
                                                     "autocast": "bf16" if torch_device.type == "cuda" else
                                                     "none (float32)"}),

@@ -37,15 +37,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from latent_interp import store, warp
+from latent_interp import schema, store, warp
 
 FLOW_METHODS = ("dis", "farneback")
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 # OpenCV's documented example values (pyr_scale, levels, winsize, iterations, poly_n, poly_sigma)
 FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2}
-DEFAULTS = {"method": "dis", "preset": "medium", "consistency_alpha": 0.01, "consistency_beta": 0.5,
-            "visibility_tolerance": 1.0, "still_threshold": 0.01}
+DEFAULTS = schema.defaults("flow")  # config flow's defaults
 TABLE_COLUMNS = ["split", "triplet", "origin", "motion_px", "motion_max_px", "consistent_share", "warp_error",
                  "status"]
 # (array, the pairs (from frame, to frame) it holds), in the store's order
@@ -166,13 +165,14 @@ def array_shapes(height: int, width: int) -> dict[str, tuple[int, ...]]:
             "still": (height, width), "oracle_flow": (2, height, width, 2)}
 
 
-def compute_split_flow(frames_path, store_path, table_path, split: str, settings: dict | None = None,
-                       on_error: str = "skip", threads: int = 1) -> pd.DataFrame:
-    """Rule flow: a frames store -> the flow store and table of the module docstring.
+def compute_split_flow(*, frames, flow, table, split: str, settings: dict | None = None, on_error: str = "skip",
+                       threads: int = 1) -> pd.DataFrame:
+    """Rule flow: the frames store ``frames`` -> the flow store ``flow`` and its ``table`` (docs/outputs.md).
 
     The triplets run in a pool of ``threads`` threads, each with its own estimator (OpenCV releases the GIL), with
     OpenCV's own threading off: on 2 cores that is 54 against 44 triplets/s of flows for one loop with 2 OpenCV
     threads (256 px, DIS medium); the store is written in another thread while the next chunk is computed."""
+    frames_path, store_path, table_path = frames, flow, table
     settings = settings_with_defaults(settings)
     frames_group = store.open_store(frames_path, "frames")
     names, origins = store.names(frames_group), store.origins(frames_group)

@@ -47,9 +47,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-from latent_interp import store
+from latent_interp import schema, store
 
-DEFAULTS = {"kmeans_k": 8, "pca_components": 50, "histogram_bins": 60, "probe_max_points": 20000, "seed": 0}
+# config geometry's defaults; equivariance_frames is rule equivariance's, not this stage's
+DEFAULTS = {key: value for key, value in schema.defaults("geometry").items() if key != "equivariance_frames"}
 TRAJECTORY_COLUMNS = ["model", "split", "triplet", "origin", "step_1", "step_2", "chord", "midpoint_deviation",
                       "line_deviation", "angle_deg", "step_ratio", "pixel_motion", "level", "general_motion_type",
                       "behavior"]
@@ -187,11 +188,18 @@ def trajectory_summary(table: pd.DataFrame) -> dict:
     return summary
 
 
-def analyse_geometry(latent_paths: list[str], frames_paths: list[str], outputs: dict, model: str,
-                     settings: dict | None = None, probe_train: str = "train", probe_test: str = "test") -> dict:
-    """Rule geometry: every split's latents of one model -> the tables and JSON of the module docstring.
-    ``outputs`` maps trajectories, channels, histograms, correlation, clusters and summary to paths."""
-    settings = {**DEFAULTS, **(settings or {})}
+def analyse_geometry(*, latents: list[str], frames: list[str], trajectories, channels, histograms, correlation,
+                     clusters, summary, model: str, settings: dict | None = None, probe_test: str = "test") -> dict:
+    """Rule geometry: every split's latents of one latent space (the stores ``latents``, with their ``frames``) ->
+    the tables ``trajectories``, ``channels``, ``histograms``, ``correlation``, ``clusters`` and the JSON
+    ``summary`` (docs/outputs.md). The probes fit on train and are scored on ``probe_test``."""
+    outputs = {"trajectories": trajectories, "channels": channels, "histograms": histograms,
+               "correlation": correlation, "clusters": clusters, "summary": summary}
+    return _analyse(latents, frames, outputs, model, {**DEFAULTS, **(settings or {})}, "train", probe_test)
+
+
+def _analyse(latent_paths: list[str], frames_paths: list[str], outputs: dict, model: str, settings: dict,
+             probe_train: str, probe_test: str) -> dict:
     splits = [load_split(lp, fp) for lp, fp in tqdm(list(zip(latent_paths, frames_paths)), desc="load", unit="split")]
     if len({s["vae"]["sha256"] for s in splits}) > 1:
         raise ValueError(f"{latent_paths}: the splits were encoded by different VAEs")

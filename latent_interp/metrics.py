@@ -35,8 +35,10 @@ import pandas as pd
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
-from latent_interp import atomic, store
+from latent_interp import atomic, schema, store
 
+DEVICE = schema.section("metrics.device")["default"]  # config metrics' defaults
+RESAMPLES = schema.section("metrics.bootstrap_resamples")["default"]
 SSIM_SETTINGS = {"win_size": 7, "channel_axis": -1, "data_range": 1.0}
 TABLE_COLUMNS = ["model", "split", "triplet", "origin", "frame", "mse", "psnr", "ssim"]
 # Annotated splits (ATD-12K test) add the metrics inside the motion RoI and the annotation fields.
@@ -227,14 +229,15 @@ class _Engine:
             self.pool.shutdown()
 
 
-def compute_split_metrics(frames_path, recon_path, table_path, spec_path, model: str, split: str,
-                          shard: tuple[int, int] | None = None, workers: int = 1, device: str = "cpu") -> pd.DataFrame:
-    """One metrics table for one model and split, streamed chunk by chunk over the two stores; with ``shard``
-    (index, count), the rows of that shard's triplets (``gather_tables`` concatenates them). ``workers`` processes
-    score the chunks on the CPU; ``device`` cuda (or auto with a GPU) scores them with torch instead."""
-    engine = _Engine(workers, device)  # first: its worker processes start before the stores are opened
+def compute_split_metrics(*, frames, recon, table, spec, model: str, split: str,
+                          shard: tuple[int, int] | None = None, threads: int = 1, device: str = DEVICE) -> pd.DataFrame:
+    """Rule metrics: the metrics table ``table`` (and how it was computed, ``spec``) of one model and split, streamed
+    chunk by chunk over the frames and recon stores; with ``shard`` (index, count), the rows of that shard's
+    triplets (``gather_tables`` concatenates them). ``threads`` processes score the chunks on the CPU; ``device``
+    cuda (or auto with a GPU) scores them with torch instead."""
+    engine = _Engine(threads, device)  # first: its worker processes start before the stores are opened
     try:
-        return _score_split(engine, frames_path, recon_path, table_path, spec_path, model, split, shard)
+        return _score_split(engine, frames, recon, table, spec, model, split, shard)
     finally:
         engine.close()
 
@@ -278,8 +281,10 @@ def _score_split(engine: _Engine, frames_path, recon_path, table_path, spec_path
     return table
 
 
-def gather_tables(shard_tables: list[str], shard_specs: list[str], table_path, spec_path) -> None:
-    """The shards' metrics tables, in order, as one table: the bytes an unsharded run writes (the header once)."""
+def gather_tables(*, tables: list[str], specs: list[str], table, spec) -> None:
+    """Rule gather_metrics: the shards' metrics ``tables``, in order, as one ``table``: the bytes an unsharded run
+    writes (the header once); their ``specs``, which must agree, as ``spec``."""
+    shard_tables, shard_specs, table_path, spec_path = tables, specs, table, spec
     specs = {Path(path).read_text() for path in shard_specs}
     if len(specs) != 1:
         raise ValueError(f"the shards' metric specs differ ({', '.join(map(str, shard_specs))}): made by different "
@@ -406,10 +411,12 @@ COMPARISON_COLUMNS = ["model", "baseline", "split", "n_images"] + [
     for suffix in ("", "_baseline", "_diff", "_diff_ci_low", "_diff_ci_high")] + ["psnr_improved_share"]
 
 
-def summarize_tables(table_paths: list[str], summary_path, comparison_path=None, resamples: int = 1000,
+def summarize_tables(*, tables: list[str], summary, comparison=None, resamples: int = RESAMPLES,
                      seed: int = 0, pairs: list[tuple[str, str]] = ()) -> pd.DataFrame:
-    """summary.csv from every metrics table and, when ``comparison_path`` is given, comparison.csv of the
-    (model, baseline) ``pairs`` (no rows without pairs)."""
+    """Rule metrics_summary: ``summary`` (summary.csv) from every metrics table and, when ``comparison`` is given,
+    comparison.csv of the (model, baseline) ``pairs`` (no rows without pairs)."""
+    table_paths, summary_path, comparison_path = tables, summary, comparison
+    pairs = [tuple(pair) for pair in pairs]
     tables = [pd.read_csv(path) for path in table_paths]
     summary = summarize(tables, resamples, seed)
     summary.to_csv(summary_path, index=False, float_format="%.6g")
@@ -417,75 +424,3 @@ def summarize_tables(table_paths: list[str], summary_path, comparison_path=None,
         compare_models(pd.concat(tables, ignore_index=True), list(pairs), resamples, seed).to_csv(
             comparison_path, index=False, float_format="%.6g")
     return summary
-
-
-# A model has collapsed when its reconstructions no longer depend on the input (the seed's fine-tune: every output
-# the same average image). Two symptoms, either one flags it:
-COLLAPSE_VARIANCE_RATIO = 0.1  # reconstructions vary across images less than a tenth as much as the inputs do
-COLLAPSE_PSNR_GAIN_DB = 1.0  # or beat "predict the mean image for every frame" by less than 1 dB
-
-
-class CollapseMoments:
-    """Streamed per-pixel first and second moments (float64) of inputs and reconstructions, and the squared error:
-    enough for the collapse figures without holding a split in memory."""
-
-    def __init__(self):
-        self.count, self.error = 0, 0.0
-        self.truth_sum = self.truth_squares = self.recon_sum = self.recon_squares = 0.0
-
-    def add(self, truth_uint8: np.ndarray, recon_uint8: np.ndarray) -> None:
-        """Add uint8 frames [F, H, W, 3] and their reconstructions."""
-        truth = truth_uint8.astype(np.float64) / 255.0
-        recon = recon_uint8.astype(np.float64) / 255.0
-        self.count += len(truth)
-        self.truth_sum = self.truth_sum + truth.sum(axis=0)
-        self.truth_squares = self.truth_squares + (truth ** 2).sum(axis=0)
-        self.recon_sum = self.recon_sum + recon.sum(axis=0)
-        self.recon_squares = self.recon_squares + (recon ** 2).sum(axis=0)
-        self.error += float(((truth - recon) ** 2).sum())
-
-    def figures(self) -> dict:
-        """``variance_ratio``: per-pixel variance of the reconstructions across frames over that of the inputs;
-        ``mean_image_psnr``: PSNR of the mean frame used as the prediction of every frame (the baseline a model that
-        learned nothing reaches); ``psnr_gain_db``: the model's PSNR of the pooled MSE minus that baseline;
-        ``collapsed``: whether either figure crosses its threshold."""
-        n = self.count
-        if n < 2:
-            raise ValueError(f"the collapse check needs at least 2 frames, found {n}")
-        truth_variance = self.truth_squares / n - (self.truth_sum / n) ** 2  # per pixel, over images
-        recon_variance = self.recon_squares / n - (self.recon_sum / n) ** 2
-        baseline_mse = float(truth_variance.mean())  # the mean image's MSE is exactly the inputs' variance
-        result = {
-            "frames": int(n),
-            "input_variance": baseline_mse,
-            "recon_variance": float(recon_variance.mean()),
-            "variance_ratio": float(recon_variance.mean() / max(baseline_mse, 1e-20)),
-            "mean_image_psnr": pooled_psnr(np.array([baseline_mse])),
-            "model_psnr_pooled": pooled_psnr(np.array([self.error / (n * truth_variance.size)])),
-        }
-        result["psnr_gain_db"] = result["model_psnr_pooled"] - result["mean_image_psnr"]
-        result["collapsed"] = bool(result["variance_ratio"] < COLLAPSE_VARIANCE_RATIO
-                                   or result["psnr_gain_db"] < COLLAPSE_PSNR_GAIN_DB)
-        result["rule"] = (f"collapsed when variance_ratio < {COLLAPSE_VARIANCE_RATIO} or psnr_gain_db < "
-                          f"{COLLAPSE_PSNR_GAIN_DB}")
-        return result
-
-
-def collapse_check(frames_path, recon_path, out_path=None) -> dict:
-    """Collapse figures (``CollapseMoments.figures``) of one model on one split (val in the workflow), written as
-    JSON when ``out_path`` is given."""
-    frames_group = store.open_store(frames_path, "frames")
-    recon_group = store.open_store(recon_path, "recon")
-    store.require_same_triplets(frames_group, recon_group, frames_path, recon_path)
-    truth_array, recon_array = frames_group[store.FRAMES], recon_group[store.FRAMES]
-    moments = CollapseMoments()
-    for start, stop in store.chunk_ranges(truth_array):
-        moments.add(truth_array[start:stop].reshape(-1, *truth_array.shape[2:]),
-                    recon_array[start:stop].reshape(-1, *truth_array.shape[2:]))
-    try:
-        result = {"split": frames_group.attrs["split"], **moments.figures()}
-    except ValueError as error:
-        raise ValueError(f"{frames_path}: {error}") from None
-    if out_path is not None:
-        Path(out_path).write_text(json.dumps(result, indent=2) + "\n")
-    return result

@@ -48,19 +48,13 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from latent_interp import store, vae, warp
+from latent_interp import schema, store, vae, warp
 
 LATENT_PREDICTORS = ("linear", "mlp", "unet")  # read latent1 and latent3 only
 FLOW_PREDICTORS = ("flow_unet",)  # also read the estimated flow on the latent grid
 PREDICTORS = LATENT_PREDICTORS + FLOW_PREDICTORS
 MOTION_CHANNELS = 6  # F_t->1 and F_t->3 (x, y in latent cells), the weight of end 1, the still mask
-DEFAULTS = {
-    "linear": {"patch": 3, "ridge_lambdas": [1e-6, 1e-4, 1e-2, 1.0, 100.0]},
-    "mlp": {"hidden": 256, "lr": 1e-3, "batch_size": 32, "epochs": 60, "patience": 10, "weight_decay": 0.0},
-    "unet": {"channels": [32, 64], "lr": 1e-3, "batch_size": 32, "epochs": 60, "patience": 10, "weight_decay": 0.0},
-    "flow_unet": {"channels": [32, 64], "lr": 1e-3, "batch_size": 32, "epochs": 60, "patience": 10,
-                  "weight_decay": 0.0},
-}
+DEFAULTS = {name: schema.defaults(f"interp.{name}") for name in PREDICTORS}  # config interp.<name>'s defaults
 
 
 class Predictor(torch.nn.Module):
@@ -279,10 +273,12 @@ def read_latent_motion(flow_path, names: list[str], downsampling: int, device: t
     return tuple(torch.cat([p[k] for p in parts]).to(device) for k in range(4))
 
 
-def train_predictors(train_path, val_path, out_dir, interp_config: dict, device: str = "auto",
-                     threads: int = 1, flow_paths: tuple | None = None) -> dict:
-    """Rule interp_train: fit every configured predictor on train, select on val, save them (module docstring).
-    ``flow_paths``: the (train, val) flow stores, needed by ``flow_unet``."""
+def train_predictors(*, train, val, predictors, settings: dict, device: str = "auto", threads: int = 1,
+                     flow: tuple | list = ()) -> dict:
+    """Rule interp_train: fit every predictor of ``settings`` (config interp's) on the latents store ``train``,
+    select on ``val``, save them in the folder ``predictors`` (module docstring). ``flow``: the (train, val) flow
+    stores, needed by ``flow_unet``."""
+    train_path, val_path, out_dir, interp_config, flow_paths = train, val, predictors, settings, tuple(flow)
     vae.prepare_torch(threads)
     torch_device = vae.pick_device(device)
     train, train_names, train_vae = read_triplet_latents(train_path, torch_device)

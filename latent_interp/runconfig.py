@@ -17,9 +17,10 @@ import json
 import os
 from dataclasses import dataclass
 
-from latent_interp import recipes, weights
+from latent_interp import recipes, schema, weights
+from latent_interp.settings import EmbedSettings, InterpSettings, Preprocess, VaeRun
 
-# The single-VAE keys of before ``vaes:`` (issue 13); the schema would reject them without saying what to write.
+# The single-VAE keys of before ``vaes:``; the schema would reject them without saying what to write.
 OLD_VAE_KEYS = ("pretrained", "single_file_config")
 
 
@@ -31,7 +32,8 @@ def reject_old_keys(config: dict) -> None:
     old = config.get("vae") or {}
     if any(key in old for key in OLD_VAE_KEYS):
         raise ValueError(
-            'config key vae.pretrained: VAEs are now listed by name under vaes (README "Many VAEs"). Write\n'
+            'config key vae.pretrained: VAEs are now listed by name under vaes (docs/study.md "Many VAEs side by '
+            'side"). Write\n'
             f"  vaes:\n    pretrained: {old.get('pretrained', '<folder, file or hub id>')}\n"
             "and, for a single file with another architecture than kl-f8, give the entry as a mapping:\n"
             "    pretrained: {source: <file>, config: <vae.single_file_config>}\n"
@@ -40,14 +42,14 @@ def reject_old_keys(config: dict) -> None:
 
 
 def finetune_migration(old: dict) -> str:
-    """The message for the old ``finetune:`` block (before ``finetunes:``, issue 25), with its translation."""
+    """The message for the old ``finetune:`` block (before ``finetunes:``), with its translation."""
     base = old.get("vae", "<the name in vaes it starts from>")
     settings = {key: value for key, value in old.items() if key not in ("enabled", "vae")}
     entry = ", ".join(f"{key}: {value if isinstance(value, str) else json.dumps(value)}"  # YAML's null, true
                       for key, value in {"vae": base, **settings}.items())
     translation = (f"  finetunes:\n    {base}-finetuned: {{{entry}}}" if old.get("enabled", True) else
                    "  finetunes: null")
-    return ("config key finetune: fine-tunes are now listed by name under finetunes (README \"Fine-tunes with a "
+    return ("config key finetune: fine-tunes are now listed by name under finetunes (docs/study.md \"Fine-tunes with a "
             "purpose\"), each one more model of the study. Write instead\n" + translation
             + "\n(the name is the model's: results/models/<name>; the name above keeps the old runs' folders). "
             "config.yaml's own fine-tunes stay unless your file names them with null, or sets finetunes: null.")
@@ -55,7 +57,7 @@ def finetune_migration(old: dict) -> str:
 
 @dataclass(frozen=True)
 class RunConfig:
-    config: dict  # the effective config: the merged mapping, schema defaults filled in, left-out (null) VAEs dropped
+    config: dict  # the effective config: the merged mapping, the schema's defaults filled in, null entries dropped
     vaes: dict[str, dict]  # name -> {"source": ..., options}: the VAEs of this run, in config order
     models: dict[str, str]  # every model of the run -> its weights: the VAEs, then each fine-tune's output folder
     finetunes: dict[str, dict]  # name -> its entry of finetunes (vae, recipe, overrides), in config order
@@ -70,7 +72,7 @@ class RunConfig:
     def synthetic(self) -> dict | None:
         """data.synthetic when the workflow draws the data itself (data.source: synthetic), else None."""
         data = self.config["data"]
-        return data["synthetic"] if data.get("source") == "synthetic" else None
+        return data["synthetic"] if data["source"] == "synthetic" else None
 
     @property
     def vae_sources(self) -> dict[str, str]:
@@ -115,6 +117,32 @@ class RunConfig:
         """The geometry's linear probes fit on train and are scored on test (or the last split)."""
         return "test" if "test" in self.splits else self.splits[-1]
 
+    def vae_run(self, model: str) -> VaeRun:
+        """How a job runs ``model``: its weights, its entry's options and config ``vae``."""
+        run = self.config["vae"]
+        return VaeRun(self.models[model], self.vae_options(model), run["batch_size"], run["device"], run["compile"])
+
+    def finetune_base_run(self, name: str) -> VaeRun:
+        """How fine-tune ``name`` runs the VAE it starts from: its base's weights, loaded as the fine-tune's entry."""
+        run = self.config["vae"]
+        return VaeRun(self.models[self.finetune_base(name)], self.vae_options(name), run["batch_size"],
+                      run["device"], run["compile"])
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return Preprocess(**self.config["preprocess"])
+
+    @property
+    def interp_settings(self) -> InterpSettings:
+        interp = self.config["interp"]
+        return InterpSettings(interp["gallery_triplets"], interp["sample_triplets"], interp["seed"],
+                              dict(interp["lpips"]), tuple(self.config["metrics"]["protocol"]))
+
+    @property
+    def embed_settings(self) -> EmbedSettings:
+        embed = self.config["embed"]
+        return EmbedSettings(embed["seed"], embed["max_points"], embed["trajectories"])
+
     def vae_options(self, model: str) -> dict:
         """vae.load_vae's keyword arguments for a model: its entry's options, and the key that names it in errors.
         A fine-tune is a diffusers folder holding its base's factors, and runs in its base's dtype."""
@@ -126,7 +154,7 @@ class RunConfig:
 
 def resolve(config: dict) -> RunConfig:
     """The run's view of a schema-validated config; raises ValueError naming the config key at fault."""
-    config = copy.deepcopy(config)
+    config = schema.fill_defaults(copy.deepcopy(config))  # every reader takes a default from here, never its own
     config["vaes"] = {name: entry for name, entry in config["vaes"].items() if entry is not None}
     vaes = {name: {"source": entry} if isinstance(entry, str) else dict(entry)
             for name, entry in config["vaes"].items()}
@@ -147,7 +175,7 @@ def resolve(config: dict) -> RunConfig:
         # A decoder-only fine-tune keeps the encoder, so its latents are its base's (it is never encoded).
         decoder_only = recipes.recipe_from_config(entry, key)[1].trainable == "decoder"
         latent_space[name] = entry["vae"] if decoder_only else name
-    baseline = config.setdefault("compare", {}).get("baseline", next(iter(vaes)))  # compare is optional
+    baseline = config["compare"].get("baseline", next(iter(vaes)))  # no schema default: the first VAE
     if baseline not in models:
         raise ValueError(f"config key compare.baseline: {baseline!r} is not a model of this run ({', '.join(models)})")
     splits = config["data"]["splits"]
@@ -160,8 +188,8 @@ def resolve(config: dict) -> RunConfig:
     run = RunConfig(config=config, vaes=vaes, models=models, finetunes=finetunes, baseline=baseline,
                     latent_space=latent_space)
     check_frame_size(config["preprocess"]["size"], vaes)
-    layout = config["data"].get("layout", "folders")
-    by_hash = layout == "video" and (config["data"].get("video") or {}).get("assign") == "hash"
+    layout = config["data"]["layout"]
+    by_hash = layout == "video" and config["data"].get("video", {}).get("assign") == "hash"
     if run.synthetic is not None:
         if layout == "atd12k":
             raise ValueError("config key data.source: synthetic draws a 'folders' or 'video' layout, not atd12k")

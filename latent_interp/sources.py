@@ -1,8 +1,9 @@
 """Which files of this package a rule's script runs, so that each rule lists them as inputs (``code=``).
 
 Snakemake reruns a ``script:`` rule when its script changes, but the logic lives in this package, which the script
-only imports. ``script_sources`` follows the imports of ``latent_interp`` modules from the script, transitively, and
-returns their files plus the data files they read (the report's templates, the kl-f8 config). Snakemake compares
+only imports. ``script_sources`` follows the imports of ``latent_interp`` modules from the script (and the module of
+the stage it names for ``latent_interp.rule.run_stage``), transitively, and returns their files plus the data files
+they read (the report's templates, the kl-f8 config). Snakemake compares
 inputs this small by checksum, so a stage reruns when the content of one of its modules changes, and a change to a
 module it never imports (or a touch) reruns nothing.
 
@@ -12,12 +13,16 @@ Found by reading the source (``ast``), not by importing it: the Snakefile stays 
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from pathlib import Path
 
 PACKAGE = "latent_interp"
+STAGE = re.compile(rf"^{PACKAGE}(\.\w+)*:\w+$")  # "module:function", the stage a script's run_stage calls
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Files a module reads at run time besides Python code (folders are listed file by file).
+# (schema reads the config schema, but a stage's settings reach it as its rule's params, which Snakemake compares
+# itself: a reworded description must not rerun the study.)
 DATA = {"weights": ["configs"], "report": ["report/templates"]}
 
 
@@ -46,7 +51,9 @@ def _imports(path: Path) -> set[Path]:
     package = this if path.name == "__init__.py" else this.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and STAGE.match(node.value):
+            names = [node.value.partition(":")[0]]  # a script's run_stage(snakemake, "latent_interp.x:function")
+        elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""

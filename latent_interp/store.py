@@ -1,39 +1,7 @@
 """The zarr v3 stores every stage reads and writes: their schema, chunking, names and provenance.
 
-Schema (README "Stores and tables" repeats it):
-
-``results/frames/{split}.zarr`` (ingest) and ``results/recon/{model}/{split}.zarr`` (reconstruct)
-    ``frames``    uint8   [N, 3, H, W, 3]   triplet, frame (1..3), height, width, RGB
-    ``triplets``  str     [N]               triplet names, the order of axis 0
-    ``origins``   str     [N]               ``Disney`` / ``Japan`` / ``unknown``, same order
-    ``t``         float64 [N]               frames stores: where frame 2 lies between frames 1 and 3 in time (0 at
-                                            frame 1, 1 at frame 3): from the video's timestamps (layout video), else
-                                            0.5, assumed; attrs ``t_source``: "video timestamps" or "assumed"
-    attrs: ``kind`` ("frames" or "recon"), ``split``, ``preprocess`` (``size`` [width, height], ``width``, ``height``,
-    ``fit``: squash, pad or crop, ``resample``, source folder), ``provenance``
-    (stage settings, package versions); frames stores add ``counts`` (found, ingested, skipped, stray_files), recon
-    stores the VAE record ``vae``. Frames stores of videos add ``videos``: per video its path, sha256, codec, size,
-    frame rate, duration, counts (frames, drawings, held frames merged, cuts, candidates, kept, dropped by reason) and
-    ``skipped`` (``latent_interp.video.summary``).
-    Annotated splits (ATD-12K test) also hold, in triplet order: ``level`` int8 [N] (0 easy, 1 medium, 2 hard),
-    ``motion_roi`` int32 [N, 4] (x, y, width, height in original pixels), ``image_size`` int32 [N, 2] (original
-    width, height), ``general_motion_type`` str [N], ``behavior`` str [N].
-
-``results/latents/{model}/{split}.zarr`` (encode)
-    ``mean``      float32 [N, 3, C, h, w]   the encoder's latent as it gives it: AutoencoderKL's posterior mean, NOT
-                                            multiplied by the scaling factor (the seed's latents); AutoencoderTiny's
-                                            deterministic latent
-    ``logvar``    float32 [N, 3, C, h, w]   posterior log-variance; absent for a deterministic encoder
-    ``triplets``, ``origins`` as above
-    attrs: ``kind`` ("latents"), ``split``, ``vae`` (``vae.load_vae``'s record: source, format, sha256,
-    encoder_sha256, family, posterior, latent_channels, downsampling, scaling_factor, shift_factor,
-    scaling_overridden, dtype, config), ``preprocess`` (copied from the frames store), ``vae_pad`` (``frame_size``
-    [H, W], ``padded_size`` [H', W'] the next multiples of the downsampling, ``mode`` reflect, ``where``: a frame whose
-    side is no multiple of it is reflect-padded at the bottom and right before encoding, h = H' / f, and every
-    decoded frame is cropped back to H x W), ``provenance``.
-
-``results/interp/{model}/{split}.zarr`` (interp): predicted latents and the gallery; schema in
-``latent_interp.interp``.
+The schema of every store (arrays, shapes, dtypes, attrs) is written once, in docs/outputs.md; the names below
+(``FRAMES``, ``MEAN``, ``LOGVAR``, ...) are the arrays' names there.
 
 Stores are written whole by one job into a fresh folder (``mode="w"``) and never changed in place afterwards. Rows
 are chunked many triplets together (about 4 MiB a chunk): one latent triplet alone is only 48 KiB. Float arrays are
@@ -385,9 +353,10 @@ def shard_attrs(index: int, count: int, rows: tuple[int, int]) -> dict:
 PER_SHARD_ATTRS = ("integrity", "non_finite")
 
 
-def gather(shard_paths: list[str | Path], out_path: str | Path) -> zarr.Group:
-    """Concatenate the shards of one split, in order, into the store an unsharded run writes: the same attrs (less
-    ``shard``), names, arrays and chunking, copied one shard chunk at a time."""
+def gather(*, shards: list[str | Path], store: str | Path) -> zarr.Group:
+    """Rule gather_store: concatenate the shard stores ``shards`` of one split, in order, into ``store``, the store an
+    unsharded run writes: the same attrs (less ``shard``), names, arrays and chunking, copied one chunk at a time."""
+    shard_paths, out_path = shards, store
     shards = [open_store(path) for path in shard_paths]
     first = dict(shards[0].attrs)
     expected_start = 0

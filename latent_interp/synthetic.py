@@ -321,3 +321,24 @@ def write_videos(out_dir: str | Path, seed: int, split: str, count: int, width: 
     for spec in specs:
         render_video(spec, out_dir / spec.name, width, height)
     return specs
+
+
+def draw_split(*, drawn, split_dir: str | Path, layout: str, seed: int, split: str, how_many: int,
+               raw_size: list[int]) -> list:
+    """Rule synthesize_<split>: draw one split of the demo under ``split_dir``: ``how_many`` triplets at ``raw_size``
+    and their manifest ``drawn`` (the one file ingest reads the split by), or, with ``layout`` video, ``how_many``
+    videos (``drawn`` lists their files). The split is drawn whole, and its files move into place once all are
+    drawn, so no triplet of a larger earlier draw stays behind and a killed job leaves none half-written."""
+    from latent_interp.atomic import remove, staged, staged_tree  # not at the top: the Snakefile imports this module
+
+    videos = layout == "video"
+    out_dir = Path(split_dir)
+    if not videos:
+        remove(out_dir)
+    with staged_tree(out_dir) as partial_dir:
+        specs = (write_videos if videos else write_split)(partial_dir, seed, split, how_many, *raw_size)
+    if not videos:
+        with staged([drawn]) as out:
+            write_manifest(out_dir, frame_relpaths(specs), out[0])
+    print(f"wrote {len(specs)} {'videos' if videos else 'triplets'} of split {split} under {out_dir}")
+    return specs

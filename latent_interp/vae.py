@@ -240,7 +240,7 @@ def compute_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
 # 27 ms per megapixel of frame.
 COMPILE_SECONDS = 36.0
 COMPILE_SAVES_SECONDS_PER_MEGAPIXEL = {"encoder": 0.0154, "decoder": 0.0269}
-# torch.compile's options for the VAE (README "Performance" has what the alternatives measured)
+# torch.compile's options for the VAE (docs/performance.md has what the alternatives measured)
 COMPILE_OPTIONS = {"mode": "default", "fullgraph": False}
 
 

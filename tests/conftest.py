@@ -12,7 +12,9 @@ import pytest
 import torch
 import yaml
 
+from latent_interp import browser
 from latent_interp import data, synthetic, vae
+from latent_interp.settings import Preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 # Narrower than the shipped tiny VAE, same geometry (8x, 4 latent channels): fast enough for unit tests.
@@ -41,10 +43,12 @@ def random_images(count: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(count, size, size, 3), dtype=np.uint8)
 
 
-def ingest_folder(folder: Path, out: Path, split: str, size: int, **options) -> dict:
+def ingest_folder(folder: Path, out: Path, split: str, size: int, resample: str = "bilinear", fit: str = "squash",
+                  **options) -> dict:
     """Ingest every triplet folder under ``folder`` (the ``folders`` layout), skipped list next to the store."""
-    return data.ingest_split(data.SplitSource(Path(folder)), out, Path(out).with_suffix(".skipped.csv"), split, size,
-                             **options)
+    return data.ingest_split(source=data.SplitSource(Path(folder)), frames=out,
+                             skipped=Path(out).with_suffix(".skipped.csv"), split=split,
+                             preprocess=Preprocess(size, resample, fit), **options)
 
 
 def file_digests(root: Path, *parts: str) -> dict[str, str]:
@@ -90,11 +94,50 @@ def tiny_config() -> dict:
     return config
 
 
+# The suite's tiers (pyproject.toml's markers): tests that run Snakemake are marked workflow, those that need the Slurm
+# test cluster slurm, those that drive Chromium browser. `python -m pytest -m "not workflow and not slurm and not
+# browser"` is the fast tier. Each helper that starts one of these checks that the test calling it carries its
+# marker, so a test cannot land in the fast tier by forgetting it.
+_current_test: list = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    # set before any fixture of the test is set up, so a session fixture's first setup knows whom it serves
+    _current_test.append(item)
+    try:
+        return (yield)
+    finally:
+        _current_test.pop()
+
+
+def require_tier(marker: str, what: str) -> None:
+    """Fail unless the running test is marked ``marker`` (a fixture's setup counts as the test that asked for it)."""
+    if _current_test and _current_test[-1].get_closest_marker(marker) is None:
+        raise AssertionError(f"{_current_test[-1].nodeid} runs {what} but is not marked @pytest.mark.{marker}")
+
+
+def _checked_open_browser(*args, **kwargs):
+    require_tier("browser", "Chromium")
+    return _open_browser(*args, **kwargs)
+
+
+_open_browser, browser.open_browser = browser.open_browser, _checked_open_browser
+
+
+def pytest_collection_modifyitems(items):
+    """A test that reads the finished tiny run (``workflow_run``) runs Snakemake through it: its tier follows."""
+    for item in items:
+        if "workflow_run" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("workflow"):
+            item.add_marker(pytest.mark.workflow)
+
+
 def snakemake_command(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile",
                       configfiles: list[Path] | None = None) -> list[str]:
     """Targets go first in ``args``: an option that takes several words (--forcerun, --resources, --configfile)
     takes every word up to the next option, a target included. The workdir's config.yaml is the Snakefile's
     configfile; ``configfiles`` go over it key by key (default: none but itself)."""
+    require_tier("workflow", "Snakemake")
     return [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir), "--cores",
             "2", *args, "--configfile", *map(str, configfiles or [workdir / "config.yaml"])]
 

@@ -15,9 +15,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from latent_interp import data, interp, store, synthetic
+from latent_interp import assign, data, interp, store, synthetic
 from latent_interp.report.page import read_payload
-from conftest import REPO, job_counts
+from conftest import REPO, job_counts, require_tier
+
+pytestmark = pytest.mark.workflow
 
 TRAIN_TRIPLETS = 12
 
@@ -69,6 +71,7 @@ AT_540P = ("atd12k.yaml", "atd12k-540p.yaml")
 
 
 def snakemake(workdir, *args, cores=("--cores", "2"), configs=AT_540P):
+    require_tier("workflow", "Snakemake")
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
                str(workdir), "--configfile", *(str(workdir / name) for name in configs), *cores, *args]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -108,8 +111,8 @@ def test_val_is_carved_from_train_10k_by_name(workdir, atd_tree):
     train = store.names(store.open_store(workdir / "results" / "frames" / "train.zarr"))
     val = store.names(store.open_store(workdir / "results" / "frames" / "val.zarr"))
     assert sorted(train + val) == sorted(p.name for p in (atd_tree / "train_10k").iterdir())
-    assert val and all(data.hash_fraction(name) < 0.25 for name in val)
-    assert all(data.hash_fraction(name) >= 0.25 for name in train)
+    assert val and all(assign.hash_fraction(name) < 0.25 for name in val)
+    assert all(assign.hash_fraction(name) >= 0.25 for name in train)
 
 
 def test_test_split_metrics_carry_annotations_and_roi(workdir):
@@ -135,8 +138,8 @@ def test_the_latent_study_reports_the_annotated_test_split_by_level_and_roi(work
     field_columns = ["animeinterp_psnr", "animeinterp_ssim", "animeinterp_roi_psnr", "animeinterp_roi_ssim",
                      "eisai_chamfer"]
     assert table[field_columns].notna().all().all() and table["eisai_lpips"].isna().all()  # no LPIPS backbone
-    summary = interp.summarize_interp([workdir / "results" / "interp" / "kl-f8-anime2" / "test.csv"],
-                                      workdir / "summary.csv", resamples=20)
+    summary = interp.summarize_interp(tables=[workdir / "results" / "interp" / "kl-f8-anime2" / "test.csv"],
+                                      summary=workdir / "summary.csv", resamples=20)
     levels = {str(level) for level in table["level"].unique()}
     assert set(summary["level"]) == {"all", *levels} and summary["roi_psnr_vs_lerp"].notna().any()
     geometry = json.loads((workdir / "results" / "geometry" / "kl-f8-anime2" / "geometry.json").read_text())

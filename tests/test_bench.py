@@ -13,18 +13,17 @@ import yaml
 
 from conftest import REPO, job_counts, snakemake
 
-sys.path.insert(0, str(REPO / "bench"))
-import rows  # noqa: E402  (bench/rows.py)
+import rows  # bench/rows/: pyproject.toml puts bench/ on the tests' path, as running bench/run.py does
 
 # every row (bench/run.py's ORDER)
 QUICK_ROWS = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12", "P13", "P14"]
 
 
-# The full sizes take about 25 minutes (the README's figures); --quick runs the same code at tiny sizes.
+# The full sizes take about 25 minutes (docs/performance.md's figures); --quick runs the same code at tiny sizes.
 @pytest.mark.readme("python bench/run.py", "python bench/run.py --rows P1 P4", "python bench/run.py --quick",
-                    "python bench/run.py --rows P9", "python bench/run.py --rows P12", "python bench/run.py --rows P13",
-                    "python bench/run.py --rows P7", "python bench/run.py --rows P14",
-                    "python bench/run.py --rows P8 P9")
+                    "python bench/run.py --rows P12", "python bench/run.py --rows P13",
+                    "python bench/run.py --rows P7", "python bench/run.py --rows P14")
+@pytest.mark.workflow  # P4, P8 and P9 run Snakemake
 def test_every_row_measures_something_at_tiny_sizes(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--rows", *QUICK_ROWS,
@@ -99,11 +98,12 @@ def test_the_ingest_benchmark_prints_both_formats():
     assert all("; ratio " in line for line in rates)
 
 
-@pytest.mark.readme("python bench/report_scale.py")
+@pytest.mark.readme("python bench/report_scale.py", "python bench/report_scale.py --report results/report.html")
+@pytest.mark.browser
 def test_the_report_scale_benchmark_measures_a_report_and_plans_its_study(workflow_run, tmp_path):
     """The benchmark's two halves: measuring a built report (here the tiny demo's, in Chromium), and the study it
     builds at ATD-12K scale, planned by Snakemake as a dry run (running it takes an hour)."""
-    import browser
+    from latent_interp import browser
     import report_scale  # bench/report_scale.py
 
     # A tenth of the triplets: the same DAG without the shards, planned in seconds rather than minutes (bench P4)
@@ -123,3 +123,18 @@ def test_the_report_scale_benchmark_measures_a_report_and_plans_its_study(workfl
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "x the 60 MB target" in result.stdout and "x the 10 s target" in result.stdout
+
+
+@pytest.mark.readme("python bench/run.py --markdown")
+def test_the_performance_page_holds_the_table_of_the_recorded_results():
+    """docs/performance.md's table is bench/run.py's rendering of bench/results.json and results-gpu.json, with each
+    row's "what made it": running the command changes nothing on a page that is current."""
+    page = REPO / "docs" / "performance.md"
+    before = page.read_text()
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--markdown"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert page.read_text() == before, "docs/performance.md was stale: python bench/run.py --markdown rewrote it"
+    recorded = json.loads((REPO / "bench" / "results.json").read_text())["rows"]
+    assert all(f"| {row['id']} | {row['measures']} |" in before for row in recorded)
+    assert set(rows.WHAT_MADE_IT) == set(rows.ORDER)

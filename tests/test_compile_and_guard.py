@@ -1,4 +1,4 @@
-"""The GPU paths on the CPU (issue 24): torch.compile of the VAE (vae.compile), and the non-finite guard of every
+"""The GPU paths on the CPU: torch.compile of the VAE (vae.compile), and the non-finite guard of every
 stage that runs a VAE, with a model made to overflow in float16 (CPU autocast runs half precision too)."""
 
 import numpy as np
@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from latent_interp import encode, finetune, interp, store, vae
+from latent_interp.settings import VaeRun
 from conftest import MICRO_VAE, ingest_folder
 
 
@@ -34,10 +35,10 @@ def test_a_compiled_vae_gives_the_eager_results_and_keeps_its_weights_names(fram
     results = {}
     for setting in (False, True):
         latents, recon = tmp_path / f"latents-{setting}.zarr", tmp_path / f"recon-{setting}.zarr"
-        encode.encode_split(frames_store, micro_vae_dir, latents, "train", batch_size=5, device="cpu",
-                            compile_setting=setting)
-        encode.reconstruct_split(latents, micro_vae_dir, recon, "train", batch_size=5, device="cpu",
-                                 compile_setting=setting)
+        encode.encode_split(frames=frames_store, latents=latents, split="train",
+                            vae_run=VaeRun(micro_vae_dir, batch_size=5, device="cpu", compile=setting))
+        encode.reconstruct_split(latents=latents, recon=recon, split="train",
+                                 vae_run=VaeRun(micro_vae_dir, batch_size=5, device="cpu", compile=setting))
         results[setting] = (store.open_store(latents, "latents"), store.open_store(recon, "recon"))
     (eager_latents, eager_recon), (compiled_latents, compiled_recon) = results[False], results[True]
     np.testing.assert_allclose(compiled_latents[store.MEAN][:], eager_latents[store.MEAN][:], rtol=1e-4, atol=1e-5)
@@ -67,10 +68,10 @@ def test_vae_compile_auto_compiles_on_cuda_where_the_job_pays_for_the_compile():
 def test_a_batch_that_overflows_in_float16_is_recomputed_in_float32_and_counted(frames_store, tmp_path):
     model_dir = _overflowing_vae(tmp_path / "overflowing")
     half, full = tmp_path / "half.zarr", tmp_path / "full.zarr"
-    encode.encode_split(frames_store, model_dir, half, "train", batch_size=5, device="cpu",
-                        vae_options={"dtype": "float16"})
-    encode.encode_split(frames_store, model_dir, full, "train", batch_size=5, device="cpu",
-                        vae_options={"dtype": "float32"})
+    encode.encode_split(frames=frames_store, latents=half, split="train",
+                        vae_run=VaeRun(model_dir, options={"dtype": "float16"}, batch_size=5, device="cpu"))
+    encode.encode_split(frames=frames_store, latents=full, split="train",
+                        vae_run=VaeRun(model_dir, options={"dtype": "float32"}, batch_size=5, device="cpu"))
     half_group, full_group = store.open_store(half, "latents"), store.open_store(full, "latents")
     assert np.isfinite(half_group[store.MEAN][:]).all()
     np.testing.assert_array_equal(half_group[store.MEAN][:], full_group[store.MEAN][:])  # the float32 results
@@ -86,10 +87,11 @@ def test_a_batch_that_overflows_in_float16_is_recomputed_in_float32_and_counted(
 def test_the_decoder_and_the_fine_tunes_validation_are_guarded_too(frames_store, tmp_path):
     model_dir = _overflowing_vae(tmp_path / "overflowing-decoder", part="decoder")
     latents = tmp_path / "latents.zarr"
-    encode.encode_split(frames_store, model_dir, latents, "train", batch_size=5, device="cpu")
+    encode.encode_split(frames=frames_store, latents=latents, split="train",
+                        vae_run=VaeRun(model_dir, batch_size=5, device="cpu"))
     recon = tmp_path / "recon.zarr"
-    encode.reconstruct_split(latents, model_dir, recon, "train", batch_size=6, device="cpu",
-                             vae_options={"dtype": "float16"})
+    encode.reconstruct_split(latents=latents, recon=recon, split="train",
+                             vae_run=VaeRun(model_dir, options={"dtype": "float16"}, batch_size=6, device="cpu"))
     assert store.open_store(recon).attrs["non_finite"] == {"batches_recomputed_float32": 2,
                                                            "frames_recomputed_float32": 12}
     model = vae.load_vae(model_dir, dtype="float16")[0]
@@ -120,5 +122,5 @@ def test_a_model_that_is_not_finite_in_float32_fails_the_job_naming_the_triplets
     model_dir = _overflowing_vae(tmp_path / "nan-encoder", scale=float("nan"))
     with pytest.raises(encode.NonFiniteError, match=r"encoding .*frames\.zarr: .*12 of 12 frames.* even in float32: "
                                                     r"\w+ \(frame 1\), \w+ \(frame 2\)"):
-        encode.encode_split(frames_store, model_dir, tmp_path / "bad.zarr", "train", batch_size=16, device="cpu",
-                            vae_options={"dtype": "float16"})
+        encode.encode_split(frames=frames_store, latents=tmp_path / "bad.zarr", split="train",
+                            vae_run=VaeRun(model_dir, options={"dtype": "float16"}, batch_size=16, device="cpu"))

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from latent_interp import data, store
+from latent_interp import assign, data, store
 from conftest import ingest_folder
 
 
@@ -76,10 +76,10 @@ def test_ingest_rejects_unknown_resample(frame_tree, tmp_path):
 
 def test_hash_split_is_stable_and_near_the_fraction():
     names = [f"Disney_v1_0_{i:06d}_s1" for i in range(4000)]
-    val = [n for n in names if data.hash_fraction(n) < 0.1]
+    val = [n for n in names if assign.hash_fraction(n) < 0.1]
     assert 330 < len(val) < 470
     grown = names + [f"Japan_v2_0_{i:06d}_s2" for i in range(500)]
-    assert [n for n in grown if data.hash_fraction(n) < 0.1][:len(val)] == val  # adding never moves old ones
+    assert [n for n in grown if assign.hash_fraction(n) < 0.1][:len(val)] == val  # adding never moves old ones
 
 
 def test_split_sources_for_both_layouts(tmp_path):
@@ -87,7 +87,7 @@ def test_split_sources_for_both_layouts(tmp_path):
     train, val, test = (data.split_source(atd, s) for s in ("train", "val", "test"))
     assert train.folder == val.folder == tmp_path / "train_10k" and test.folder == tmp_path / "test_2k_540p"
     assert test.annotations == tmp_path / "test_2k_annotations"
-    name = next(f"t{i}" for i in range(100) if data.hash_fraction(f"t{i}") < 0.2)
+    name = next(f"t{i}" for i in range(100) if assign.hash_fraction(f"t{i}") < 0.2)
     assert val.keeps(name) and not train.keeps(name)
     folders = {"root": str(tmp_path), "splits": ["train"], "split_dirs": {"train": "my_train"},
                "annotations": {"train": "my_annotations"}}

@@ -5,6 +5,12 @@ import pandas as pd
 import pytest
 
 from latent_interp import embed, store
+from latent_interp.settings import EmbedSettings
+
+
+def outputs(folder):
+    """Rule embed's three outputs, in ``folder``."""
+    return {"table": folder / "e.csv", "plot": folder / "e.png", "record": folder / "e.json"}
 
 
 def _latents_store(path, split, count, seed):
@@ -35,8 +41,8 @@ def test_points_carry_their_labels(latent_paths):
 
 @pytest.mark.parametrize("method", embed.METHODS)
 def test_each_method_writes_table_settings_and_plot(latent_paths, tmp_path, method):
-    table = embed.embed_model(latent_paths, "pretrained", method, tmp_path / "e.csv", tmp_path / "e.png",
-                              tmp_path / "e.json", seed=0)
+    table = embed.embed_model(latents=latent_paths, model="pretrained", method=method, **outputs(tmp_path),
+                              settings=EmbedSettings(seed=0))
     on_disk = pd.read_csv(tmp_path / "e.csv")
     assert list(on_disk.columns) == ["model", "split", "triplet", "origin", "frame", "x", "y"]
     assert len(on_disk) == 36 and np.isfinite(on_disk[["x", "y"]].to_numpy()).all()
@@ -51,8 +57,8 @@ def test_each_method_writes_table_settings_and_plot(latent_paths, tmp_path, meth
 
 
 def test_subsample_above_max_points_keeps_whole_triplets_and_is_recorded(latent_paths, tmp_path):
-    embed.embed_model(latent_paths, "m", "pca", tmp_path / "e.csv", tmp_path / "e.png", tmp_path / "e.json",
-                      max_points=10)
+    embed.embed_model(latents=latent_paths, model="m", method="pca", **outputs(tmp_path),
+                      settings=EmbedSettings(max_points=10))
     settings = json.loads((tmp_path / "e.json").read_text())
     assert settings["points_total"] == 36 and settings["points_embedded"] == 9  # 3 whole triplets
     table = pd.read_csv(tmp_path / "e.csv")
@@ -66,9 +72,9 @@ def test_geometry_columns_and_trajectories_join_by_name(latent_paths, tmp_path):
     clusters.to_csv(tmp_path / "clusters.csv", index=False)
     triplets = labels.drop_duplicates(["split", "triplet"]).assign(level=1, general_motion_type="translation")
     triplets.to_csv(tmp_path / "trajectories.csv", index=False)
-    table = embed.embed_model(latent_paths, "m", "pca", tmp_path / "e.csv", tmp_path / "e.png", tmp_path / "e.json",
-                              clusters_path=tmp_path / "clusters.csv", trajectories_path=tmp_path / "trajectories.csv",
-                              trajectory_count=5)
+    table = embed.embed_model(latents=latent_paths, model="m", method="pca", **outputs(tmp_path),
+                              clusters=tmp_path / "clusters.csv", trajectories=tmp_path / "trajectories.csv",
+                              settings=EmbedSettings(trajectories=5))
     merged = table.merge(clusters, on=["split", "triplet", "frame"], suffixes=("", "_expected"))
     assert (merged["cluster"] == merged["cluster_expected"]).all() and (table["level"] == 1).all()
     drawn = json.loads((tmp_path / "e.json").read_text())["trajectories"]

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from latent_interp import encode, equivariance, flow, store
+from latent_interp.settings import VaeRun
 from conftest import ingest_folder
 
 
@@ -52,13 +53,17 @@ def test_a_convolutional_encoder_without_padding_effects_is_exactly_equivariant_
 
 def test_the_stage_writes_its_curve_triplets_and_summary(frame_tree, micro_vae_dir, tmp_path):
     ingest_folder(frame_tree / "val", tmp_path / "frames.zarr", "val", size=32)
-    encode.encode_split(tmp_path / "frames.zarr", micro_vae_dir, tmp_path / "latents.zarr", "val", device="cpu")
-    flow.compute_split_flow(tmp_path / "frames.zarr", tmp_path / "flow.zarr", tmp_path / "flow.csv", "val")
+    encode.encode_split(frames=tmp_path / "frames.zarr", latents=tmp_path / "latents.zarr", split="val",
+                        vae_run=VaeRun(micro_vae_dir, device="cpu"))
+    flow.compute_split_flow(frames=tmp_path / "frames.zarr", flow=tmp_path / "flow.zarr", table=tmp_path / "flow.csv",
+                            split="val")
     outputs = {name: tmp_path / file for name, file in (("curve", "e.csv"), ("frames", "f.csv"),
                                                          ("triplets", "t.csv"), ("summary", "e.json"))}
-    result = equivariance.analyse_equivariance(tmp_path / "frames.zarr", tmp_path / "latents.zarr",
-                                               tmp_path / "flow.zarr", micro_vae_dir, outputs, "micro", frames=2,
-                                               device="cpu")
+    stores = dict(frames=tmp_path / "frames.zarr", latents=tmp_path / "latents.zarr", flow=tmp_path / "flow.zarr")
+    written = dict(curve=outputs["curve"], per_frame=outputs["frames"], triplets=outputs["triplets"],
+                   summary=outputs["summary"])
+    result = equivariance.analyse_equivariance(**stores, **written, model="micro", shifted_frames=2,
+                                               vae_run=VaeRun(micro_vae_dir, device="cpu"))
     curve = pd.read_csv(outputs["curve"])
     assert list(curve.columns) == equivariance.SHIFT_COLUMNS and len(curve) == 2 * 5
     assert curve["whole_cells"].tolist() == [False, False, False, True, True] * 2 and (curve["frames"] == 2).all()
@@ -74,5 +79,5 @@ def test_the_stage_writes_its_curve_triplets_and_summary(frame_tree, micro_vae_d
     assert json.loads(outputs["summary"].read_text())["subcell"] == result["subcell"]
     assert result["settings"]["margin_cells"] == 1 and result["vae"]["downsampling"] == 8
     with pytest.raises(ValueError, match="equivariance_frames"):
-        equivariance.analyse_equivariance(tmp_path / "frames.zarr", tmp_path / "latents.zarr", tmp_path / "flow.zarr",
-                                          micro_vae_dir, outputs, "micro", frames=0, device="cpu")
+        equivariance.analyse_equivariance(**stores, **written, model="micro", shifted_frames=0,
+                                          vae_run=VaeRun(micro_vae_dir, device="cpu"))

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from latent_interp import finetune, recipes
 from latent_interp.latent_transforms import Transform, sample_transform
+from latent_interp.settings import VaeRun
 from test_finetune import stores  # noqa: F401 (the frames stores fixture: 12 train frames, 9 val frames at 32 px)
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -88,8 +89,9 @@ def test_transforms_are_drawn_with_the_recipes_probabilities():
 def test_the_equivariant_recipe_trains_encoder_and_decoder(stores, micro_vae_dir, tmp_path):
     config = {"vae": "micro", "recipe": "equivariant", "seed": 0, "checkpoint_every": 100, "crop": None,
               "batch_size": 4, "epochs": 1, "warmup_steps": 1, "lr": 1e-3}
-    record = finetune.finetune(*stores, micro_vae_dir, tmp_path / "model", tmp_path / "last.pt", config, "cpu", 1, 8,
-                               name="micro-equivariant")
+    record = finetune.finetune(train=stores[0], val=stores[1], model_dir=tmp_path / "model",
+                               checkpoint=tmp_path / "last.pt", base=VaeRun(micro_vae_dir, batch_size=8, device="cpu"),
+                               settings=config, finetune="micro-equivariant")
     assert record["name"] == "micro-equivariant" and record["purpose"] == recipes.PURPOSES["equivariant"]
     before, after = load_file(micro_vae_dir / WEIGHTS), load_file(tmp_path / "model" / WEIGHTS)
     changed = {key.split(".")[0] for key in before if not torch.equal(before[key], after[key])}

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from latent_interp import data, store
+from latent_interp.settings import Preprocess
 from conftest import ingest_folder
 
 
@@ -56,7 +57,8 @@ def test_skip_lists_every_fault_and_counts_add_up(faulty_split, tmp_path):
     split, annotations = faulty_split
     source = data.SplitSource(split, annotations=annotations)
     out = tmp_path / "test.zarr"
-    counts = data.ingest_split(source, out, tmp_path / "skipped.csv", "test", 32)
+    counts = data.ingest_split(source=source, frames=out, skipped=tmp_path / "skipped.csv", split="test",
+                               preprocess=Preprocess(32))
     assert counts == {"found": 8, "ingested": 3, "skipped": 5, "stray_files": 2}
     assert counts["found"] == counts["ingested"] + counts["skipped"]
     group = store.open_store(out, "frames")

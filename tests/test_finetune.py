@@ -8,6 +8,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from latent_interp import data, finetune, synthetic, vae
+from latent_interp.settings import VaeRun
 from conftest import REPO, ingest_folder
 
 SHIPPED_VAE = REPO / "models" / "tiny-vae"
@@ -30,7 +31,8 @@ def settings(**overrides):
 
 
 def run(stores, pretrained, out, config, **options):
-    return finetune.finetune(*stores, pretrained, out / "model", out / "last.pt", config, "cpu", 1, 8, **options)
+    return finetune.finetune(train=stores[0], val=stores[1], model_dir=out / "model", checkpoint=out / "last.pt",
+                             base=VaeRun(pretrained, batch_size=8, device="cpu"), settings=config, **options)
 
 
 def weights(out):

@@ -1,5 +1,5 @@
 """The seed study's fine-tune reproduced and caught: `snakemake --cores 8 --configfile config/finetune-seed.yaml`,
-the README's command with the repository's file as it is, on the tiny demo, to the report.
+docs/study.md's command with the repository's file as it is, on the tiny demo, to the report.
 
 The tiny demo's train split is grown to the demo's 32 triplets, so that the seed recipe's epochs run as many steps
 as on the demo (12 an epoch); its frames stay at 32 px, which keeps the run under a minute of training."""
@@ -11,6 +11,8 @@ import pytest
 
 from conftest import BASE, FINETUNED, REPO, new_workdir, snakemake, tiny_config
 
+pytestmark = pytest.mark.workflow
+
 
 @pytest.fixture(scope="module")
 def seed_run(tmp_path_factory):
@@ -19,7 +21,7 @@ def seed_run(tmp_path_factory):
     del config["vaes"]["tiny-taesd"]  # one VAE is enough to watch its fine-tune collapse
     config["embed"]["methods"], config["interp"]["predictors"] = ["pca"], ["linear"]  # the fine-tune is the point
     workdir = new_workdir(tmp_path_factory, "seed-recipe", config)
-    # The workdir's config.yaml is the run's base (the Snakefile's configfile); the README's file goes over it.
+    # The workdir's config.yaml is the run's base (the Snakefile's configfile); that page's file goes over it.
     snakemake(workdir, configfiles=[REPO / "config" / "finetune-seed.yaml"])
     return workdir
 

@@ -111,8 +111,8 @@ def test_the_flow_stage_writes_its_store_and_table_and_reruns_to_the_same_bytes(
 
     ingest_folder(frame_tree / "val", tmp_path / "frames.zarr", "val", size=32)
     for name in ("a", "b"):
-        table = flow.compute_split_flow(tmp_path / "frames.zarr", tmp_path / f"{name}.zarr", tmp_path / f"{name}.csv",
-                                        "val")
+        table = flow.compute_split_flow(frames=tmp_path / "frames.zarr", flow=tmp_path / f"{name}.zarr",
+                                        table=tmp_path / f"{name}.csv", split="val")
     assert file_digests(tmp_path, "a.zarr") == {k.replace("b.zarr", "a.zarr"): v
                                                 for k, v in file_digests(tmp_path, "b.zarr").items()}
     group = store.open_store(tmp_path / "a.zarr", "flow")
@@ -142,10 +142,11 @@ def test_a_flow_that_is_not_finite_is_named_or_listed_never_scored_as_still(fram
     monkeypatch.setattr(flow, "estimator", broken)
     if on_error == "fail":
         with pytest.raises(flow.FlowFailed, match=names[0]):
-            flow.compute_split_flow(tmp_path / "frames.zarr", tmp_path / "f.zarr", tmp_path / "f.csv", "val",
-                                    on_error="fail")
+            flow.compute_split_flow(frames=tmp_path / "frames.zarr", flow=tmp_path / "f.zarr",
+                                    table=tmp_path / "f.csv", split="val", on_error="fail")
         return
-    table = flow.compute_split_flow(tmp_path / "frames.zarr", tmp_path / "f.zarr", tmp_path / "f.csv", "val")
+    table = flow.compute_split_flow(frames=tmp_path / "frames.zarr", flow=tmp_path / "f.zarr",
+                                    table=tmp_path / "f.csv", split="val")
     group = store.open_store(tmp_path / "f.zarr", "flow")
     assert table["status"].iloc[0].startswith("skipped") and (table["status"].iloc[1:] == "ok").all()
     assert not group["ok"][0] and np.isnan(group["motion_px"][0]) and np.isnan(table["motion_px"].iloc[0])

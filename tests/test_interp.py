@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from latent_interp import encode, flow, interp, metrics, predictors, store
+from latent_interp.settings import InterpSettings, VaeRun
 from conftest import ingest_folder
 from test_perceptual import write_lpips_weights
 
@@ -68,25 +69,27 @@ def scored(frame_tree, micro_vae_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("interp")
     for split in ("train", "val"):
         ingest_folder(frame_tree / split, root / f"frames-{split}.zarr", split, size=32)
-        encode.encode_split(root / f"frames-{split}.zarr", micro_vae_dir, root / f"latents-{split}.zarr", split,
-                            device="cpu")
-        encode.reconstruct_split(root / f"latents-{split}.zarr", micro_vae_dir, root / f"recon-{split}.zarr", split,
-                                 device="cpu")
-        flow.compute_split_flow(root / f"frames-{split}.zarr", root / f"flow-{split}.zarr", root / f"flow-{split}.csv",
-                                split)
+        encode.encode_split(frames=root / f"frames-{split}.zarr", latents=root / f"latents-{split}.zarr", split=split,
+                            vae_run=VaeRun(micro_vae_dir, device="cpu"))
+        encode.reconstruct_split(latents=root / f"latents-{split}.zarr", recon=root / f"recon-{split}.zarr",
+                                 split=split, vae_run=VaeRun(micro_vae_dir, device="cpu"))
+        flow.compute_split_flow(frames=root / f"frames-{split}.zarr", flow=root / f"flow-{split}.zarr",
+                                table=root / f"flow-{split}.csv", split=split)
     config = {"predictors": list(predictors.PREDICTORS), "seed": 0, "augment_time_reversal": True,
               "mlp": {"epochs": 3}, "unet": {"epochs": 3}, "flow_unet": {"epochs": 3}}
-    record = predictors.train_predictors(root / "latents-train.zarr", root / "latents-val.zarr", root / "predictors",
-                                         config, device="cpu",
-                                         flow_paths=(root / "flow-train.zarr", root / "flow-val.zarr"))
+    record = predictors.train_predictors(train=root / "latents-train.zarr", val=root / "latents-val.zarr",
+                                         predictors=root / "predictors", settings=config, device="cpu",
+                                         flow=(root / "flow-train.zarr", root / "flow-val.zarr"))
     backbone, linear = write_lpips_weights(root)
-    table = interp.score_split(root / "frames-val.zarr", root / "latents-val.zarr", root / "recon-val.zarr",
-                               root / "predictors", micro_vae_dir, root / "val.csv", root / "val.spec.json",
-                               root / "val.zarr", "pretrained", "val", gallery_triplets=2, device="cpu",
-                               lpips_weights={"backbone": str(backbone), "linear": str(linear)},
-                               flow_path=root / "flow-val.zarr", protocols=metrics.PROTOCOLS)
-    metrics.compute_split_metrics(root / "frames-val.zarr", root / "recon-val.zarr", root / "m.csv", root / "m.json",
-                                  "pretrained", "val")
+    lpips = {"backbone": str(backbone), "linear": str(linear)}
+    table = interp.score_split(frames=root / "frames-val.zarr", latents=root / "latents-val.zarr",
+                               recon=root / "recon-val.zarr", predictors=root / "predictors", table=root / "val.csv",
+                               spec=root / "val.spec.json", predicted=root / "val.zarr", model="pretrained",
+                               split="val", vae_run=VaeRun(micro_vae_dir, device="cpu"),
+                               settings=InterpSettings(2, sample=0, lpips=lpips, protocols=metrics.PROTOCOLS),
+                               flow=root / "flow-val.zarr")
+    metrics.compute_split_metrics(frames=root / "frames-val.zarr", recon=root / "recon-val.zarr",
+                                  table=root / "m.csv", spec=root / "m.json", model="pretrained", split="val")
     return root, table, record
 
 
@@ -160,7 +163,8 @@ def test_the_gallery_adds_the_same_typical_triplets_for_every_model(scored):
 
 def test_the_summary_pairs_methods_with_lerp_and_the_ceiling(scored):
     root, _, _ = scored
-    summary = interp.summarize_interp([root / "val.csv"], root / "summary.csv", resamples=200, bins=2)
+    summary = interp.summarize_interp(tables=[root / "val.csv"], summary=root / "summary.csv", resamples=200,
+                                      bins=2)
     whole = summary[(summary["origin"] == "all") & (summary["motion"] == "all")].set_index("method")
     assert whole.loc["latent_lerp", "psnr_vs_lerp"] == 0 and whole.loc["vae_ceiling", "psnr_vs_ceiling"] == 0
     assert whole.loc["latent_lerp", "gap_closed"] == 0 and whole.loc["vae_ceiling", "gap_closed"] == 1
@@ -187,15 +191,15 @@ def test_motion_bins_are_quantiles_named_with_their_range():
 def test_the_predictors_refuse_a_val_split_that_shares_train_triplets(scored, tmp_path):
     root, _, _ = scored
     with pytest.raises(ValueError, match="share triplets"):
-        predictors.train_predictors(root / "latents-train.zarr", root / "latents-train.zarr", tmp_path / "p",
-                                    {"predictors": ["linear"]}, device="cpu")
+        predictors.train_predictors(train=root / "latents-train.zarr", val=root / "latents-train.zarr",
+                                    predictors=tmp_path / "p", settings={"predictors": ["linear"]}, device="cpu")
 
 
 def test_the_report_section_shows_every_method_with_its_units_and_the_gallery(scored, tmp_path):
     from latent_interp.report import ReportInputs, context, interpolation, motion, page, triplets
 
     root, _, _ = scored
-    interp.summarize_interp([root / "val.csv"], root / "summary.csv", resamples=50)
+    interp.summarize_interp(tables=[root / "val.csv"], summary=root / "summary.csv", resamples=50)
     inputs = ReportInputs(
         config={}, models=["pretrained"], splits=["val"], frames={"val": root / "frames-val.zarr"}, skipped={},
         recon={("pretrained", "val"): root / "recon-val.zarr"}, latents={},
@@ -268,10 +272,13 @@ def test_a_triplet_whose_flow_failed_is_unscored_by_the_flow_methods_only(scored
     root, _, _ = scored
     shutil.copytree(root / "flow-val.zarr", tmp_path / "flow.zarr")
     zarr.open_group(str(tmp_path / "flow.zarr"), mode="r+")["ok"][0] = False  # as the flow stage marks a skip
-    table = interp.score_split(root / "frames-val.zarr", root / "latents-val.zarr", root / "recon-val.zarr",
-                               root / "predictors", micro_vae_dir, tmp_path / "val.csv", tmp_path / "val.spec.json",
-                               tmp_path / "val.zarr", "pretrained", "val", device="cpu",
-                               flow_path=tmp_path / "flow.zarr")
+    table = interp.score_split(frames=root / "frames-val.zarr", latents=root / "latents-val.zarr",
+                               recon=root / "recon-val.zarr", predictors=root / "predictors",
+                               table=tmp_path / "val.csv", spec=tmp_path / "val.spec.json",
+                               predicted=tmp_path / "val.zarr", model="pretrained", split="val",
+                               vae_run=VaeRun(micro_vae_dir, device="cpu"),
+                               settings=InterpSettings(6, sample=0, protocols=("standard",)),
+                               flow=tmp_path / "flow.zarr")
     first = table[table["triplet"] == store.names(store.open_store(root / "frames-val.zarr"))[0]].set_index("method")
     reads_flow = [m for m in interp.METHODS if interp.REGISTRY[m].reads_flow]
     assert first.loc[reads_flow, "psnr"].isna().all() and first.drop(index=reads_flow)["psnr"].notna().all()
@@ -287,7 +294,7 @@ def test_the_field_means_are_formed_as_animeinterps_script_forms_them(tmp_path):
         "animeinterp_psnr": rng.uniform(20, 35, len(levels)), "animeinterp_ssim": rng.uniform(0.8, 1, len(levels)),
         "animeinterp_roi_psnr": rng.uniform(15, 30, len(levels)), "level": levels})
     table.to_csv(tmp_path / "test.csv", index=False)
-    summary = interp.summarize_interp([tmp_path / "test.csv"], tmp_path / "summary.csv", resamples=10)
+    summary = interp.summarize_interp(tables=[tmp_path / "test.csv"], summary=tmp_path / "summary.csv", resamples=10)
     # test_anime_sequence_one_by_one.py: sums per difficulty, divided by that difficulty's count; the RoI sum over
     # the whole test set divided by its length
     sums, counts, roi_sum = {0: 0.0, 1: 0.0, 2: 0.0}, {0: 0, 1: 0, 2: 0}, 0.0

@@ -15,6 +15,8 @@ import pytest
 from latent_interp.atomic import FAULT_MARKER_VARIABLE, FAULT_VARIABLE
 from conftest import file_digests, job_counts, new_workdir, snakemake, snakemake_command, tiny_config
 
+pytestmark = pytest.mark.workflow
+
 VAL_METRICS = "results/metrics/tiny-kl/val.csv"
 
 

@@ -7,7 +7,7 @@ import zarr
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from latent_interp import metrics, store, synthetic
+from latent_interp import collapse, metrics, store, synthetic
 from conftest import random_images
 
 
@@ -68,7 +68,8 @@ def _pair_of_stores(tmp_path, names, recon_names=None, seed=0):
 
 def test_split_table_rows_columns_and_spec(tmp_path):
     (frames, recon), truth, noisy = _pair_of_stores(tmp_path, ["a", "b", "c", "d"])
-    table = metrics.compute_split_metrics(frames, recon, tmp_path / "t.csv", tmp_path / "t.json", "pretrained", "val")
+    table = metrics.compute_split_metrics(frames=frames, recon=recon, table=tmp_path / "t.csv",
+                                          spec=tmp_path / "t.json", model="pretrained", split="val")
     assert list(table.columns) == metrics.TABLE_COLUMNS and len(table) == 12
     row = table.query("triplet == 'c' and frame == 2").iloc[0]
     assert row.origin == "Disney"
@@ -81,7 +82,8 @@ def test_split_table_rows_columns_and_spec(tmp_path):
 def test_stores_with_different_names_are_refused(tmp_path):
     (frames, recon), _, _ = _pair_of_stores(tmp_path, ["a", "b"], recon_names=["a", "z"])
     with pytest.raises(ValueError, match="hold different triplets"):
-        metrics.compute_split_metrics(frames, recon, tmp_path / "t.csv", tmp_path / "t.json", "m", "val")
+        metrics.compute_split_metrics(frames=frames, recon=recon, table=tmp_path / "t.csv", spec=tmp_path / "t.json",
+                                      model="m", split="val")
 
 
 @pytest.mark.parametrize("kind", ["random", "cartoon", "identical"])
@@ -110,14 +112,16 @@ def test_every_engine_writes_the_same_table(tmp_path, monkeypatch, workers, devi
     group = zarr.open_group(str(frames), mode="r+")
     store.write_annotations(group, [{"level": 0, "general_motion_type": "rotation", "behavior": "walking",
                                      "motion_roi": [8, 4, 24, 12], "image_size": [64, 32]}] * 6)
-    reference = metrics.compute_split_metrics(frames, recon, tmp_path / "one.csv", tmp_path / "one.json", "m", "test")
+    reference = metrics.compute_split_metrics(frames=frames, recon=recon, table=tmp_path / "one.csv",
+                                              spec=tmp_path / "one.json", model="m", split="test")
     monkeypatch.setattr(store, "CHUNK_BYTES", 1)
     if device == "torch-on-cpu":  # the GPU engine's code path, with its device resolved to the CPU
         import torch
 
         monkeypatch.setattr(metrics, "torch_engine_device", lambda device: torch.device("cpu"))
-    table = metrics.compute_split_metrics(frames, recon, tmp_path / "t.csv", tmp_path / "t.json", "m", "test",
-                                          workers=workers, device="cpu")
+    table = metrics.compute_split_metrics(frames=frames, recon=recon, table=tmp_path / "t.csv",
+                                          spec=tmp_path / "t.json", model="m", split="test", threads=workers,
+                                          device="cpu")
     numeric = ["mse", "psnr", "ssim", *metrics.ROI_COLUMNS]
     assert table.drop(columns=numeric).equals(reference.drop(columns=numeric))
     np.testing.assert_allclose(table[numeric].to_numpy(), reference[numeric].to_numpy(), rtol=0, atol=1e-5)
@@ -179,7 +183,8 @@ def test_annotated_split_gets_roi_metrics_and_levels(tmp_path):
     store.write_annotations(group, [{"level": level, "general_motion_type": "rotation", "behavior": "walking",
                                      "motion_roi": [8, 4, 24, 12], "image_size": [64, 32]}
                                     for level in (0, 1, 2, 2)])
-    table = metrics.compute_split_metrics(frames, recon, tmp_path / "t.csv", tmp_path / "t.json", "m", "test")
+    table = metrics.compute_split_metrics(frames=frames, recon=recon, table=tmp_path / "t.csv",
+                                          spec=tmp_path / "t.json", model="m", split="test")
     assert list(table.columns) == metrics.TABLE_COLUMNS + metrics.ROI_COLUMNS + metrics.ANNOTATION_COLUMNS
     row = table.query("triplet == 'b' and frame == 3").iloc[0]
     assert row.level == 1 and row.behavior == "walking"
@@ -204,13 +209,13 @@ def _recon_store(path, frames_path, values):
 
 def test_collapse_check_flags_a_constant_model_and_passes_a_good_one(tmp_path):
     (frames, recon), truth, noisy = _pair_of_stores(tmp_path, ["a", "b", "c", "d", "e", "f"])
-    good = metrics.collapse_check(frames, recon, tmp_path / "good.json")
+    good = collapse.collapse_check(frames=frames, recon=recon, figures=tmp_path / "good.json")
     assert not good["collapsed"] and good["variance_ratio"] > 0.5 and good["psnr_gain_db"] > 3
     assert json.loads((tmp_path / "good.json").read_text())["collapsed"] is False
     # A decoder fed a constant: every reconstruction is the average image.
     average = np.broadcast_to(np.rint(truth.mean(axis=(0, 1))).astype(np.uint8), truth.shape)
     _recon_store(tmp_path / "collapsed.zarr", frames, average)
-    collapsed = metrics.collapse_check(frames, tmp_path / "collapsed.zarr")
+    collapsed = collapse.collapse_check(frames=frames, recon=tmp_path / "collapsed.zarr")
     assert collapsed["collapsed"] and collapsed["variance_ratio"] < 1e-6
     assert abs(collapsed["psnr_gain_db"]) < 0.1  # no better than predicting the mean image
     # The baseline is exactly the PSNR of the mean image as prediction.
@@ -244,14 +249,17 @@ def test_comparison_pairs_images_and_bounds_the_difference():
 def test_shard_tables_gather_into_the_bytes_of_one_table(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "CHUNK_BYTES", 2 * 3 * 16 * 16 * 3)  # two triplets a chunk
     (frames, recon), _, _ = _pair_of_stores(tmp_path, [f"t{i}" for i in range(6)])
-    metrics.compute_split_metrics(frames, recon, tmp_path / "whole.csv", tmp_path / "whole.json", "m", "val")
+    metrics.compute_split_metrics(frames=frames, recon=recon, table=tmp_path / "whole.csv",
+                                  spec=tmp_path / "whole.json", model="m", split="val")
     tables, specs = [], []
     for index in range(3):
         tables.append(tmp_path / f"shard{index}.csv")
         specs.append(tmp_path / f"shard{index}.json")
-        metrics.compute_split_metrics(frames, recon, tables[-1], specs[-1], "m", "val", shard=(index, 3))
+        metrics.compute_split_metrics(frames=frames, recon=recon, table=tables[-1], spec=specs[-1], model="m",
+                                      split="val", shard=(index, 3))
     assert [len(pd.read_csv(table)) for table in tables] == [6, 6, 6]  # 2 triplets x 3 frames each
-    metrics.gather_tables(tables, specs, tmp_path / "gathered.csv", tmp_path / "gathered.json")
+    metrics.gather_tables(tables=tables, specs=specs, table=tmp_path / "gathered.csv",
+                          spec=tmp_path / "gathered.json")
     assert (tmp_path / "gathered.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
     assert (tmp_path / "gathered.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
 

@@ -1,7 +1,7 @@
-"""Every command the README shows is run by a test, and each test says which: ``@pytest.mark.readme(command)``, the
-command exactly as the README writes it.
+"""Every command the README and the pages of docs/ show is run by a test, and each test says which:
+``@pytest.mark.readme(command)``, the command exactly as the page writes it.
 
-    python tests/test_readme.py      # each README command with the tests that run it
+    python tests/test_readme.py      # each command with the tests that run it
 
 A command is a line of a ```bash block (its comment dropped) or an inline code span that starts with snakemake,
 python, python3, bash or tools/. The markers are read from the test files' source, so the check holds whichever
@@ -20,14 +20,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+PAGES = [README, *sorted((REPO / "docs").glob("*.md"))]  # every page a user reads
 COMMAND = re.compile(r"(snakemake|python3?|bash|tools/)\b")
 FENCE = re.compile(r"^ *```(\w*)\n(.*?)^ *```", flags=re.S | re.M)
+FAST_TIER = 'python -m pytest -m "not workflow and not slurm and not browser"'
 TEST_COMMAND = ("python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt && "
                 "pip install --no-deps -r requirements-no-deps.txt && python -m pytest")
 
 
+def all_pages() -> str:
+    return "\n".join(page.read_text() for page in PAGES)
+
+
 def readme_commands(text: str) -> list[str]:
-    """The README's commands in the order they first appear."""
+    """The commands of a page's text in the order they first appear."""
     commands = []
     for language, body in FENCE.findall(text):
         if language == "bash":
@@ -60,12 +66,12 @@ def covering_tests() -> dict[str, list[str]]:
 
 @pytest.mark.readme("python tests/test_readme.py")
 def test_every_readme_command_is_run_by_a_test():
-    commands, covered = readme_commands(README.read_text()), covering_tests()
-    assert len(commands) > 20
+    commands, covered = readme_commands(all_pages()), covering_tests()
+    assert len(commands) > 20 and len(PAGES) > 5
     missing = [command for command in commands if command not in covered]
-    assert not missing, f"README commands that no test runs (mark one with @pytest.mark.readme): {missing}"
+    assert not missing, f"commands of the README or docs/ that no test runs (mark one with readme): {missing}"
     stale = sorted(set(covered) - set(commands))
-    assert not stale, f"tests name commands the README no longer shows: {stale}"
+    assert not stale, f"tests name commands that neither the README nor docs/ show: {stale}"
     listing = subprocess.run([sys.executable, str(REPO / "tests" / "test_readme.py")], capture_output=True, text=True,
                              check=True).stdout
     assert listing.count("\n    test_") >= len(commands) and "NO TEST" not in listing
@@ -88,9 +94,43 @@ def test_every_config_under_config_is_run_by_a_test():
         assert f"config/{path.name}" in covered, f"config/{path.name}: no test runs it"
 
 
-def test_the_readme_has_no_empty_code_block():
-    blocks = FENCE.findall(README.read_text())
-    assert blocks and all(body.strip() for _, body in blocks)
+def test_no_page_has_an_empty_code_block():
+    for page in PAGES:
+        blocks = FENCE.findall(page.read_text())
+        assert all(body.strip() for _, body in blocks), page
+
+
+def test_the_readme_is_short_and_its_links_resolve():
+    """The README is a front page (what the project is, how to run it, a map of docs/); every relative link of every
+    page names a file that exists, and a #fragment a heading of that file."""
+    assert len(README.read_text().splitlines()) <= 250
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"\w+://", target):
+                continue
+            path, _, fragment = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name}: link to {target}, which does not exist"
+            if fragment and linked.suffix == ".md":
+                headings = {heading_anchor(h) for h in re.findall(r"(?m)^#+ (.+)$", linked.read_text())}
+                assert fragment in headings, f"{page.name}: link to {target}, no such heading in {linked.name}"
+
+
+def heading_anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_no_page_or_comment_tells_the_projects_history_by_issue():
+    """Users have no issue tracker: the why goes in a comment, the story in CHANGELOG.md."""
+    sources = [*PAGES, *REPO.glob("latent_interp/**/*.py"), *REPO.glob("workflow/**/*.smk"), REPO / "Snakefile",
+               *REPO.glob("workflow/scripts/*.py"), *REPO.glob("bench/**/*.py"), *REPO.glob("tools/*"),
+               *REPO.glob("tests/*.py"), REPO / "config.yaml", *REPO.glob("config/*.yaml")]
+    pattern = re.compile(r"\bissues? \d+", re.I)
+    found = [f"{path.relative_to(REPO)}: {match.group(0)}" for path in sources if path.is_file()
+             for match in pattern.finditer(path.read_text()) if "zarr-python issue" not in
+             path.read_text()[max(0, match.start() - 12):match.end()]]
+    assert not found, found
 
 
 @pytest.mark.readme(TEST_COMMAND)
@@ -100,9 +140,10 @@ def test_ci_runs_the_readme_test_command():
     assert TEST_COMMAND in (REPO / ".ci" / "run").read_text().splitlines()
 
 
-@pytest.mark.readme("python -m pytest tests/test_finetune.py -k kl_share", "python -m pytest tests/test_vae_families.py")
-def test_the_readme_pytest_commands_select_tests():
-    for command in readme_commands(README.read_text()):
+@pytest.mark.readme("python -m pytest tests/test_finetune.py -k kl_share",
+                    "python -m pytest tests/test_vae_families.py", FAST_TIER)
+def test_the_pytest_commands_of_the_pages_select_tests():
+    for command in readme_commands(all_pages()):
         if command.startswith("python -m pytest ") and "&&" not in command:
             arguments = shlex.split(command)[3:]
             listing = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
@@ -113,5 +154,5 @@ def test_the_readme_pytest_commands_select_tests():
 
 if __name__ == "__main__":
     covered = covering_tests()
-    for command in readme_commands(README.read_text()):
+    for command in readme_commands(all_pages()):
         print(f"{command}\n    " + "\n    ".join(covered.get(command, ["NO TEST"])))

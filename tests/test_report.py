@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latent_interp import compare, embed, encode, metrics, store
+from latent_interp import collapse, compare, embed, encode, metrics, store
 from latent_interp.report import ReportInputs, ReportSettings, build_report, context, embeddings, figures, page, tables
 from latent_interp.report import finetune as finetune_section
 from latent_interp.report import reconstruction
+from latent_interp.settings import EmbedSettings, VaeRun
 from conftest import ingest_folder
 
 
@@ -26,18 +27,21 @@ def pretrained_only(frame_tree, micro_vae_dir, tmp_path_factory) -> ReportInputs
         frames[split] = root / f"frames-{split}.zarr"
         ingest_folder(frame_tree / split, frames[split], split, 32)
         latents[("pretrained", split)] = root / f"latents-{split}.zarr"
-        encode.encode_split(frames[split], micro_vae_dir, latents[("pretrained", split)], split)
+        encode.encode_split(frames=frames[split], latents=latents[("pretrained", split)], split=split,
+                            vae_run=VaeRun(micro_vae_dir))
         recon[("pretrained", split)] = root / f"recon-{split}.zarr"
-        encode.reconstruct_split(latents[("pretrained", split)], micro_vae_dir, recon[("pretrained", split)], split)
+        encode.reconstruct_split(latents=latents[("pretrained", split)], recon=recon[("pretrained", split)],
+                                 split=split, vae_run=VaeRun(micro_vae_dir))
         tables_[("pretrained", split)] = root / f"metrics-{split}.csv"
-        metrics.compute_split_metrics(frames[split], recon[("pretrained", split)], tables_[("pretrained", split)],
-                                      root / "spec.json", "pretrained", split)
-    metrics.summarize_tables(list(tables_.values()), root / "summary.csv", resamples=20)
-    embed.embed_model([str(p) for p in latents.values()], "pretrained", "pca", root / "pca.csv", root / "pca.png",
-                      root / "pca.json")
+        metrics.compute_split_metrics(frames=frames[split], recon=recon[("pretrained", split)],
+                                      table=tables_[("pretrained", split)], spec=root / "spec.json",
+                                      model="pretrained", split=split)
+    metrics.summarize_tables(tables=list(tables_.values()), summary=root / "summary.csv", resamples=20)
+    embed.embed_model(latents=[str(p) for p in latents.values()], model="pretrained", method="pca",
+                      table=root / "pca.csv", plot=root / "pca.png", record=root / "pca.json", settings=EmbedSettings())
     with open(frames["val"].with_suffix(".skipped.csv"), "a") as skipped:
         skipped.write("val,triplet,Japan_broken,/data/val/Japan_broken/frame2.jpg,unreadable image (truncated)\n")
-    metrics.collapse_check(frames["val"], recon[("pretrained", "val")], root / "collapse.json")
+    collapse.collapse_check(frames=frames["val"], recon=recon[("pretrained", "val")], figures=root / "collapse.json")
     return ReportInputs(config={"vaes": {"pretrained": "micro"}}, vaes={"pretrained": "micro"}, models=["pretrained"],
                         splits=list(splits),
                         frames=frames, skipped={s: p.with_suffix(".skipped.csv") for s, p in frames.items()},
@@ -118,9 +122,10 @@ def test_finetune_section_shows_the_run_the_curves_and_the_differences(frame_tre
     for split in ("train", "val"):
         stores.append(tmp_path / f"{split}.zarr")
         ingest_folder(frame_tree / split, stores[-1], split, 32)
-    finetune.finetune(*stores, micro_vae_dir, tmp_path / "finetuned", tmp_path / "last.pt",
-                      {"vae": "pretrained", "recipe": "default", "epochs": 1, "crop": None}, "cpu",
-                      name="finetuned")
+    finetune.finetune(train=stores[0], val=stores[1], model_dir=tmp_path / "finetuned", checkpoint=tmp_path / "last.pt",
+                      base=VaeRun(micro_vae_dir, device="cpu"),
+                      settings={"vae": "pretrained", "recipe": "default", "epochs": 1, "crop": None},
+                      finetune="finetuned")
     rng = np.random.default_rng(0)
     rows = [dict(model=model, split="val", triplet=f"t{i // 3}", origin="Japan", frame=i % 3 + 1,
                  mse=0.001, psnr=30 + (2 if model == "finetuned" else 0) + rng.normal(0, 0.1), ssim=0.9)
@@ -232,7 +237,7 @@ def test_the_fields_table_sets_every_method_beside_the_published_rows(tmp_path):
         "animeinterp_roi_ssim": rng.uniform(0.8, 0.9), "eisai_chamfer": rng.uniform(1e-5, 1e-4),
         "eisai_lpips": np.nan, "motion_px": np.nan} for i, name in enumerate(names) for method in methods])
     table.to_csv(tmp_path / "test.csv", index=False)
-    summary = interp.summarize_interp([tmp_path / "test.csv"], tmp_path / "summary.csv", resamples=10)
+    summary = interp.summarize_interp(tables=[tmp_path / "test.csv"], summary=tmp_path / "summary.csv", resamples=10)
     shown = field.field_table(summary, "test", "128 x 128 (squash)")
     assert shown.columns[:4] == ["model", "method", "rows", "PSNR dB ↑"]
     assert {"easy PSNR", "medium SSIM", "hard PSNR", "LPIPS ↓", "chamfer ↓"} <= set(shown.columns)

@@ -5,14 +5,19 @@ Without Chromium these tests skip, except where LATENT_INTERP_REQUIRE_BROWSER is
 browser fails. Screenshots go to test-artifacts/ (or $TEST_ARTIFACTS).
 """
 
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-import browser
+from latent_interp import browser
 from conftest import BASE, EQUIVARIANT, FINETUNED, REPO, SECOND, TRIPLETS
+
+pytestmark = [pytest.mark.workflow, pytest.mark.browser]
 
 if not browser.available():
     if os.environ.get("LATENT_INTERP_REQUIRE_BROWSER"):
@@ -206,3 +211,15 @@ def test_nothing_is_cut_off_at_a_laptops_width_and_a_wide_screen(workflow_run, w
         driver.quit()
     assert faults["figures"] >= 6 and faults["column_right"] < width
     assert faults["outside"] == [] and faults["narrow"] == []
+
+
+@pytest.mark.readme("python tools/report_screenshots.py results/report.html docs/img")
+def test_the_screenshot_tool_takes_the_docs_pictures_and_records_what_they_show(workflow_run, tmp_path):
+    report = workflow_run / "results" / "report.html"
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "report_screenshots.py"), str(report), str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    shown = json.loads((tmp_path / "screenshots.json").read_text())
+    assert shown["models"] == [BASE, SECOND, FINETUNED, EQUIVARIANT] and "embeddings" in shown["sections"]
+    for name in ("report-top", "report-embedding-hover", "report-triplet-panel", "report-triplet-panel-inbetweens"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000

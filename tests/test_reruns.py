@@ -4,9 +4,12 @@ run it, and a sharded split gives the bytes of an unsharded one, one failed shar
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import REPO, file_digests, job_counts, new_workdir, planned_jobs, snakemake, tiny_config
+
+pytestmark = pytest.mark.workflow
 
 # What every change to one split's frames reruns beyond that split's own jobs: the aggregates over all splits, for
 # each of the two latent spaces (tiny-kl, which its decoder-only fine-tune shares, and tiny-taesd).

@@ -44,7 +44,9 @@ def test_the_demo_and_the_seed_recipe():
     assert demo.comparison_pairs == [["tiny-taesd", "tiny-kl"], ["tiny-kl-finetuned", "tiny-kl"],
                                      ["tiny-kl-equivariant", "tiny-kl"]]
     seed = runconfig.resolve(merged("config/finetune-seed.yaml"))
-    assert seed.config["finetunes"] == {"tiny-kl-finetuned": {"vae": "tiny-kl", "recipe": "seed", "epochs": 20}}
+    # the entry as written, with the schema's defaults of a run (seed, checkpoint_every) filled in
+    assert seed.config["finetunes"] == {"tiny-kl-finetuned": {"vae": "tiny-kl", "recipe": "seed", "epochs": 20,
+                                                              "seed": 0, "checkpoint_every": 50}}
     assert seed.latent_models == ["tiny-kl", "tiny-taesd", "tiny-kl-finetuned"]  # it trains the encoder too
     assert list(runconfig.resolve({**merged(), "finetunes": None}).models) == ["tiny-kl", "tiny-taesd"]
 

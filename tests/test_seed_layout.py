@@ -5,13 +5,15 @@ import numpy as np
 import pytest
 
 from latent_interp import encode, seed_layout, store
+from latent_interp.settings import VaeRun
 from conftest import REPO, ingest_folder
 
 
 @pytest.fixture
 def latents(frame_tree, micro_vae_dir, tmp_path):
     ingest_folder(frame_tree / "val", tmp_path / "frames.zarr", "val", 32)
-    encode.encode_split(tmp_path / "frames.zarr", micro_vae_dir, tmp_path / "latents.zarr", "val")
+    encode.encode_split(frames=tmp_path / "frames.zarr", latents=tmp_path / "latents.zarr", split="val",
+                        vae_run=VaeRun(micro_vae_dir))
     return tmp_path / "latents.zarr"
 
 

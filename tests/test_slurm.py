@@ -14,6 +14,8 @@ import pytest
 
 from conftest import EQUIVARIANT, REPO, SECOND, file_digests, job_counts
 
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
+
 LOCAL_RULES = {"all", "metrics_summary", "interp_summary", "compare_vaes"}  # the Snakefile's localrules
 
 

@@ -17,7 +17,8 @@ def test_a_stage_lists_its_modules_and_what_they_import():
     assert {"__init__.py", "encode.py", "store.py", "vae.py", "weights.py", "data.py", "atomic.py"} <= encode
     assert "configs/kl-f8/config.json" in encode  # data that weights.py reads (through vae.py)
     assert not {"metrics.py", "interp.py", "embed.py"} & encode
-    assert _modules("metrics") == {"__init__.py", "metrics.py", "store.py", "atomic.py"}
+    # the stage's module, what it imports, and the adapter every script calls (rule.py, which stages the outputs)
+    assert _modules("metrics") == {"__init__.py", "metrics.py", "schema.py", "store.py", "atomic.py", "rule.py"}
 
 
 def test_a_package_with_relative_imports_is_followed_with_its_templates():

@@ -52,7 +52,7 @@ def test_saved_model_loads_through_the_workflow_loader(tmp_path):
                     "python tools/train_tiny_vae.py --family tiny --teacher models/tiny-vae --out models/tiny-taesd "
                     "--steps 6000 --batch-size 8 --lr 0.001 --threads 1")
 def test_the_command_line_tool_trains_both_families(tmp_path):
-    """The README's two commands at a few steps: the AutoencoderKL, then an AutoencoderTiny distilled from it."""
+    """docs/data.md's two commands at a few steps: the AutoencoderKL, then an AutoencoderTiny distilled from it."""
     tiny = ["--batch-size", "2", "--crop", "16", "--warmup-steps", "0", "--train-triplets", "3", "--val-triplets",
             "1", "--size", "32", "--raw-width", "64", "--raw-height", "36", "--eval-every", "2", "--threads", "1"]
     tool = [sys.executable, str(REPO / "tools" / "train_tiny_vae.py")]

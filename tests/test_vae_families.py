@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from latent_interp import encode, store, vae
+from latent_interp.settings import VaeRun
 from conftest import MICRO_VAE, ingest_folder
 from ldm_layout import to_ldm_layout
 
@@ -135,12 +136,14 @@ def test_deterministic_latents_are_stored_without_a_logvar(frame_tree, tmp_path)
     vae.build_vae("tiny", **MICRO_TINY).save_pretrained(tmp_path / "tiny")
     frames = tmp_path / "frames.zarr"
     ingest_folder(frame_tree / "val", frames, "val", size=32)
-    encode.encode_split(frames, tmp_path / "tiny", tmp_path / "latents.zarr", "val")
+    encode.encode_split(frames=frames, latents=tmp_path / "latents.zarr", split="val",
+                        vae_run=VaeRun(tmp_path / "tiny"))
     group = store.open_store(tmp_path / "latents.zarr", "latents")
     assert store.LOGVAR not in group and group[store.MEAN].shape[2] == 4
     assert group.attrs["vae"]["posterior"] == "deterministic"
     assert "no logvar" in group.attrs["provenance"]["settings"]["latents"]
-    encode.reconstruct_split(tmp_path / "latents.zarr", tmp_path / "tiny", tmp_path / "recon.zarr", "val")
+    encode.reconstruct_split(latents=tmp_path / "latents.zarr", recon=tmp_path / "recon.zarr", split="val",
+                             vae_run=VaeRun(tmp_path / "tiny"))
     assert store.open_store(tmp_path / "recon.zarr", "recon")[store.FRAMES].shape[0] == 3
 
 
@@ -149,7 +152,8 @@ def test_latents_of_another_latent_space_are_refused(frame_tree, micro_vae_dir, 
     vae.build_vae("kl", **MICRO_KL16).save_pretrained(tmp_path / "kl16")
     frames = tmp_path / "frames.zarr"
     ingest_folder(frame_tree / "val", frames, "val", size=32)
-    encode.encode_split(frames, micro_vae_dir, tmp_path / "latents.zarr", "val")
+    encode.encode_split(frames=frames, latents=tmp_path / "latents.zarr", split="val", vae_run=VaeRun(micro_vae_dir))
     with pytest.raises(ValueError, match="not in the same latent space: latent_channels 4 vs 16"):
-        encode.reconstruct_split(tmp_path / "latents.zarr", tmp_path / "kl16", tmp_path / "recon.zarr", "val")
+        encode.reconstruct_split(latents=tmp_path / "latents.zarr", recon=tmp_path / "recon.zarr", split="val",
+                                 vae_run=VaeRun(tmp_path / "kl16"))
     assert not os.path.exists(tmp_path / "recon.zarr")

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from latent_interp import encode, store, vae
+from latent_interp.settings import VaeRun
 from conftest import MICRO_VAE, ingest_folder
 from ldm_layout import to_ldm_layout
 
@@ -112,7 +113,8 @@ def test_latents_store_records_the_source(forms, frame_tree, tmp_path):
     frames_path = tmp_path / "frames.zarr"
     ingest_folder(frame_tree / "val", frames_path, "val", size=32)
     out = tmp_path / "latents.zarr"
-    encode.encode_split(frames_path, forms / "vae.ckpt", out, "val", vae_options={"config": forms / "diffusers"})
+    encode.encode_split(frames=frames_path, latents=out, split="val",
+                        vae_run=VaeRun(forms / "vae.ckpt", options={"config": forms / "diffusers"}))
     record = store.open_store(out, "latents").attrs["vae"]
     assert record["format"] == "ckpt" and record["source"] == str(forms / "vae.ckpt")
     assert record["sha256"] == vae.file_digest(forms / "vae.ckpt") and record["scaling_factor"] == 0.18215

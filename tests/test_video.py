@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from PIL import Image
 
-from latent_interp import data, store, synthetic, video
+from latent_interp import data, schema, store, synthetic, video
+from latent_interp.settings import Preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 96, 54
@@ -68,7 +68,7 @@ def write_held(path: Path, drawings_per_shot, timing: str, codec: str, **options
 
 def extract(path: Path, tmp_path: Path, **settings) -> tuple[dict, pd.DataFrame, Path]:
     out = tmp_path / "out" / path.name
-    record = video.extract_video(path, out, settings)
+    record = video.extract_video(video=path, extraction=out, settings=settings)
     return record, video.read_manifest(out), out
 
 
@@ -251,7 +251,7 @@ def test_bad_files_are_skipped_with_the_reason_or_stop_the_run_naming_them(twos_
         assert record["skipped"].startswith(reason), (name, record["skipped"])
         assert manifest.empty and not any((out / video.TRIPLETS).iterdir())
         with pytest.raises(ValueError, match=re.escape(f"extract {path}: {reason}") + ".*data.on_error"):
-            video.extract_video(path, tmp_path / "fail" / name, {}, on_error="fail")
+            video.extract_video(video=path, extraction=tmp_path / "fail" / name, settings={}, on_error="fail")
 
 
 def test_a_video_split_ingests_with_t_the_videos_and_the_skip_list(twos_video, tmp_path):
@@ -270,9 +270,10 @@ def test_a_video_split_ingests_with_t_the_videos_and_the_skip_list(twos_video, t
     os.chdir(tmp_path)  # extractions are results/videos/<split>/<video>, relative to the workflow's folder
     try:
         for path in videos:
-            video.extract_video(path, video.extraction_dir("test", path), {})
+            video.extract_video(video=path, extraction=video.extraction_dir("test", path), settings={})
         source = data.split_source(config, "test")
-        counts = data.ingest_split(source, tmp_path / "test.zarr", tmp_path / "test.skipped.csv", "test", 32)
+        counts = data.ingest_split(source=source, frames=tmp_path / "test.zarr",
+                                   skipped=tmp_path / "test.skipped.csv", split="test", preprocess=Preprocess(32))
     finally:
         os.chdir(cwd)
     assert counts == {"found": 12 + 3, "ingested": 15, "skipped": 0, "stray_files": 1, "videos": 3,
@@ -312,10 +313,11 @@ def test_hash_assignment_puts_each_video_in_one_split_and_adding_one_moves_none(
 
 def test_a_killed_extraction_leaves_nothing_and_its_rerun_gives_the_clean_bytes(twos_video, tmp_path):
     clean = tmp_path / "clean"
-    video.extract_video(twos_video, clean, {})
+    video.extract_video(video=twos_video, extraction=clean, settings={})
     final = tmp_path / "results" / "twos.mp4"
     script = ("import sys\nfrom latent_interp.atomic import staged\nfrom latent_interp.video import extract_video\n"
-              f"with staged([{str(final)!r}]) as out:\n    extract_video({str(twos_video)!r}, out[0], {{}})\n")
+              f"with staged([{str(final)!r}]) as out:\n"
+              f"    extract_video(video={str(twos_video)!r}, extraction=out[0], settings={{}})\n")
     killed = subprocess.run([sys.executable, "-c", script], env={**os.environ, "LATENT_INTERP_FAULT":
                                                                   "extract:mid-video:kill"}, capture_output=True)
     assert killed.returncode == -9 and not final.exists()
@@ -326,14 +328,7 @@ def test_a_killed_extraction_leaves_nothing_and_its_rerun_gives_the_clean_bytes(
         assert (final / path.relative_to(clean)).read_bytes() == path.read_bytes(), path
 
 
-def test_the_schema_repeats_the_module_defaults():
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    properties = schema["properties"]["data"]["properties"]["video"]["properties"]
-
-    def defaults(node):
-        if "properties" in node:
-            return {key: defaults(value) for key, value in node["properties"].items()}
-        return node["default"]
-
-    assert {key: defaults(value) for key, value in properties.items()} == video.DEFAULTS
-    assert set(video.DETECTORS) == set(properties["cuts"]["properties"]["detector"]["enum"])
+def test_the_schema_offers_the_detectors_the_module_knows():
+    """The defaults are the schema's own (tests/test_schema.py); the detectors' names live in both."""
+    detector = schema.section("data.video.cuts.detector")
+    assert set(video.DETECTORS) == set(detector["enum"]) and detector["default"] in video.DETECTORS

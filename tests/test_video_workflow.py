@@ -16,6 +16,8 @@ from latent_interp import store, video
 from latent_interp.report.page import read_payload
 from conftest import REPO, job_counts, new_workdir, snakemake, tiny_config
 
+pytestmark = pytest.mark.workflow
+
 EXAMPLE = REPO / "config" / "video-example.yaml"
 VIDEOS = {"train": 2, "val": 1, "test": 3}  # test: on twos, on threes, and irregular
 CAP = 4

@@ -21,6 +21,8 @@ from latent_interp.report.page import read_payload
 from conftest import (BASE, EQUIVARIANT, FINETUNED, MICRO_VAE, REPO, SECOND, SIZE, TRIPLETS, file_digests, job_counts,
                       new_workdir, planned_jobs, snakemake, tiny_config)
 
+pytestmark = pytest.mark.workflow
+
 SPLITS = ("train", "val", "test")
 
 

@@ -2,7 +2,7 @@
 
     python tools/report_screenshots.py results/report.html docs/img
 
-Uses Debian's chromium headless with the network off, as the browser tests do (tests/browser.py), at a laptop's
+Uses Debian's chromium headless with the network off, as the browser tests do (latent_interp.browser), at a laptop's
 1280 px. Beside the images it writes screenshots.json: the models and sections the report had, which
 tests/test_report_browser.py compares with today's demo, so that screenshots of an older demo are caught.
 """
@@ -12,11 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-import browser  # noqa: E402
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
+from latent_interp import browser
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
 
 page, out = Path(sys.argv[1]), Path(sys.argv[2])
 out.mkdir(parents=True, exist_ok=True)

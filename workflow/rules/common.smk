@@ -19,7 +19,7 @@ RUN = runconfig.resolve(config)
 SPLITS = RUN.splits
 SYNTHETIC = RUN.synthetic  # data.source synthetic: the workflow draws the demo data itself (rule synthesize_<split>)
 # data.layout video: each video is extracted into triplets by a job of its own (rule extract_video), which ingest reads
-VIDEO_LAYOUT = RUN.config["data"].get("layout", "folders") == "video"
+VIDEO_LAYOUT = RUN.config["data"]["layout"] == "video"
 MODELS = RUN.models
 FINETUNES = RUN.finetunes  # name -> its entry (vae, recipe, overrides)
 BASELINE = RUN.baseline
@@ -31,19 +31,19 @@ EMBED_METHODS = RUN.config["embed"]["methods"]
 # a GPU. Where it runs on this machine's CPU (vae.device cpu, or auto on a machine without a GPU) it holds none.
 # These are functions of the job: Snakemake calls them once it knows the executor (a cluster's, or this machine).
 def vae_gpu(wildcards=None):
-    return int(runconfig.holds_gpu(RUN.config["vae"].get("device", "auto"), workflow.local_exec))
+    return int(runconfig.holds_gpu(RUN.config["vae"]["device"], workflow.local_exec))
 
 
 def metrics_gpu(wildcards=None):
     """metrics.device cpu scores in a process per thread of the rule; anything else with torch on the GPU."""
-    return int(runconfig.holds_gpu(RUN.config["metrics"].get("device", "cpu"), workflow.local_exec))
+    return int(runconfig.holds_gpu(RUN.config["metrics"]["device"], workflow.local_exec))
 
 
 def threads_for(most, whole_machine=False):
     """A rule's threads (local cores; --cpus-per-task on a cluster), as a function of the job: ``most`` on a
     cluster, or where the VAE jobs run on a GPU. On a machine without one, half the cores (at most ``most``), so that
     two jobs overlap: on 2 cores two one-thread jobs hide each other's start-up (Python, torch, diffusers: about 5 s
-    a job), which took the demo from 8.0 to 6.0 min (README "Performance", P9). ``whole_machine``: one long job (the
+    a job), which took the demo from 8.0 to 6.0 min (docs/performance.md, P9). ``whole_machine``: one long job (the
     fine-tune) takes them all."""
 
     def threads(wildcards):
@@ -59,14 +59,9 @@ VAL_SPLIT = RUN.val_split  # the fine-tunes validate on it, the collapse check r
 ENV = "../../envs/latent-interp.yaml"
 SCRIPTS = Path(workflow.main_snakefile).parent / "workflow" / "scripts"
 
-# What the rules that run a VAE on a split pass on: the model's weights, its entry's options and the vae.* settings.
-VAE_PARAMS = dict(
-    vae=lambda wildcards: MODELS[wildcards.model],
-    vae_options=lambda wildcards: RUN.vae_options(wildcards.model),
-    batch_size=RUN.config["vae"].get("batch_size", 16),
-    device=RUN.config["vae"].get("device", "auto"),
-    compile=RUN.config["vae"].get("compile", "auto"),
-)
+# What the rules that run a VAE on a split pass on: how the job runs its model (latent_interp.settings.VaeRun: the
+# weights, the entry's options and the vae.* settings).
+VAE_PARAMS = dict(vae_run=lambda wildcards: RUN.vae_run(wildcards.model))
 
 # Latents and the latent study (rules encode, interp_train, geometry, embed) exist once per latent space. A
 # decoder-only fine-tune keeps the encoder, so it has its base's latents: it is never
@@ -87,7 +82,7 @@ GEOMETRY_OUTPUTS = {
 # What rule equivariance writes for each latent space, by the name latent_interp.equivariance uses.
 EQUIVARIANCE_OUTPUTS = {
     "curve": "equivariance.csv",
-    "frames": "equivariance_frames.csv",
+    "per_frame": "equivariance_frames.csv",
     "triplets": "equivariance_triplets.csv",
     "summary": "equivariance.json",
 }
@@ -115,9 +110,9 @@ def triplets_listed(split):
 
 
 # A split above data.shard_size triplets is encoded, reconstructed and scored as SHARDS[split] parallel jobs whose
-# stores and tables the gather rules concatenate (README "Sharded splits"); the others run as one job each. A split
+# stores and tables the gather rules concatenate (docs/cluster.md "Sharded splits"); the others run as one job each. A split
 # of videos is one job: its triplet count is known only once its videos are extracted.
-SHARD_SIZE = RUN.config["data"].get("shard_size") if not VIDEO_LAYOUT else None
+SHARD_SIZE = RUN.config["data"]["shard_size"] if not VIDEO_LAYOUT else None
 SHARDS = {split: -(-triplets_listed(split) // SHARD_SIZE) for split in SPLITS} if SHARD_SIZE else {}
 SHARDS = {split: count for split, count in SHARDS.items() if count > 1}
 
@@ -146,7 +141,7 @@ def synthetic_outputs(split):
     (data.layout video), or the manifest of the frames it draws (one file, not 30,000: bench P4)."""
     if VIDEO_LAYOUT:
         return list(VIDEOS[split].values())
-    return [f"results/manifests/synthetic/{split}.csv"]
+    return f"results/manifests/synthetic/{split}.csv"
 
 
 def code(script):

@@ -7,7 +7,7 @@ rule compare_vaes:
     output:
         table="results/compare/vaes.csv",
         summary="results/compare/vaes.json",
-        finetunes="results/compare/finetunes.csv",
+        finetunes_table="results/compare/finetunes.csv",
     log:
         "results/logs/compare_vaes.log",
     benchmark:
@@ -18,8 +18,8 @@ rule compare_vaes:
         models=COMPARE_INPUTS,
         baseline=BASELINE,
         val_split=VAL_SPLIT,
-        resamples=RUN.config["compare"].get("bootstrap_resamples", 1000),
-        seed=RUN.config["compare"].get("seed", 0),
+        resamples=RUN.config["compare"]["bootstrap_resamples"],
+        seed=RUN.config["compare"]["seed"],
         learned=RUN.config["interp"]["predictors"],
         finetunes=FINETUNES,
     script:

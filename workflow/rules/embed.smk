@@ -8,7 +8,7 @@ rule embed:
     output:
         table="results/embeddings/{model}/{method}.csv",
         plot="results/embeddings/{model}/{method}.png",
-        settings="results/embeddings/{model}/{method}.json",
+        record="results/embeddings/{model}/{method}.json",
     log:
         "results/logs/embed/{model}/{method}.log",
     benchmark:
@@ -17,8 +17,6 @@ rule embed:
         ENV
     threads: threads_for(2)
     params:
-        seed=RUN.config["embed"].get("seed", 0),
-        max_points=RUN.config["embed"].get("max_points", 5000),
-        trajectories=RUN.config["embed"].get("trajectories", 12),
+        settings=RUN.embed_settings,
     script:
         "../scripts/embed.py"

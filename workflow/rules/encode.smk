@@ -5,10 +5,10 @@
 rule encode:
     input:
         frames="results/frames/{split}.zarr",
-        vae=vae_files,
+        weights=vae_files,
         code=code("encode"),
     output:
-        directory("results/latents/{model}/{split}.zarr"),
+        latents=directory("results/latents/{model}/{split}.zarr"),
     log:
         "results/logs/encode/{model}/{split}.log",
     benchmark:
@@ -30,10 +30,10 @@ rule encode:
 rule reconstruct:
     input:
         latents=latents_of_space,
-        vae=vae_files,
+        weights=vae_files,
         code=code("reconstruct"),
     output:
-        directory("results/recon/{model}/{split}.zarr"),
+        recon=directory("results/recon/{model}/{split}.zarr"),
     log:
         "results/logs/reconstruct/{model}/{split}.log",
     benchmark:
@@ -54,7 +54,7 @@ rule reconstruct:
 
 use rule encode as encode_shard with:
     output:
-        temp(directory("results/shards/latents/{model}/{split}/{shard}.zarr")),
+        latents=temp(directory("results/shards/latents/{model}/{split}/{shard}.zarr")),
     log:
         "results/logs/encode/{model}/{split}/shard{shard}.log",
     benchmark:
@@ -68,7 +68,7 @@ use rule encode as encode_shard with:
 
 use rule reconstruct as reconstruct_shard with:
     output:
-        temp(directory("results/shards/recon/{model}/{split}/{shard}.zarr")),
+        recon=temp(directory("results/shards/recon/{model}/{split}/{shard}.zarr")),
     log:
         "results/logs/reconstruct/{model}/{split}/shard{shard}.log",
     benchmark:
@@ -86,7 +86,7 @@ rule gather_store:
         shards=shard_files("results/shards/{stage}/{model}/{split}/{shard}.zarr"),
         code=code("gather_store"),
     output:
-        directory("results/{stage}/{model}/{split}.zarr"),
+        store=directory("results/{stage}/{model}/{split}.zarr"),
     log:
         "results/logs/gather_store/{stage}/{model}/{split}.log",
     benchmark:

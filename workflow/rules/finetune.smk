@@ -5,10 +5,10 @@ rule finetune:
     input:
         train="results/frames/train.zarr",
         val=f"results/frames/{VAL_SPLIT}.zarr",
-        vae=lambda wildcards: model_files(FINETUNES[wildcards.finetune]["vae"]),
+        weights=lambda wildcards: model_files(FINETUNES[wildcards.finetune]["vae"]),
         code=code("finetune"),
     output:
-        directory("results/models/{finetune}"),
+        model_dir=directory("results/models/{finetune}"),
     log:
         "results/logs/finetune/{finetune}.log",
     benchmark:
@@ -21,11 +21,8 @@ rule finetune:
     resources:
         gpu=vae_gpu,
     params:
-        pretrained=lambda wildcards: MODELS[FINETUNES[wildcards.finetune]["vae"]],
-        vae_options=lambda wildcards: RUN.vae_options(wildcards.finetune),
+        base=lambda wildcards: RUN.finetune_base_run(wildcards.finetune),
         settings=lambda wildcards: FINETUNES[wildcards.finetune],
         checkpoint="results/checkpoints/{finetune}.pt",
-        batch_size=RUN.config["vae"].get("batch_size", 16),
-        device=RUN.config["vae"].get("device", "auto"),
     script:
         "../scripts/finetune.py"

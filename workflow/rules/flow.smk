@@ -5,7 +5,7 @@ rule flow:
         frames="results/frames/{split}.zarr",
         code=code("flow"),
     output:
-        store=directory("results/flow/{split}.zarr"),
+        flow=directory("results/flow/{split}.zarr"),
         table="results/flow/{split}.csv",
     log:
         "results/logs/flow/{split}.log",
@@ -16,6 +16,6 @@ rule flow:
     threads: threads_for(4)
     params:
         settings=RUN.config["flow"],
-        on_error=RUN.config["data"].get("on_error", "skip"),
+        on_error=RUN.config["data"]["on_error"],
     script:
         "../scripts/flow.py"

@@ -33,12 +33,12 @@ rule equivariance:
         frames=f"results/frames/{PROBE_TEST}.zarr",
         latents=f"results/latents/{{model}}/{PROBE_TEST}.zarr",
         flow=f"results/flow/{PROBE_TEST}.zarr",
-        vae=vae_files,
+        weights=vae_files,
         code=code("equivariance"),
     output:
         # the names and files of EQUIVARIANCE_OUTPUTS (common.smk), which the report reads
         curve="results/geometry/{model}/equivariance.csv",
-        frames="results/geometry/{model}/equivariance_frames.csv",
+        per_frame="results/geometry/{model}/equivariance_frames.csv",
         triplets="results/geometry/{model}/equivariance_triplets.csv",
         summary="results/geometry/{model}/equivariance.json",
     log:
@@ -52,6 +52,6 @@ rule equivariance:
         gpu=vae_gpu,
     params:
         **VAE_PARAMS,
-        frames=RUN.config["geometry"].get("equivariance_frames", 32),
+        shifted_frames=RUN.config["geometry"]["equivariance_frames"],
     script:
         "../scripts/equivariance.py"

@@ -5,7 +5,7 @@ rule extract_video:
         video=video_file,
         code=code("extract_video"),
     output:
-        directory("results/videos/{split}/{video}"),
+        extraction=directory("results/videos/{split}/{video}"),
     log:
         "results/logs/extract_video/{split}/{video}.log",
     benchmark:
@@ -13,18 +13,18 @@ rule extract_video:
     conda:
         ENV
     params:
-        settings=RUN.config["data"].get("video", {}),
-        on_error=RUN.config["data"].get("on_error", "skip"),
+        settings=RUN.config["data"].get("video", {}),  # layout video only: no section, no defaults
+        on_error=RUN.config["data"]["on_error"],
     script:
         "../scripts/extract_video.py"
 
 
 rule ingest:
     input:
-        frames=split_frame_files,
+        frame_files=split_frame_files,
         code=code("ingest"),
     output:
-        store=directory("results/frames/{split}.zarr"),
+        frames=directory("results/frames/{split}.zarr"),
         skipped="results/frames/{split}.skipped.csv",
     log:
         "results/logs/ingest/{split}.log",
@@ -35,9 +35,7 @@ rule ingest:
     threads: threads_for(4)
     params:
         source=split_source,
-        size=RUN.config["preprocess"]["size"],
-        resample=RUN.config["preprocess"]["resample"],
-        fit=RUN.config["preprocess"].get("fit", "squash"),
-        on_error=RUN.config["data"].get("on_error", "skip"),
+        preprocess=RUN.preprocess,
+        on_error=RUN.config["data"]["on_error"],
     script:
         "../scripts/ingest.py"

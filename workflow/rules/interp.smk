@@ -12,7 +12,7 @@ rule interp_train:
         flow=expand("results/flow/{split}.zarr", split=["train", VAL_SPLIT]) if FLOW_PREDICTED else [],
         code=code("interp_train"),
     output:
-        directory("results/predictors/{model}"),
+        predictors=directory("results/predictors/{model}"),
     log:
         "results/logs/interp_train/{model}.log",
     benchmark:
@@ -25,7 +25,7 @@ rule interp_train:
     params:
         # only the keys that shape the predictors: a new gallery or LPIPS setting must not retrain them
         settings={key: RUN.config["interp"][key] for key in TRAINING_KEYS if key in RUN.config["interp"]},
-        device=RUN.config["vae"].get("device", "auto"),
+        device=RUN.config["vae"]["device"],
     script:
         "../scripts/interp_train.py"
 
@@ -37,13 +37,13 @@ rule interp:
         recon="results/recon/{model}/{split}.zarr",
         flow="results/flow/{split}.zarr",
         predictors=predictors_of_space,
-        vae=vae_files,
-        lpips=lpips_files,
+        weights=vae_files,
+        lpips_weights=lpips_files,
         code=code("interp"),
     output:
         table="results/interp/{model}/{split}.csv",
         spec="results/interp/{model}/{split}.spec.json",
-        store=directory("results/interp/{model}/{split}.zarr"),
+        predicted=directory("results/interp/{model}/{split}.zarr"),
     log:
         "results/logs/interp/{model}/{split}.log",
     benchmark:
@@ -55,11 +55,7 @@ rule interp:
         gpu=vae_gpu,
     params:
         **VAE_PARAMS,
-        gallery=RUN.config["interp"]["gallery_triplets"],
-        sample=RUN.config["interp"].get("sample_triplets", 24),
-        seed=RUN.config["interp"].get("seed", 0),
-        lpips=RUN.config["interp"]["lpips"],
-        protocols=RUN.config["metrics"]["protocol"],
+        settings=RUN.interp_settings,
     script:
         "../scripts/interp.py"
 
@@ -69,7 +65,7 @@ rule interp_summary:
         tables=expand("results/interp/{model}/{split}.csv", model=list(MODELS), split=INTERP_SPLITS),
         code=code("interp_summary"),
     output:
-        "results/interp/summary.csv",
+        summary="results/interp/summary.csv",
     log:
         "results/logs/interp_summary.log",
     benchmark:
@@ -77,8 +73,8 @@ rule interp_summary:
     conda:
         ENV
     params:
-        resamples=RUN.config["metrics"].get("bootstrap_resamples", 1000),
-        seed=RUN.config["metrics"].get("seed", 0),
-        motion_bins=RUN.config["interp"].get("motion_bins", 4),
+        resamples=RUN.config["metrics"]["bootstrap_resamples"],
+        seed=RUN.config["metrics"]["seed"],
+        bins=RUN.config["interp"]["motion_bins"],
     script:
         "../scripts/interp_summary.py"

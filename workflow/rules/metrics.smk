@@ -19,7 +19,7 @@ rule metrics:
         gpu=metrics_gpu,
     params:
         shard=None,
-        device=RUN.config["metrics"].get("device", "cpu"),
+        device=RUN.config["metrics"]["device"],
     script:
         "../scripts/metrics.py"
 
@@ -36,7 +36,7 @@ use rule metrics as metrics_shard with:
         split=SHARDED_SPLIT,
     params:
         shard=shard_of,
-        device=RUN.config["metrics"].get("device", "cpu"),
+        device=RUN.config["metrics"]["device"],
 
 
 rule gather_metrics:
@@ -73,8 +73,8 @@ rule metrics_summary:
     conda:
         ENV
     params:
-        resamples=RUN.config["metrics"].get("bootstrap_resamples", 1000),
-        seed=RUN.config["metrics"].get("seed", 0),
+        resamples=RUN.config["metrics"]["bootstrap_resamples"],
+        seed=RUN.config["metrics"]["seed"],
         pairs=COMPARISON_PAIRS,
     script:
         "../scripts/metrics_summary.py"
@@ -86,7 +86,7 @@ rule collapse_check:
         recon=f"results/recon/{{model}}/{VAL_SPLIT}.zarr",
         code=code("collapse_check"),
     output:
-        "results/metrics/{model}/collapse.json",
+        figures="results/metrics/{model}/collapse.json",
     log:
         "results/logs/collapse_check/{model}.log",
     benchmark:

@@ -34,18 +34,23 @@ rule report:
     conda:
         ENV
     params:
-        config=RUN.config,
-        vaes=RUN.vae_sources,
-        models=list(MODELS),
-        latent_models=LATENT_MODELS,
-        splits=SPLITS,
-        interp_splits=INTERP_SPLITS,
-        methods=EMBED_METHODS,
-        twins=TWINS,
-        finetunes=FINETUNES,
-        geometry_names=list(GEOMETRY_OUTPUTS),
-        equivariance_names=list(EQUIVARIANCE_OUTPUTS),
-        lpips_skipped=not lpips_files(None),
-        settings=RUN.config["report"],
+        # how the inputs above are laid out (latent_interp.report.job), and what the page states about the run
+        layout=dict(
+            config=RUN.config,
+            vae_sources=RUN.vae_sources,
+            models=list(MODELS),
+            latent_models=LATENT_MODELS,
+            splits=SPLITS,
+            interp_splits=INTERP_SPLITS,
+            methods=EMBED_METHODS,
+            twins=TWINS,
+            finetunes=FINETUNES,
+            geometry_names=list(GEOMETRY_OUTPUTS),
+            equivariance_names=list(EQUIVARIANCE_OUTPUTS),
+            lpips_skipped=not lpips_files(None),
+            settings=RUN.config["report"],
+        ),
+        # the page links the figures' final folder, not the temporary one they are written to
+        linked_figures=lambda wildcards, output: output.figures,
     script:
         "../scripts/report.py"

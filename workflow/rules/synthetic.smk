@@ -10,7 +10,7 @@ for _split in SPLITS if SYNTHETIC else []:
         input:
             code=code("synthesize"),
         output:
-            synthetic_outputs(_split),
+            drawn=synthetic_outputs(_split),
         log:
             f"results/logs/synthesize/{_split}.log",
         benchmark:

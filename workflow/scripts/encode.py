@@ -1,12 +1,4 @@
 """Rule encode: frames store + VAE -> results/latents/{model}/{split}.zarr."""
-import sys
+from latent_interp.rule import run_stage
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
-from latent_interp.encode import encode_split  # noqa: E402
-from latent_interp.atomic import staged  # noqa: E402
-
-sm = snakemake  # noqa: F821
-with staged(sm.output) as out:  # written under temporary names, renamed when whole
-    encode_split(sm.input.frames, sm.params.vae, out[0], sm.wildcards.split, sm.params.batch_size,
-                 sm.params.device, sm.threads, dict(sm.params.vae_options), sm.params.shard,
-                 sm.params.compile)
+run_stage(snakemake, "latent_interp.encode:encode_split")  # noqa: F821 (snakemake is injected)

@@ -1,10 +1,4 @@
-"""Rule gather_store: the shards of one sharded split -> the store an unsharded run writes."""
-import sys
+"""Rule gather_store: a sharded split's latents or recon shard stores -> one store."""
+from latent_interp.rule import run_stage
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
-from latent_interp.store import gather  # noqa: E402
-from latent_interp.atomic import staged  # noqa: E402
-
-sm = snakemake  # noqa: F821
-with staged(sm.output) as out:  # written under temporary names, renamed when whole
-    gather(list(sm.input.shards), out[0])
+run_stage(snakemake, "latent_interp.store:gather")  # noqa: F821 (snakemake is injected)

@@ -1,11 +1,4 @@
-"""Rule geometry: a model's latents of every split -> trajectory, channel, cluster tables and geometry.json."""
-import sys
+"""Rule geometry: every split's latents of a latent space -> results/geometry/{model}/ tables and JSON."""
+from latent_interp.rule import run_stage
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
-from latent_interp.geometry import analyse_geometry  # noqa: E402
-from latent_interp.atomic import staged  # noqa: E402
-
-sm = snakemake  # noqa: F821
-with staged(sm.output) as out:  # written under temporary names, renamed when whole
-    analyse_geometry(list(sm.input.latents), list(sm.input.frames), dict(out.items()), sm.wildcards.model,
-                     dict(sm.params.settings), probe_test=sm.params.probe_test)
+run_stage(snakemake, "latent_interp.geometry:analyse_geometry")  # noqa: F821 (snakemake is injected)

@@ -1,42 +1,6 @@
-"""Video files in, frame triplets out (``data.layout: video``): held frames merged into drawings, scene cuts found,
-triplets of three consecutive drawings of one scene written in the triplet layout the rest of the DAG reads.
-
-Animation is drawn on twos and threes: a drawing is held for several frames, so consecutive frames repeat. A frame is
-a new drawing when it differs from the first frame of the current drawing (not from the frame before, so a slow pan
-that changes a little each frame still starts new drawings) in more than ``held.threshold`` of the pixels of the
-analysis thumbnail, a pixel counting as changed when its grey level moves by more than ``held.noise`` (which the
-codec's noise on a held drawing does not). A triplet is three consecutive drawings of one scene; its frames are the
-first frame of each drawing, at the times they appear, and t = (time2 - time1) / (time3 - time1) is the true place
-of the middle drawing (0.5 only on even timing). Scene cuts come from PySceneDetect; no triplet spans one.
-
-Decoding: PyAV, one pass, in presentation order, frame-accurate (every decoded frame is counted; nothing is
-seeked). Times are the stream's timestamps (variable frame rate included), in seconds. The stream's display rotation
-is applied (``VideoFrame.rotation``, degrees counter-clockwise, as FFmpeg's player does; flips are not). Every pixel
-format is converted to 8-bit RGB by FFmpeg's swscale: 10- and 12-bit sources are rounded to 8 bits, an alpha channel
-is dropped (the colour channels as stored, not composited), a palette (GIF) is expanded.
-
-One extraction job per video writes ``results/videos/<split>/<video>/`` (``extract_video``):
-
-``triplets/<triplet>/frame{1,2,3}.png``
-    the kept triplets, frames at the video's own (rotated) size, lossless; ingest fits them to preprocess.size like
-    any triplet folder. A drawing in two triplets is written once and hard-linked.
-``manifest.csv`` (``MANIFEST_COLUMNS``), one row per candidate triplet (every three consecutive drawings), kept or not:
-    ``triplet``              name, ``<video>-<index of its first drawing, 5 digits>``
-    ``kept``                 True for the triplets written; ``drop_reason`` says why the others were not:
-                             ``cut`` (spans a scene cut), ``too_still`` / ``too_far`` (motion outside
-                             data.video.motion), ``stride`` (data.video.stride), ``cap`` (data.video.max_triplets)
-    ``frame1..3``            index of each drawing's first frame among the decoded frames (0-based)
-    ``time1..3``             its timestamp, seconds
-    ``t``                    (time2 - time1) / (time3 - time1)
-    ``scene``                the scene (0-based) of the triplet's first drawing
-    ``difference12, difference23``  share of thumbnail pixels changed between drawings 1 and 2, 2 and 3
-    ``motion``               mean absolute grey-level difference between drawings 1 and 3 on the thumbnail, / 255
-``video.json``
-    the video (path, bytes, sha256, container, codec, pixel format, stored and displayed size, rotation, average
-    frame rate, time base, duration), the counts (frames decoded, drawings, held frames merged, cuts, scenes,
-    candidates, kept, dropped by reason), the cut frames, the settings and provenance; ``skipped`` holds the reason
-    when the file could not be read (data.on_error: skip; the split's skip list then names it).
-"""
+"""Rule extract_video: one video file -> ``results/videos/<split>/<video>/`` (docs/outputs.md): decoded once with
+PyAV, held frames merged into drawings, scene cuts found with PySceneDetect, and triplets of three consecutive
+drawings of one scene written as triplet folders with their manifest and record."""
 
 from __future__ import annotations
 
@@ -56,86 +20,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from latent_interp import atomic, store
-
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".gif")
-DETECTORS = ("content", "adaptive", "threshold", "histogram", "hash", "none")
-DROP_REASONS = ("cut", "too_still", "too_far", "stride", "cap")
-# data.video's defaults (workflow/schemas/config.schema.yaml repeats them; tests/test_video.py checks they agree).
-DEFAULTS = {
-    "assign": "folders",
-    "test_fraction": 0.1,
-    "analysis_width": 256,
-    # Codec noise on a held drawing moves grey levels by a few steps on the thumbnail, where a new drawing moves the
-    # pixels of its moving parts by tens; 0.1% of 256 x 144 is 37 pixels, a mouth flap is several times that.
-    "held": {"noise": 12, "threshold": 0.001},
-    "cuts": {"detector": "content", "threshold": None, "min_scene_len": 15},
-    "motion": {"min": None, "max": None},
-    "stride": 1,
-    "max_triplets": None,
-}
-MANIFEST_COLUMNS = ["triplet", "kept", "drop_reason", "frame1", "frame2", "frame3", "time1", "time2", "time3", "t",
-                    "scene", "difference12", "difference23", "motion"]
-MANIFEST, INFO, TRIPLETS = "manifest.csv", "video.json", "triplets"
-WRITES_AHEAD = 16  # frames queued for the PNG writer at most (each holds a decoded frame in memory)
-
-
-def settings_of(video_config: dict | None) -> dict:
-    """config data.video with every default filled in (nested sections key by key)."""
-    video_config = video_config or {}
-    settings = {}
-    for key, default in DEFAULTS.items():
-        value = video_config.get(key, default)
-        settings[key] = {**default, **(value or {})} if isinstance(default, dict) else value
-    return settings
-
-
-def is_video_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
-
-
-def videos_in(folder: Path) -> list[Path]:
-    """The video files directly in ``folder``, by name."""
-    if not folder.is_dir():
-        raise FileNotFoundError(f"video folder {folder} does not exist (check config keys data.root, data.layout, "
-                                "data.split_dirs and data.video.assign)")
-    return sorted(p for p in folder.iterdir() if is_video_file(p))
-
-
-def video_folder(data_config: dict, split: str) -> Path:
-    """Where a split's videos are: ``<root>/<split_dirs[split] or split>`` (assign folders), or ``<root>``, the one
-    folder every split is drawn from (assign hash)."""
-    root = Path(data_config["root"])
-    if settings_of(data_config.get("video"))["assign"] == "hash":
-        return root
-    return root / data_config.get("split_dirs", {}).get(split, split)
-
-
-def split_of(name: str, val_fraction: float, test_fraction: float) -> str:
-    """A video's split under assign hash, from its file name alone (so adding videos never moves another): test
-    below test_fraction, val up to test_fraction + val_fraction, train above. All triplets of a video go together,
-    so no shot straddles train and test."""
-    from latent_interp.data import hash_fraction  # here, not at the top: data imports this module
-
-    place = hash_fraction(name)
-    return "test" if place < test_fraction else "val" if place < test_fraction + val_fraction else "train"
-
-
-def split_videos(data_config: dict, split: str) -> list[Path]:
-    """The video files of ``split`` (data.layout: video)."""
-    settings = settings_of(data_config.get("video"))
-    videos = videos_in(video_folder(data_config, split))
-    if settings["assign"] == "folders":
-        return videos
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"config key data.video.assign: hash draws splits train, val and test, not {split!r}")
-    fractions = float(data_config.get("val_fraction", 0.1)), float(settings["test_fraction"])
-    return [path for path in videos if split_of(path.name, *fractions) == split]
-
-
-def extraction_dir(split: str, video: str | Path) -> str:
-    """Rule extract_video's output folder for a video of a split (named by its file name, extension included)."""
-    return f"results/videos/{split}/{Path(video).name}"
-
+from latent_interp.video.files import (DETECTORS, DROP_REASONS, INFO, MANIFEST, MANIFEST_COLUMNS, TRIPLETS,
+                                       WRITES_AHEAD, settings_of)
 
 class VideoFault(Exception):
     """A video that cannot be extracted: corrupt, truncated, empty, audio-only, unsupported or ending early."""
@@ -441,11 +327,13 @@ def _video_record(path: Path, container, stream, duration) -> dict:
             "time_base": str(stream.time_base), "duration": duration}
 
 
-def extract_video(path: str | Path, out_dir: str | Path, settings: dict, on_error: str = "skip") -> dict:
-    """Extract one video's triplets into ``out_dir`` (layout in the module docstring); returns video.json's record.
+def extract_video(*, video: str | Path, extraction: str | Path, settings: dict, on_error: str = "skip") -> dict:
+    """Rule extract_video: the triplets of the file ``video`` into the folder ``extraction`` (docs/outputs.md);
+    returns video.json's record.
 
     A file that cannot be read (``VideoFault``, or FFmpeg failing mid-stream) stops the run naming it
     (``on_error="fail"``) or leaves an extraction with no triplets whose ``skipped`` says why (``"skip"``)."""
+    path, out_dir = video, extraction
     import av
 
     path, out_dir = Path(path), Path(out_dir)
@@ -495,34 +383,3 @@ def extract_video(path: str | Path, out_dir: str | Path, settings: dict, on_erro
         provenance=store.provenance("extract_video", settings))
     (out_dir / INFO).write_text(json.dumps(record, indent=2, default=float) + "\n")
     return record
-
-
-def read_record(extraction: str | Path) -> dict:
-    return json.loads((Path(extraction) / INFO).read_text())
-
-
-def read_manifest(extraction: str | Path) -> pd.DataFrame:
-    return pd.read_csv(Path(extraction) / MANIFEST, keep_default_na=False,
-                       dtype={"triplet": str, "drop_reason": str, "kept": bool})
-
-
-def read_extractions(extractions) -> tuple[list[dict], dict[str, float]]:
-    """What ingest keeps of a split's extractions: each video's ``summary``, and every kept triplet's t by name."""
-    summaries, middle_times = [], {}
-    for extraction in extractions:
-        manifest = read_manifest(extraction)
-        kept = manifest[manifest["kept"]]
-        middle_times.update(zip(kept["triplet"], kept["t"].astype(float)))
-        summaries.append(summary(read_record(extraction), manifest))
-    return summaries, middle_times
-
-
-def summary(record: dict, manifest: pd.DataFrame) -> dict:
-    """What the frames store (attrs ``videos``) and the report's Data section keep of one extraction: the video, its
-    counts, why it was skipped, and its kept triplets' t."""
-    kept = manifest[manifest["kept"]]
-    video = record["video"]
-    return {"video": Path(video["path"]).name, **{key: video.get(key) for key in (
-                "path", "sha256", "container", "codec", "size", "average_frame_rate", "duration")},
-            "counts": record.get("counts", {}), "skipped": record["skipped"],
-            "t": [round(float(value), 6) for value in kept["t"]]}

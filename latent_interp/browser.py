@@ -1,5 +1,6 @@
 """Debian's Chromium, headless, driven by Selenium with the network off: how the report is tested in a real
-browser (tests/test_report_browser.py) and timed (bench/report_scale.py)."""
+browser (tests/test_report_browser.py), timed (bench/report_scale.py) and photographed for the docs
+(tools/report_screenshots.py). No stage imports it."""
 
 from __future__ import annotations
 
