@@ -86,3 +86,21 @@ def test_no_module_is_longer_than_one_reads_in_a_sitting():
     long = {str(path.relative_to(REPO)): count for path in sorted((REPO / "latent_interp").rglob("*.py"))
             if (count := len(path.read_text().splitlines())) > MODULE_LINES}
     assert not long, f"modules over {MODULE_LINES} lines: {long}"
+
+
+def test_every_settings_object_is_a_param_snakemake_compares():
+    """Snakemake reruns a job whose params changed, but only for params it can represent; a settings object it
+    skipped would let a changed setting rerun nothing."""
+    import yaml
+    from snakemake.persistence import UNREPRESENTABLE, PersistenceBase
+
+    from latent_interp import runconfig
+
+    run = runconfig.resolve(yaml.safe_load((REPO / "config.yaml").read_text()))
+    serialized = lambda value: PersistenceBase._serialize_param_builtin(None, value)  # noqa: E731
+    settings = [run.vae_run("tiny-kl"), run.finetune_base_run("tiny-kl-finetuned"), run.preprocess,
+                run.interp_settings, run.embed_settings]
+    for value in settings:
+        assert serialized(value) is not UNREPRESENTABLE, type(value).__name__
+        changed = value._replace(**{value._fields[-1]: "changed"})
+        assert serialized(changed) != serialized(value), type(value).__name__
