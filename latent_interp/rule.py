@@ -7,8 +7,9 @@ temporary names and renamed when whole (``latent_interp.atomic.staged``).
 
 Names, not positions: a rule's input, output or param that the stage does not take, or a parameter of the stage
 that the rule does not give, fails before the stage runs, naming both. Inputs that only make the job stale when
-they change (``code``, a model's weight files) are listed in ``unused``. Wildcards and ``threads`` are passed to the
-stages that take them. Torch-free until the stage's module is imported, after the log is open.
+they change are not passed: ``code``, ``weights`` and ``lpips_weights`` in every rule (``STALENESS_ONLY``), and the
+names a script gives as ``unused``. Wildcards and ``threads`` are passed to the stages that take them. Torch-free
+until the stage's module is imported, after the log is open.
 """
 
 from __future__ import annotations

@@ -124,9 +124,7 @@ class RunConfig:
 
     def finetune_base_run(self, name: str) -> VaeRun:
         """How fine-tune ``name`` runs the VAE it starts from: its base's weights, loaded as the fine-tune's entry."""
-        run = self.config["vae"]
-        return VaeRun(self.models[self.finetune_base(name)], self.vae_options(name), run["batch_size"],
-                      run["device"], run["compile"])
+        return self.vae_run(self.finetune_base(name))._replace(options=self.vae_options(name))
 
     @property
     def preprocess(self) -> Preprocess:

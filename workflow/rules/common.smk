@@ -110,8 +110,8 @@ def triplets_listed(split):
 
 
 # A split above data.shard_size triplets is encoded, reconstructed and scored as SHARDS[split] parallel jobs whose
-# stores and tables the gather rules concatenate (docs/cluster.md "Sharded splits"); the others run as one job each. A split
-# of videos is one job: its triplet count is known only once its videos are extracted.
+# stores and tables the gather rules concatenate (docs/cluster.md "Sharded splits"); the others run as one job each.
+# A split of videos is one job: its triplet count is known only once its videos are extracted.
 SHARD_SIZE = RUN.config["data"]["shard_size"] if not VIDEO_LAYOUT else None
 SHARDS = {split: -(-triplets_listed(split) // SHARD_SIZE) for split in SPLITS} if SHARD_SIZE else {}
 SHARDS = {split: count for split, count in SHARDS.items() if count > 1}
