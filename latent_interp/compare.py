@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -134,17 +135,24 @@ def _groups(table: pd.DataFrame) -> list[tuple[tuple[str, str, str], pd.DataFram
     return groups
 
 
-def compare_vaes(*, models: dict, baseline: str, val_split: str, table, summary, learned, finetunes: dict | None = None,
-                 finetunes_table=None, resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Rule compare_vaes: ``table`` (results/compare/vaes.csv), its ``summary`` (vaes.json) and, for the fine-tunes,
-    ``finetunes_table`` (finetunes.csv). ``models`` maps each model to its inputs: ``metrics`` (table paths),
-    ``interp`` (table paths), ``latent_space`` (the model whose latents it decodes), ``geometry`` (that space's
-    geometry.json), ``channels`` and ``trajectories`` (its channels.csv and trajectories.csv), ``equivariance``
-    (its equivariance.json), ``equivariance_frames`` (its equivariance_frames.csv), ``encode_benchmarks`` and
-    ``decode_benchmarks`` (benchmark file paths). ``learned``: the learned predictors' method names
-    (``interp.predictors``), given by name so that this job needs no torch. ``finetunes``: name -> {vae, recipe}
-    of the fine-tunes among ``models``, whose effects go to ``finetunes_table``."""
-    out_table, out_json, out_finetunes = table, summary, finetunes_table
+class CompareOutputs(NamedTuple):
+    """Rule compare_vaes's outputs."""
+    table: str  # results/compare/vaes.csv
+    summary: str  # its vaes.json
+    finetunes_table: str | None = None  # finetunes.csv: the fine-tunes' effects
+
+
+def compare_vaes(*, models: dict, baseline: str, val_split: str, outputs: CompareOutputs, learned,
+                 finetunes: dict | None = None, resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Rule compare_vaes: the table of ``outputs``, its summary and, for the fine-tunes, their table. ``models``
+    maps each model to its inputs: ``metrics`` (table paths), ``interp`` (table paths), ``latent_space`` (the
+    model whose latents it decodes), ``geometry`` (that space's geometry.json), ``channels`` and ``trajectories``
+    (its channels.csv and trajectories.csv), ``equivariance`` (its equivariance.json), ``equivariance_frames`` (its
+    equivariance_frames.csv), ``encode_benchmarks`` and ``decode_benchmarks`` (benchmark file paths). ``learned``:
+    the learned predictors' method names (``interp.predictors``), given by name so that this job needs no torch.
+    ``finetunes``: name -> {vae, recipe} of the fine-tunes among ``models``, whose effects go to the fine-tunes'
+    table."""
+    out_table, out_json, out_finetunes = outputs
     per_model, records, shift_summaries = {}, {}, {}  # shift_summaries: each model's equivariance.json
     for model, inputs in models.items():
         recon = reconstruction_per_triplet([pd.read_csv(path) for path in inputs["metrics"]])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -146,12 +147,20 @@ def triplet_closeness(table: pd.DataFrame, seed: int = 0) -> float:
     return float(random_distance / spread) if spread > 0 else float("inf")
 
 
-def embed_model(*, latents: list[str], model: str, method: str, table, plot, record, settings: EmbedSettings,
+class EmbedOutputs(NamedTuple):
+    """Rule embed's outputs."""
+    table: str  # the embedded points
+    plot: str
+    record: str  # what was embedded, and how (JSON)
+
+
+def embed_model(*, latents: list[str], model: str, method: str, outputs: EmbedOutputs, settings: EmbedSettings,
                 clusters=None, trajectories=None) -> pd.DataFrame:
-    """Rule embed: one latent space's embedding by ``method``: its ``table``, the ``record`` of what was embedded
-    (settings JSON) and the ``plot``. ``clusters`` and ``trajectories`` (the geometry stage's tables) add the
-    cluster and annotation columns."""
-    latent_paths, table_path, plot_path, json_path = latents, table, plot, record
+    """Rule embed: one latent space's embedding by ``method``: its table, the plot and the record of what was
+    embedded. ``clusters`` and ``trajectories`` (the geometry stage's tables) add the cluster and annotation
+    columns."""
+    latent_paths = latents
+    table_path, plot_path, json_path = outputs
     seed, max_points, trajectory_count = settings.seed, settings.max_points, settings.trajectories
     clusters_path, trajectories_path = clusters, trajectories
     points, table = load_latent_points(latent_paths)

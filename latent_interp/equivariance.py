@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -160,17 +161,23 @@ def summary(curve: pd.DataFrame, triplets: pd.DataFrame) -> dict:
     return result
 
 
-def analyse_equivariance(*, frames, latents, flow, curve, per_frame, triplets, summary, model: str, vae_run: VaeRun,
+class EquivarianceOutputs(NamedTuple):
+    """Rule equivariance's outputs (docs/outputs.md)."""
+    curve: str  # the shift curve
+    per_frame: str  # each shifted frame's errors
+    triplets: str  # the oracle warps' table
+    summary: str  # equivariance.json
+
+
+def analyse_equivariance(*, frames, latents, flow, outputs: EquivarianceOutputs, model: str, vae_run: VaeRun,
                          shifted_frames: int = SHIFTED_FRAMES, threads: int = 1) -> dict:
     """Rule equivariance: one latent space on the test split (the stores ``frames``, ``latents`` and ``flow``) ->
-    the shift tables ``curve`` and ``per_frame``, the oracle warps' ``triplets`` table and the JSON ``summary``
-    (docs/outputs.md), with ``shifted_frames`` test frames shifted."""
-    outputs = {"curve": curve, "frames": per_frame, "triplets": triplets, "summary": summary}
+    the tables and JSON summary of ``outputs``, with ``shifted_frames`` test frames shifted."""
     return _analyse(frames, latents, flow, vae_run, outputs, model, shifted_frames, threads)
 
 
-def _analyse(frames_path, latents_path, flow_path, vae_run: VaeRun, outputs: dict, model_name: str, frames: int,
-             threads: int) -> dict:
+def _analyse(frames_path, latents_path, flow_path, vae_run: VaeRun, outputs: EquivarianceOutputs, model_name: str,
+             frames: int, threads: int) -> dict:
     vae_source, batch_size, device = vae_run.source, vae_run.batch_size, vae_run.device
     vae_options, compile_setting = vae_run.options, vae_run.compile
     vae.prepare_torch(threads)
@@ -195,12 +202,12 @@ def _analyse(frames_path, latents_path, flow_path, vae_run: VaeRun, outputs: dic
     compiled = encode.compile_for_job(model, torch_device, compile_setting,
                                       {"encoder": (1 + shifts) * once, "decoder": 2 * shifts * once})
     curve, per_frame = shift_curve(model, picked, downsampling, torch_device, batch_size, record["dtype"], model_name)
-    curve.to_csv(outputs["curve"], index=False, float_format="%.6g")
-    per_frame.to_csv(outputs["frames"], index=False, float_format="%.6g")
+    curve.to_csv(outputs.curve, index=False, float_format="%.6g")
+    per_frame.to_csv(outputs.per_frame, index=False, float_format="%.6g")
     split = str(frames_group.attrs["split"])
     triplets = triplet_errors(latents_group[store.MEAN][:], flow_group, downsampling, names,
                               store.origins(frames_group), split, model_name)
-    triplets.to_csv(outputs["triplets"], index=False, float_format="%.6g")
+    triplets.to_csv(outputs.triplets, index=False, float_format="%.6g")
     settings = {"frames": int(len(picked)), "shifts_px": shifts_for(downsampling), "downsampling": downsampling,
                 "margin_cells": margin_cells(downsampling, min(latents_group[store.MEAN].shape[-2:])),
                 "split": split, "batch_size": batch_size, "device": torch_device.type, "compile": compiled}
@@ -208,5 +215,5 @@ def _analyse(frames_path, latents_path, flow_path, vae_run: VaeRun, outputs: dic
               "vae": {k: v for k, v in record.items() if k != "config"},
               "inputs": {"frames": str(frames_path), "latents": str(latents_path), "flow": str(flow_path)},
               "provenance": store.provenance("equivariance", settings)}
-    Path(outputs["summary"]).write_text(json.dumps(result, indent=2) + "\n")
+    Path(outputs.summary).write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -55,6 +55,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -262,17 +263,23 @@ def plot_curves(steps: pd.DataFrame, epochs: pd.DataFrame, title: str) -> plt.Fi
     return figure
 
 
-def finetune(*, train, val, model_dir, checkpoint, base: VaeRun, settings: dict, threads: int = 1,
+class FinetuneInputs(NamedTuple):
+    """Rule finetune's frames stores."""
+    train: str  # trained on
+    val: str  # validated on
+
+
+def finetune(*, inputs: FinetuneInputs, model_dir, checkpoint, base: VaeRun, settings: dict, threads: int = 1,
              finetune: str = "finetuned", on_step=None) -> dict:
     """Rule finetune: train a copy of the model ``base`` runs (any form ``vae.load_vae`` takes) on the frames store
-    ``train``, validating on ``val``, and write the diffusers folder ``model_dir`` (module docstring), resuming
-    from ``checkpoint`` when it belongs to this run.
+    ``inputs.train``, validating on ``inputs.val``, and write the diffusers folder ``model_dir`` (module docstring),
+    resuming from ``checkpoint`` when it belongs to this run.
 
     ``settings``: the run's entry of ``finetunes`` (vae, recipe, seed, checkpoint_every, overrides), named
     ``finetune``. ``on_step(step, model)`` runs at the end of each step, after any checkpoint (tests use it to break
     a run); returns what finetune.json holds.
     """
-    train_frames_path, val_frames_path, out_dir, checkpoint_path = train, val, model_dir, checkpoint
+    (train_frames_path, val_frames_path), out_dir, checkpoint_path = inputs, model_dir, checkpoint
     finetune_config, name, pretrained = settings, finetune, base.source
     device, batch_size_eval, vae_options = base.device, base.batch_size, base.options
     vae.prepare_torch(threads)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -188,18 +189,26 @@ def trajectory_summary(table: pd.DataFrame) -> dict:
     return summary
 
 
-def analyse_geometry(*, latents: list[str], frames: list[str], trajectories, channels, histograms, correlation,
-                     clusters, summary, model: str, settings: dict | None = None, probe_test: str = "test") -> dict:
+class GeometryOutputs(NamedTuple):
+    """Rule geometry's outputs: the tables above and geometry.json (``summary``)."""
+    trajectories: str
+    channels: str
+    histograms: str
+    correlation: str
+    clusters: str
+    summary: str
+
+
+def analyse_geometry(*, latents: list[str], frames: list[str], outputs: GeometryOutputs, model: str,
+                     settings: dict | None = None, probe_test: str = "test") -> dict:
     """Rule geometry: every split's latents of one latent space (the stores ``latents``, with their ``frames``) ->
-    the tables ``trajectories``, ``channels``, ``histograms``, ``correlation``, ``clusters`` and the JSON
-    ``summary`` (docs/outputs.md). The probes fit on train and are scored on ``probe_test``."""
-    outputs = {"trajectories": trajectories, "channels": channels, "histograms": histograms,
-               "correlation": correlation, "clusters": clusters, "summary": summary}
+    the tables and the JSON summary of ``outputs`` (docs/outputs.md). The probes fit on train and are scored on
+    ``probe_test``."""
     return _analyse(latents, frames, outputs, model, {**DEFAULTS, **(settings or {})}, "train", probe_test)
 
 
-def _analyse(latent_paths: list[str], frames_paths: list[str], outputs: dict, model: str, settings: dict,
-             probe_train: str, probe_test: str) -> dict:
+def _analyse(latent_paths: list[str], frames_paths: list[str], outputs: GeometryOutputs, model: str,
+             settings: dict, probe_train: str, probe_test: str) -> dict:
     splits = [load_split(lp, fp) for lp, fp in tqdm(list(zip(latent_paths, frames_paths)), desc="load", unit="split")]
     if len({s["vae"]["sha256"] for s in splits}) > 1:
         raise ValueError(f"{latent_paths}: the splits were encoded by different VAEs")
@@ -217,20 +226,20 @@ def _analyse(latent_paths: list[str], frames_paths: list[str], outputs: dict, mo
                                 on="triplet", how="left")
         trajectories.append(table)
     trajectories = pd.concat(trajectories, ignore_index=True).reindex(columns=TRAJECTORY_COLUMNS)
-    trajectories.to_csv(outputs["trajectories"], index=False, float_format="%.6g")
+    trajectories.to_csv(outputs.trajectories, index=False, float_format="%.6g")
 
     values = np.concatenate([s["mean"].reshape(-1, *s["mean"].shape[2:]) for s in splits])  # [F, C, h, w]
     positions = len(values) * int(np.prod(values.shape[2:]))
     channels = channel_stats(values, sum(s["kl_sums"] for s in splits) / max(positions, 1),
                              record.get("scaling_factor", 1.0), record.get("shift_factor") or 0.0)
     channels.insert(0, "model", model)
-    channels.to_csv(outputs["channels"], index=False, float_format="%.6g")
+    channels.to_csv(outputs.channels, index=False, float_format="%.6g")
     histograms = channel_histograms(values, settings["histogram_bins"])
     histograms.insert(0, "model", model)
-    histograms.to_csv(outputs["histograms"], index=False, float_format="%.6g")
+    histograms.to_csv(outputs.histograms, index=False, float_format="%.6g")
     correlation = channel_correlation(values)
     pd.DataFrame(correlation, columns=[str(c) for c in range(len(correlation))]).rename_axis("channel").to_csv(
-        outputs["correlation"], float_format="%.6g")
+        outputs.correlation, float_format="%.6g")
 
     frames_table = pd.DataFrame([(s["split"], name, origin, frame) for s in splits
                                  for name, origin in zip(s["names"], s["origins"]) for frame in (1, 2, 3)],
@@ -239,7 +248,7 @@ def _analyse(latent_paths: list[str], frames_paths: list[str], outputs: dict, mo
     clustering = cluster_frames(flat, frames_table, settings)
     frames_table.insert(0, "model", model)
     frames_table["cluster"] = clustering.pop("labels")
-    frames_table.to_csv(outputs["clusters"], index=False)
+    frames_table.to_csv(outputs.clusters, index=False)
 
     probes = {}
     train_rows = np.flatnonzero(frames_table["split"] == probe_train)
@@ -265,7 +274,7 @@ def _analyse(latent_paths: list[str], frames_paths: list[str], outputs: dict, mo
                "clusters": clustering, "probes": probes, "settings": settings, "latents": list(latent_paths),
                "vae": {k: v for k, v in splits[0]["vae"].items() if k != "config"},
                "provenance": store.provenance("geometry", settings)}
-    Path(outputs["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
+    Path(outputs.summary).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 

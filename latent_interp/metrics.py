@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -229,15 +230,21 @@ class _Engine:
             self.pool.shutdown()
 
 
-def compute_split_metrics(*, frames, recon, table, spec, model: str, split: str,
+class MetricsOutputs(NamedTuple):
+    """Rule metrics' outputs."""
+    table: str  # the metrics table
+    spec: str  # how it was computed (JSON)
+
+
+def compute_split_metrics(*, frames, recon, outputs: MetricsOutputs, model: str, split: str,
                           shard: tuple[int, int] | None = None, threads: int = 1, device: str = DEVICE) -> pd.DataFrame:
-    """Rule metrics: the metrics table ``table`` (and how it was computed, ``spec``) of one model and split, streamed
-    chunk by chunk over the frames and recon stores; with ``shard`` (index, count), the rows of that shard's
-    triplets (``gather_tables`` concatenates them). ``threads`` processes score the chunks on the CPU; ``device``
-    cuda (or auto with a GPU) scores them with torch instead."""
+    """Rule metrics: the metrics table of one model and split (and how it was computed), streamed chunk by chunk
+    over the frames and recon stores; with ``shard`` (index, count), the rows of that shard's triplets
+    (``gather_tables`` concatenates them). ``threads`` processes score the chunks on the CPU; ``device`` cuda (or
+    auto with a GPU) scores them with torch instead."""
     engine = _Engine(threads, device)  # first: its worker processes start before the stores are opened
     try:
-        return _score_split(engine, frames, recon, table, spec, model, split, shard)
+        return _score_split(engine, frames, recon, *outputs, model, split, shard)
     finally:
         engine.close()
 

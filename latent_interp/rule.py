@@ -10,6 +10,10 @@ that the rule does not give, fails before the stage runs, naming both. Inputs th
 they change are not passed: ``code``, ``weights`` and ``lpips_weights`` in every rule (``STALENESS_ONLY``), and the
 names a script gives as ``unused``. Wildcards and ``threads`` are passed to the stages that take them. Torch-free
 until the stage's module is imported, after the log is open.
+
+A stage with many files takes them as one group: a parameter named ``inputs`` or ``outputs`` whose annotation is a
+NamedTuple of paths (``Paths`` below) gets all of the rule's inputs or outputs in it, checked field by field the same
+way (a field with a default is optional), so a signature stays short without giving up the names.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+import typing
 
 from latent_interp.atomic import staged
 
@@ -30,6 +35,28 @@ def _named(namedlist) -> dict:
     return {name: (value if isinstance(value, str) else list(value)) for name, value in namedlist.items()}
 
 
+def _group_type(function, parameter: str):
+    """The NamedTuple class that ``function``'s parameter ``parameter`` is annotated with, or None."""
+    if parameter not in inspect.signature(function).parameters:
+        return None
+    annotation = typing.get_type_hints(function).get(parameter)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, tuple) \
+        and hasattr(annotation, "_fields") else None
+
+
+def _grouped(rule: str, kind: str, group, values: dict):
+    """``values`` as the NamedTuple ``group``; raises TypeError naming a name it lacks or a field left unfilled."""
+    extra = sorted(set(values) - set(group._fields))
+    if extra:
+        raise TypeError(f"rule {rule}: {kind} {extra[0]!r} is no field of {group.__module__}.{group.__qualname__} "
+                        f"(it has {', '.join(group._fields)})")
+    missing = [name for name in group._fields if name not in values and name not in group._field_defaults]
+    if missing:
+        raise TypeError(f"rule {rule}: {group.__module__}.{group.__qualname__} needs {', '.join(missing)}, "
+                        f"which the rule gives as no {kind}")
+    return group(**values)
+
+
 def stage_arguments(function, rule: str, inputs: dict, outputs: dict, params: dict, wildcards: dict,
                     threads: int | None, unused=()) -> dict:
     """The keyword arguments of ``function`` from a rule's named parts; raises TypeError naming the mismatch."""
@@ -37,11 +64,17 @@ def stage_arguments(function, rule: str, inputs: dict, outputs: dict, params: di
     accepted = {name for name, parameter in signature.parameters.items()
                 if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD)}
     takes_any = any(parameter.kind == parameter.VAR_KEYWORD for parameter in signature.parameters.values())
+    inputs = {name: value for name, value in inputs.items() if name not in STALENESS_ONLY and name not in unused}
     given: dict[str, tuple[str, object]] = {}
+    for kind, group_name in (("input", "inputs"), ("output", "outputs")):
+        group = _group_type(function, group_name)
+        if group is not None:
+            values = inputs if kind == "input" else outputs
+            given[group_name] = (kind, _grouped(rule, kind, group, values))
     for kind, values in (("input", inputs), ("output", outputs), ("param", params)):
+        if kind + "s" in given:  # grouped above
+            continue
         for name, value in values.items():
-            if kind == "input" and (name in STALENESS_ONLY or name in unused):
-                continue
             if name in given:
                 raise TypeError(f"rule {rule}: {kind} {name!r} has the name of a {given[name][0]}; rename one")
             if name not in accepted and not takes_any:

@@ -64,8 +64,9 @@ def compared(tmp_path):
     models = {"kl": write_model(tmp_path, "kl", 0.0, 2.0, mlp_better=True),
               "taesd": write_model(tmp_path, "taesd", -1.5, 3.0, mlp_better=False, shape=(16, 4, 4),
                                    family="AutoencoderTiny", seconds=1.0)}
-    table = compare.compare_vaes(models=models, baseline="kl", val_split="val", table=tmp_path / "vaes.csv",
-                                 summary=tmp_path / "vaes.json", resamples=200, learned=("linear", "mlp"))
+    table = compare.compare_vaes(models=models, baseline="kl", val_split="val", resamples=200,
+                                 outputs=compare.CompareOutputs(tmp_path / "vaes.csv", tmp_path / "vaes.json"),
+                                 learned=("linear", "mlp"))
     return tmp_path, table
 
 
@@ -97,8 +98,8 @@ def test_the_table_pairs_triplets_and_reads_each_models_own_ceiling(compared):
 def test_an_unknown_baseline_names_the_config_key(tmp_path):
     models = {"kl": write_model(tmp_path, "kl", 0.0, 2.0, mlp_better=True)}
     with pytest.raises(ValueError, match="compare.baseline: 'sdxl'"):
-        compare.compare_vaes(models=models, baseline="sdxl", val_split="val", table=tmp_path / "v.csv",
-                             summary=tmp_path / "v.json", learned=["mlp"])
+        compare.compare_vaes(models=models, baseline="sdxl", val_split="val", learned=["mlp"],
+                             outputs=compare.CompareOutputs(tmp_path / "v.csv", tmp_path / "v.json"))
 
 
 def test_the_report_section_marks_the_best_per_column(compared):

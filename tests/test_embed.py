@@ -10,7 +10,7 @@ from latent_interp.settings import EmbedSettings
 
 def outputs(folder):
     """Rule embed's three outputs, in ``folder``."""
-    return {"table": folder / "e.csv", "plot": folder / "e.png", "record": folder / "e.json"}
+    return embed.EmbedOutputs(table=folder / "e.csv", plot=folder / "e.png", record=folder / "e.json")
 
 
 def _latents_store(path, split, count, seed):
@@ -41,7 +41,7 @@ def test_points_carry_their_labels(latent_paths):
 
 @pytest.mark.parametrize("method", embed.METHODS)
 def test_each_method_writes_table_settings_and_plot(latent_paths, tmp_path, method):
-    table = embed.embed_model(latents=latent_paths, model="pretrained", method=method, **outputs(tmp_path),
+    table = embed.embed_model(latents=latent_paths, model="pretrained", method=method, outputs=outputs(tmp_path),
                               settings=EmbedSettings(seed=0))
     on_disk = pd.read_csv(tmp_path / "e.csv")
     assert list(on_disk.columns) == ["model", "split", "triplet", "origin", "frame", "x", "y"]
@@ -57,7 +57,7 @@ def test_each_method_writes_table_settings_and_plot(latent_paths, tmp_path, meth
 
 
 def test_subsample_above_max_points_keeps_whole_triplets_and_is_recorded(latent_paths, tmp_path):
-    embed.embed_model(latents=latent_paths, model="m", method="pca", **outputs(tmp_path),
+    embed.embed_model(latents=latent_paths, model="m", method="pca", outputs=outputs(tmp_path),
                       settings=EmbedSettings(max_points=10))
     settings = json.loads((tmp_path / "e.json").read_text())
     assert settings["points_total"] == 36 and settings["points_embedded"] == 9  # 3 whole triplets
@@ -72,7 +72,7 @@ def test_geometry_columns_and_trajectories_join_by_name(latent_paths, tmp_path):
     clusters.to_csv(tmp_path / "clusters.csv", index=False)
     triplets = labels.drop_duplicates(["split", "triplet"]).assign(level=1, general_motion_type="translation")
     triplets.to_csv(tmp_path / "trajectories.csv", index=False)
-    table = embed.embed_model(latents=latent_paths, model="m", method="pca", **outputs(tmp_path),
+    table = embed.embed_model(latents=latent_paths, model="m", method="pca", outputs=outputs(tmp_path),
                               clusters=tmp_path / "clusters.csv", trajectories=tmp_path / "trajectories.csv",
                               settings=EmbedSettings(trajectories=5))
     merged = table.merge(clusters, on=["split", "triplet", "frame"], suffixes=("", "_expected"))

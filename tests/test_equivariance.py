@@ -60,9 +60,9 @@ def test_the_stage_writes_its_curve_triplets_and_summary(frame_tree, micro_vae_d
     outputs = {name: tmp_path / file for name, file in (("curve", "e.csv"), ("frames", "f.csv"),
                                                          ("triplets", "t.csv"), ("summary", "e.json"))}
     stores = dict(frames=tmp_path / "frames.zarr", latents=tmp_path / "latents.zarr", flow=tmp_path / "flow.zarr")
-    written = dict(curve=outputs["curve"], per_frame=outputs["frames"], triplets=outputs["triplets"],
-                   summary=outputs["summary"])
-    result = equivariance.analyse_equivariance(**stores, **written, model="micro", shifted_frames=2,
+    written = equivariance.EquivarianceOutputs(curve=outputs["curve"], per_frame=outputs["frames"],
+                                               triplets=outputs["triplets"], summary=outputs["summary"])
+    result = equivariance.analyse_equivariance(**stores, outputs=written, model="micro", shifted_frames=2,
                                                vae_run=VaeRun(micro_vae_dir, device="cpu"))
     curve = pd.read_csv(outputs["curve"])
     assert list(curve.columns) == equivariance.SHIFT_COLUMNS and len(curve) == 2 * 5
@@ -79,5 +79,5 @@ def test_the_stage_writes_its_curve_triplets_and_summary(frame_tree, micro_vae_d
     assert json.loads(outputs["summary"].read_text())["subcell"] == result["subcell"]
     assert result["settings"]["margin_cells"] == 1 and result["vae"]["downsampling"] == 8
     with pytest.raises(ValueError, match="equivariance_frames"):
-        equivariance.analyse_equivariance(**stores, **written, model="micro", shifted_frames=0,
+        equivariance.analyse_equivariance(**stores, outputs=written, model="micro", shifted_frames=0,
                                           vae_run=VaeRun(micro_vae_dir, device="cpu"))

@@ -89,7 +89,7 @@ def test_transforms_are_drawn_with_the_recipes_probabilities():
 def test_the_equivariant_recipe_trains_encoder_and_decoder(stores, micro_vae_dir, tmp_path):
     config = {"vae": "micro", "recipe": "equivariant", "seed": 0, "checkpoint_every": 100, "crop": None,
               "batch_size": 4, "epochs": 1, "warmup_steps": 1, "lr": 1e-3}
-    record = finetune.finetune(train=stores[0], val=stores[1], model_dir=tmp_path / "model",
+    record = finetune.finetune(inputs=finetune.FinetuneInputs(*stores[:2]), model_dir=tmp_path / "model",
                                checkpoint=tmp_path / "last.pt", base=VaeRun(micro_vae_dir, batch_size=8, device="cpu"),
                                settings=config, finetune="micro-equivariant")
     assert record["name"] == "micro-equivariant" and record["purpose"] == recipes.PURPOSES["equivariant"]

@@ -31,7 +31,8 @@ def settings(**overrides):
 
 
 def run(stores, pretrained, out, config, **options):
-    return finetune.finetune(train=stores[0], val=stores[1], model_dir=out / "model", checkpoint=out / "last.pt",
+    return finetune.finetune(inputs=finetune.FinetuneInputs(*stores[:2]), model_dir=out / "model",
+                             checkpoint=out / "last.pt",
                              base=VaeRun(pretrained, batch_size=8, device="cpu"), settings=config, **options)
 
 

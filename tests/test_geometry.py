@@ -63,8 +63,9 @@ def test_analyse_geometry_finds_the_origin_and_writes_every_table(tmp_path):
     made = [_stores(tmp_path, split, count, seed) for seed, (split, count) in enumerate([("train", 20), ("test", 10)])]
     outputs = {name: tmp_path / f"{name}.out" for name in
                ("trajectories", "channels", "histograms", "correlation", "clusters", "summary")}
-    summary = geometry.analyse_geometry(latents=[m[0] for m in made], frames=[m[1] for m in made], **outputs,
-                                        model="pretrained", settings={"kmeans_k": 2, "histogram_bins": 10})
+    summary = geometry.analyse_geometry(latents=[m[0] for m in made], frames=[m[1] for m in made],
+                                        outputs=geometry.GeometryOutputs(**outputs), model="pretrained",
+                                        settings={"kmeans_k": 2, "histogram_bins": 10})
     assert summary["probes"]["origin"]["accuracy"] == 1.0 and summary["probes"]["origin"]["chance"] == 0.5
     assert summary["probes"]["frame"]["test_frames"] == 30 and summary["clusters"]["adjusted_rand_index_origin"] == 1
     trajectories = pd.read_csv(outputs["trajectories"])

@@ -82,14 +82,16 @@ def scored(frame_tree, micro_vae_dir, tmp_path_factory):
                                          flow=(root / "flow-train.zarr", root / "flow-val.zarr"))
     backbone, linear = write_lpips_weights(root)
     lpips = {"backbone": str(backbone), "linear": str(linear)}
-    table = interp.score_split(frames=root / "frames-val.zarr", latents=root / "latents-val.zarr",
-                               recon=root / "recon-val.zarr", predictors=root / "predictors", table=root / "val.csv",
-                               spec=root / "val.spec.json", predicted=root / "val.zarr", model="pretrained",
-                               split="val", vae_run=VaeRun(micro_vae_dir, device="cpu"),
-                               settings=InterpSettings(2, sample=0, lpips=lpips, protocols=metrics.PROTOCOLS),
-                               flow=root / "flow-val.zarr")
+    table = interp.score_split(inputs=interp.InterpInputs(root / "frames-val.zarr", root / "latents-val.zarr",
+                                                          root / "recon-val.zarr", root / "predictors",
+                                                          flow=root / "flow-val.zarr"),
+                               outputs=interp.InterpOutputs(root / "val.csv", root / "val.spec.json",
+                                                            root / "val.zarr"),
+                               model="pretrained", split="val", vae_run=VaeRun(micro_vae_dir, device="cpu"),
+                               settings=InterpSettings(2, sample=0, lpips=lpips, protocols=metrics.PROTOCOLS))
     metrics.compute_split_metrics(frames=root / "frames-val.zarr", recon=root / "recon-val.zarr",
-                                  table=root / "m.csv", spec=root / "m.json", model="pretrained", split="val")
+                                  outputs=metrics.MetricsOutputs(root / "m.csv", root / "m.json"), model="pretrained",
+                                  split="val")
     return root, table, record
 
 
@@ -272,13 +274,13 @@ def test_a_triplet_whose_flow_failed_is_unscored_by_the_flow_methods_only(scored
     root, _, _ = scored
     shutil.copytree(root / "flow-val.zarr", tmp_path / "flow.zarr")
     zarr.open_group(str(tmp_path / "flow.zarr"), mode="r+")["ok"][0] = False  # as the flow stage marks a skip
-    table = interp.score_split(frames=root / "frames-val.zarr", latents=root / "latents-val.zarr",
-                               recon=root / "recon-val.zarr", predictors=root / "predictors",
-                               table=tmp_path / "val.csv", spec=tmp_path / "val.spec.json",
-                               predicted=tmp_path / "val.zarr", model="pretrained", split="val",
-                               vae_run=VaeRun(micro_vae_dir, device="cpu"),
-                               settings=InterpSettings(6, sample=0, protocols=("standard",)),
-                               flow=tmp_path / "flow.zarr")
+    table = interp.score_split(inputs=interp.InterpInputs(root / "frames-val.zarr", root / "latents-val.zarr",
+                                                          root / "recon-val.zarr", root / "predictors",
+                                                          flow=tmp_path / "flow.zarr"),
+                               outputs=interp.InterpOutputs(tmp_path / "val.csv", tmp_path / "val.spec.json",
+                                                            tmp_path / "val.zarr"),
+                               model="pretrained", split="val", vae_run=VaeRun(micro_vae_dir, device="cpu"),
+                               settings=InterpSettings(6, sample=0, protocols=("standard",)))
     first = table[table["triplet"] == store.names(store.open_store(root / "frames-val.zarr"))[0]].set_index("method")
     reads_flow = [m for m in interp.METHODS if interp.REGISTRY[m].reads_flow]
     assert first.loc[reads_flow, "psnr"].isna().all() and first.drop(index=reads_flow)["psnr"].notna().all()

@@ -53,6 +53,34 @@ def test_a_misnamed_rule_part_fails_naming_it():
     assert "weights" not in rule.stage_arguments(stage, **{**given, "inputs": {"frames": "f", "weights": ["w"]}})
 
 
+def test_a_stage_takes_many_files_as_one_group_checked_by_name():
+    from typing import NamedTuple
+
+    class Outputs(NamedTuple):
+        table: str
+        spec: str
+        plot: str | None = None
+
+    def stage(*, frames, outputs: Outputs, model):
+        return frames, outputs, model
+
+    given = dict(rule="metrics", inputs={"frames": "f.zarr", "code": ["x.py"]},
+                 outputs={"table": "t.csv", "spec": "s.json"}, params={}, wildcards={"model": "m"}, threads=1)
+    arguments = rule.stage_arguments(stage, **given)
+    assert arguments["outputs"] == Outputs("t.csv", "s.json") and arguments["frames"] == "f.zarr"
+    with pytest.raises(TypeError, match="rule metrics: output 'tabel' is no field of .*Outputs"):
+        rule.stage_arguments(stage, **{**given, "outputs": {"tabel": "t.csv", "spec": "s.json"}})
+    with pytest.raises(TypeError, match="Outputs needs spec, which the rule gives as no output"):
+        rule.stage_arguments(stage, **{**given, "outputs": {"table": "t.csv"}})
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.stem)
+def test_no_stage_takes_more_than_eight_parameters(script):
+    module, _, name = stage_of(script).partition(":")
+    parameters = inspect.signature(getattr(__import__(module, fromlist=[name]), name)).parameters
+    assert len(parameters) <= 8, f"{module}.{name} takes {len(parameters)}: group its files (latent_interp.rule)"
+
+
 def test_no_module_imports_one_that_imports_it_back():
     modules = [path for path in sources.PACKAGE_DIR.rglob("*.py") if "__pycache__" not in path.parts]
 

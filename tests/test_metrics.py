@@ -68,8 +68,8 @@ def _pair_of_stores(tmp_path, names, recon_names=None, seed=0):
 
 def test_split_table_rows_columns_and_spec(tmp_path):
     (frames, recon), truth, noisy = _pair_of_stores(tmp_path, ["a", "b", "c", "d"])
-    table = metrics.compute_split_metrics(frames=frames, recon=recon, table=tmp_path / "t.csv",
-                                          spec=tmp_path / "t.json", model="pretrained", split="val")
+    table = metrics.compute_split_metrics(frames=frames, recon=recon, model="pretrained", split="val",
+                                          outputs=metrics.MetricsOutputs(tmp_path / "t.csv", tmp_path / "t.json"))
     assert list(table.columns) == metrics.TABLE_COLUMNS and len(table) == 12
     row = table.query("triplet == 'c' and frame == 2").iloc[0]
     assert row.origin == "Disney"
@@ -82,8 +82,8 @@ def test_split_table_rows_columns_and_spec(tmp_path):
 def test_stores_with_different_names_are_refused(tmp_path):
     (frames, recon), _, _ = _pair_of_stores(tmp_path, ["a", "b"], recon_names=["a", "z"])
     with pytest.raises(ValueError, match="hold different triplets"):
-        metrics.compute_split_metrics(frames=frames, recon=recon, table=tmp_path / "t.csv", spec=tmp_path / "t.json",
-                                      model="m", split="val")
+        metrics.compute_split_metrics(frames=frames, recon=recon, model="m", split="val",
+                                      outputs=metrics.MetricsOutputs(tmp_path / "t.csv", tmp_path / "t.json"))
 
 
 @pytest.mark.parametrize("kind", ["random", "cartoon", "identical"])
@@ -112,15 +112,15 @@ def test_every_engine_writes_the_same_table(tmp_path, monkeypatch, workers, devi
     group = zarr.open_group(str(frames), mode="r+")
     store.write_annotations(group, [{"level": 0, "general_motion_type": "rotation", "behavior": "walking",
                                      "motion_roi": [8, 4, 24, 12], "image_size": [64, 32]}] * 6)
-    reference = metrics.compute_split_metrics(frames=frames, recon=recon, table=tmp_path / "one.csv",
-                                              spec=tmp_path / "one.json", model="m", split="test")
+    reference = metrics.compute_split_metrics(frames=frames, recon=recon, model="m", split="test", outputs=(
+        metrics.MetricsOutputs(tmp_path / "one.csv", tmp_path / "one.json")))
     monkeypatch.setattr(store, "CHUNK_BYTES", 1)
     if device == "torch-on-cpu":  # the GPU engine's code path, with its device resolved to the CPU
         import torch
 
         monkeypatch.setattr(metrics, "torch_engine_device", lambda device: torch.device("cpu"))
-    table = metrics.compute_split_metrics(frames=frames, recon=recon, table=tmp_path / "t.csv",
-                                          spec=tmp_path / "t.json", model="m", split="test", threads=workers,
+    table = metrics.compute_split_metrics(frames=frames, recon=recon, model="m", split="test", threads=workers,
+                                          outputs=metrics.MetricsOutputs(tmp_path / "t.csv", tmp_path / "t.json"),
                                           device="cpu")
     numeric = ["mse", "psnr", "ssim", *metrics.ROI_COLUMNS]
     assert table.drop(columns=numeric).equals(reference.drop(columns=numeric))
@@ -183,8 +183,8 @@ def test_annotated_split_gets_roi_metrics_and_levels(tmp_path):
     store.write_annotations(group, [{"level": level, "general_motion_type": "rotation", "behavior": "walking",
                                      "motion_roi": [8, 4, 24, 12], "image_size": [64, 32]}
                                     for level in (0, 1, 2, 2)])
-    table = metrics.compute_split_metrics(frames=frames, recon=recon, table=tmp_path / "t.csv",
-                                          spec=tmp_path / "t.json", model="m", split="test")
+    table = metrics.compute_split_metrics(frames=frames, recon=recon, model="m", split="test",
+                                          outputs=metrics.MetricsOutputs(tmp_path / "t.csv", tmp_path / "t.json"))
     assert list(table.columns) == metrics.TABLE_COLUMNS + metrics.ROI_COLUMNS + metrics.ANNOTATION_COLUMNS
     row = table.query("triplet == 'b' and frame == 3").iloc[0]
     assert row.level == 1 and row.behavior == "walking"
@@ -249,14 +249,14 @@ def test_comparison_pairs_images_and_bounds_the_difference():
 def test_shard_tables_gather_into_the_bytes_of_one_table(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "CHUNK_BYTES", 2 * 3 * 16 * 16 * 3)  # two triplets a chunk
     (frames, recon), _, _ = _pair_of_stores(tmp_path, [f"t{i}" for i in range(6)])
-    metrics.compute_split_metrics(frames=frames, recon=recon, table=tmp_path / "whole.csv",
-                                  spec=tmp_path / "whole.json", model="m", split="val")
+    metrics.compute_split_metrics(frames=frames, recon=recon, model="m", split="val",
+                                  outputs=metrics.MetricsOutputs(tmp_path / "whole.csv", tmp_path / "whole.json"))
     tables, specs = [], []
     for index in range(3):
         tables.append(tmp_path / f"shard{index}.csv")
         specs.append(tmp_path / f"shard{index}.json")
-        metrics.compute_split_metrics(frames=frames, recon=recon, table=tables[-1], spec=specs[-1], model="m",
-                                      split="val", shard=(index, 3))
+        metrics.compute_split_metrics(frames=frames, recon=recon, outputs=metrics.MetricsOutputs(tables[-1], specs[-1]),
+                                      model="m", split="val", shard=(index, 3))
     assert [len(pd.read_csv(table)) for table in tables] == [6, 6, 6]  # 2 triplets x 3 frames each
     metrics.gather_tables(tables=tables, specs=specs, table=tmp_path / "gathered.csv",
                           spec=tmp_path / "gathered.json")

@@ -34,11 +34,13 @@ def pretrained_only(frame_tree, micro_vae_dir, tmp_path_factory) -> ReportInputs
                                  split=split, vae_run=VaeRun(micro_vae_dir))
         tables_[("pretrained", split)] = root / f"metrics-{split}.csv"
         metrics.compute_split_metrics(frames=frames[split], recon=recon[("pretrained", split)],
-                                      table=tables_[("pretrained", split)], spec=root / "spec.json",
+                                      outputs=metrics.MetricsOutputs(tables_[("pretrained", split)],
+                                                                     root / "spec.json"),
                                       model="pretrained", split=split)
     metrics.summarize_tables(tables=list(tables_.values()), summary=root / "summary.csv", resamples=20)
     embed.embed_model(latents=[str(p) for p in latents.values()], model="pretrained", method="pca",
-                      table=root / "pca.csv", plot=root / "pca.png", record=root / "pca.json", settings=EmbedSettings())
+                      outputs=embed.EmbedOutputs(root / "pca.csv", root / "pca.png", root / "pca.json"),
+                      settings=EmbedSettings())
     with open(frames["val"].with_suffix(".skipped.csv"), "a") as skipped:
         skipped.write("val,triplet,Japan_broken,/data/val/Japan_broken/frame2.jpg,unreadable image (truncated)\n")
     collapse.collapse_check(frames=frames["val"], recon=recon[("pretrained", "val")], figures=root / "collapse.json")
@@ -122,7 +124,8 @@ def test_finetune_section_shows_the_run_the_curves_and_the_differences(frame_tre
     for split in ("train", "val"):
         stores.append(tmp_path / f"{split}.zarr")
         ingest_folder(frame_tree / split, stores[-1], split, 32)
-    finetune.finetune(train=stores[0], val=stores[1], model_dir=tmp_path / "finetuned", checkpoint=tmp_path / "last.pt",
+    finetune.finetune(inputs=finetune.FinetuneInputs(*stores[:2]), model_dir=tmp_path / "finetuned",
+                      checkpoint=tmp_path / "last.pt",
                       base=VaeRun(micro_vae_dir, device="cpu"),
                       settings={"vae": "pretrained", "recipe": "default", "epochs": 1, "crop": None},
                       finetune="finetuned")

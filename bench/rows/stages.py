@@ -84,9 +84,9 @@ def p2_metrics(quick: bool, tmp: Path) -> Row:
     loop_rate = 3 * sample / loop.seconds
     workers = cores()
     with Timer() as stage:
-        table = metrics.compute_split_metrics(frames=truth, recon=tmp / "p2-recon.zarr", table=tmp / "p2.csv",
-                                              spec=tmp / "p2.json", model="m", split="bench", threads=workers,
-                                              device="cpu")
+        table = metrics.compute_split_metrics(frames=truth, recon=tmp / "p2-recon.zarr", model="m", split="bench",
+                                              outputs=metrics.MetricsOutputs(tmp / "p2.csv", tmp / "p2.json"),
+                                              threads=workers, device="cpu")
     stage_rate = 3 * count / stage.seconds
     difference = float(np.abs(table[["mse", "psnr", "ssim"]].to_numpy()[:3 * sample] - np.array(expected)).max())
     ratio = stage_rate / (workers * loop_rate)

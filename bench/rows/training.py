@@ -68,7 +68,7 @@ def finetune_step_ratio(model_dir: Path, device, tmp: Path, triplets: np.ndarray
     frames = 3 * len(triplets)
     epochs = max(1, -(-steps // -(-frames // recipe.batch_size)))
     stamps = []
-    finetune.finetune(train=train, val=val, model_dir=tmp / "ft-out", checkpoint=tmp / "ft.pt",
+    finetune.finetune(inputs=finetune.FinetuneInputs(train, val), model_dir=tmp / "ft-out", checkpoint=tmp / "ft.pt",
                       base=VaeRun(model_dir, device=device.type),
                       settings={"recipe": "default", "epochs": epochs, "checkpoint_every": 10**9}, threads=cores(),
                       on_step=lambda step, model: stamps.append(time.perf_counter()))

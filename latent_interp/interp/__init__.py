@@ -42,12 +42,12 @@ from latent_interp.interp.methods import (HIGHER_IS_BETTER, KEY_COLUMNS, LATENT_
                                           PARALLEL_TOLERANCE, PROTOCOL_COLUMNS, PROTOCOL_ROI_COLUMNS, REGISTRY,
                                           SEES_FRAME2, SUMMARY_METRICS, Chunk, Method, active_methods, lerp_midpoint,
                                           pixel_blend, slerp_midpoint, table_columns)
-from latent_interp.interp.scoring import (GalleryKeeper, Scorer, _predict_chunk, gallery_order, interp_spec,
-                                          score_split)
+from latent_interp.interp.scoring import (GalleryKeeper, InterpInputs, InterpOutputs, Scorer, _predict_chunk,
+                                          gallery_order, interp_spec, score_split)
 from latent_interp.interp.summary import SUMMARY_KEYS, motion_bins, summarize_interp
 
 __all__ = ["HIGHER_IS_BETTER", "KEY_COLUMNS", "LATENT_METHODS", "LPIPS_INPUTS", "METHODS", "PARALLEL_TOLERANCE",
            "PROTOCOL_COLUMNS", "PROTOCOL_ROI_COLUMNS", "REGISTRY", "SEES_FRAME2", "SUMMARY_METRICS", "Chunk", "Method",
            "active_methods", "lerp_midpoint", "pixel_blend", "slerp_midpoint", "table_columns", "GalleryKeeper",
-           "Scorer", "_predict_chunk", "gallery_order", "interp_spec", "score_split", "SUMMARY_KEYS", "motion_bins",
-           "summarize_interp"]
+           "InterpInputs", "InterpOutputs", "Scorer", "_predict_chunk", "gallery_order", "interp_spec", "score_split",
+           "SUMMARY_KEYS", "motion_bins", "summarize_interp"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,23 @@ from latent_interp import flow as optical_flow, predictors as learned_predictors
 from latent_interp.settings import InterpSettings, VaeRun
 from latent_interp.interp.methods import (HIGHER_IS_BETTER, KEY_COLUMNS, LPIPS_INPUTS, PROTOCOL_ROI_COLUMNS,
                                           REGISTRY, Chunk, active_methods, table_columns)
+
+
+class InterpInputs(NamedTuple):
+    """Rule interp's inputs: the split's stores and the folder of the learned predictors."""
+    frames: str
+    latents: str
+    recon: str
+    predictors: str
+    flow: str | None = None  # the split's flow store; without it the methods that read flow are left out
+
+
+class InterpOutputs(NamedTuple):
+    """Rule interp's outputs (docs/outputs.md)."""
+    table: str
+    spec: str
+    predicted: str  # the store of decoded in-betweens
+
 
 class Scorer:
     """Scores of predicted frames 2 against the true one, in every protocol asked for (``table_columns``)."""
@@ -87,13 +105,13 @@ def interp_spec(lpips_record: str | None, predictors_dir, methods: list[str], fl
     }
 
 
-def score_split(*, frames, latents, recon, predictors, table, spec, predicted, model: str, split: str,
-                vae_run: VaeRun, settings: InterpSettings, flow=None, threads: int = 1) -> pd.DataFrame:
-    """Rule interp: every method on one model's split (the stores ``frames``, ``latents``, ``recon`` and ``flow``,
-    the folder ``predictors``) -> the ``table``, its ``spec`` and the store ``predicted`` (docs/outputs.md), scored in
-    ``settings.protocols`` (``metrics.protocol``). Without ``flow`` the methods that read flow are left out."""
-    frames_path, latents_path, recon_path, predictors_dir, flow_path = frames, latents, recon, predictors, flow
-    table_path, spec_path, store_path, model_name = table, spec, predicted, model
+def score_split(*, inputs: InterpInputs, outputs: InterpOutputs, model: str, split: str, vae_run: VaeRun,
+                settings: InterpSettings, threads: int = 1) -> pd.DataFrame:
+    """Rule interp: every method on one model's split -> the table, its spec and the store of predictions, scored
+    in ``settings.protocols`` (``metrics.protocol``)."""
+    frames_path, latents_path, recon_path, predictors_dir, flow_path = inputs
+    table_path, spec_path, store_path = outputs
+    model_name = model
     vae_source, batch_size, device = vae_run.source, vae_run.batch_size, vae_run.device
     vae_options, compile_setting = vae_run.options, vae_run.compile
     gallery_triplets, sample_triplets, seed = settings.gallery, settings.sample, settings.seed
