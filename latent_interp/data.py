@@ -16,7 +16,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from latent_interp import schema, store, synthetic, video
+from latent_interp import images, schema, store, synthetic, video
 from latent_interp.assign import hash_fraction  # val: the train_10k names below data.val_fraction
 from latent_interp.settings import Preprocess
 
@@ -54,7 +54,8 @@ def frame_size(size) -> tuple[int, int]:
 
 
 def preprocess_frame(image: Image.Image, size, resample: str = "bilinear", fit: str = "squash") -> np.ndarray:
-    """Any mode to RGB, then to ``size`` (an int, or [width, height]) by ``fit``, as uint8 [H, W, 3]:
+    """Any mode to RGB (``images.to_rgb``), then to ``size`` (an int, or [width, height]) by ``fit``, as uint8
+    [H, W, 3]:
 
     ``squash`` (the seed's): resized to exactly the size, aspect not kept;
     ``pad``: resized to fit inside (aspect kept), centred on a black canvas (the bars are part of the frame);
@@ -63,7 +64,7 @@ def preprocess_frame(image: Image.Image, size, resample: str = "bilinear", fit: 
     if fit not in FITS:
         raise ValueError(f"config key preprocess.fit = {fit!r}: choose one of {', '.join(FITS)}")
     if image.mode != "RGB":
-        image = image.convert("RGBA").convert("RGB") if image.mode == "P" else image.convert("RGB")
+        image = Image.fromarray(images.to_rgb(image, []), "RGB")
     width, height = frame_size(size)
     if image.size == (width, height):
         return np.asarray(image, dtype=np.uint8)
@@ -222,23 +223,49 @@ def triplet_frame_files(folder: Path) -> tuple[list[str], list[str]]:
     return [frames[k] for k in (1, 2, 3)], stray
 
 
-def load_triplet(paths: list[str], size, resample: str, fit: str = "squash") -> np.ndarray:
-    """uint8 [3, H, W, 3] for one triplet's three frame files (``preprocess_frame``)."""
-    frames = []
+def load_triplet(paths: list[str], size, resample: str, fit: str = "squash",
+                 max_pixels: int | None = images.DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, list[list[str]]]:
+    """(uint8 [3, H, W, 3], each frame's conversions) for one triplet's three frame files, each read as a viewer
+    shows it (``images.read_frame``) and fitted to ``size`` (``preprocess_frame``)."""
+    frames, conversions = [], []
     for path in paths:
         try:
-            with Image.open(path) as image:
-                frames.append(preprocess_frame(image, size, resample, fit))
-        except (OSError, SyntaxError, ValueError) as error:  # PIL reports truncated or corrupt files so
-            raise FaultyTriplet(path, f"unreadable image ({error})") from error
-    return np.stack(frames)
+            image, converted = images.read_frame(path, max_pixels)
+        except images.UnreadableFrame as error:
+            raise FaultyTriplet(path, str(error)) from error
+        frames.append(preprocess_frame(image, size, resample, fit))
+        conversions.append(converted)
+    return np.stack(frames), conversions
 
 
 SKIPPED_COLUMNS = ["split", "what", "triplet", "path", "reason"]
 
 
-def _prepare(folder: Path, size, resample: str, fit: str, annotations_dir: Path | None):
-    """(frames uint8 [3, H, W, 3], annotation or None, stray files) of one triplet folder, or FaultyTriplet."""
+class Conversions:
+    """What the ingested frames needed to become 8-bit RGB: how many frames needed any conversion, and for each kind
+    (``images.CONVERSIONS``) how many and the first few, so the store says which without listing a whole split."""
+    EXAMPLES = 10
+
+    def __init__(self):
+        self.frames = 0
+        self.by_kind: dict[str, dict] = {}
+
+    def add(self, triplet: str, frame_conversions: list[list[str]]) -> None:
+        for index, kinds in enumerate(frame_conversions, start=1):
+            self.frames += bool(kinds)
+            for kind in dict.fromkeys(kinds):
+                entry = self.by_kind.setdefault(kind, {"what": images.CONVERSIONS[kind], "frames": 0, "first": []})
+                entry["frames"] += 1
+                if len(entry["first"]) < self.EXAMPLES:
+                    entry["first"].append(f"{triplet}/frame{index}")
+
+    def record(self) -> dict:
+        return {"frames": self.frames, "by_kind": dict(sorted(self.by_kind.items()))}
+
+
+def _prepare(folder: Path, size, resample: str, fit: str, annotations_dir: Path | None, max_pixels: int | None):
+    """(frames uint8 [3, H, W, 3], each frame's conversions, annotation or None, stray files) of one triplet folder,
+    or FaultyTriplet."""
     paths, stray = triplet_frame_files(folder)
     annotation = None
     if annotations_dir is not None:
@@ -249,17 +276,20 @@ def _prepare(folder: Path, size, resample: str, fit: str, annotations_dir: Path 
             annotation = read_annotation(path)
         except (ValueError, KeyError, TypeError) as error:
             raise FaultyTriplet(path, f"unreadable annotation ({type(error).__name__}: {error})") from error
-    return load_triplet(paths, size, resample, fit), annotation, stray
+    return (*load_triplet(paths, size, resample, fit, max_pixels), annotation, stray)
 
 
 def ingest_split(*, source: SplitSource, frames: str | Path, skipped: str | Path, split: str, preprocess: Preprocess,
-                 on_error: str = ON_ERROR, threads: int = 1) -> dict:
+                 on_error: str = ON_ERROR, max_pixels: int | None = images.DEFAULT_MAX_PIXELS,
+                 threads: int = 1) -> dict:
     """Rule ingest: decode a split's triplets from ``source`` and fit them to ``preprocess`` into the frames store
     ``frames`` (docs/outputs.md), chunk by chunk.
 
-    Faulty triplets (missing or unreadable frames, empty folders, missing annotations) are skipped and listed in
-    ``skipped`` with the reason (``on_error="skip"``), or stop the run naming the file (``"fail"``). Stray files
-    are listed too. Returns the counts: found = ingested + skipped.
+    Every frame is read as a viewer shows it (``images.read_frame``); the store's ``conversions`` attribute counts
+    the frames that needed a conversion, by kind. Faulty triplets (missing or unreadable frames, frames above
+    ``max_pixels``, empty folders, missing annotations) are skipped and listed in ``skipped`` with the reason
+    (``on_error="skip"``), or stop the run naming the file (``"fail"``). Stray files are listed too. Returns the
+    counts: found = ingested + skipped.
     """
     out_path, skipped_path = frames, skipped
     size, resample, fit = preprocess.size, preprocess.resample, preprocess.fit
@@ -284,7 +314,7 @@ def ingest_split(*, source: SplitSource, frames: str | Path, skipped: str | Path
         if entry["skipped"]:
             fault("video", "", entry["path"], entry["skipped"])
     settings = {"size": [width, height], "width": width, "height": height, "fit": fit, "resample": resample,
-                "convert": "RGB",
+                "convert": "RGB as a viewer shows it (docs/data.md)", "max_pixels": max_pixels,
                 "source": str(source.folder), "carve": source.carve, "val_fraction": source.val_fraction,
                 "annotations": str(source.annotations) if source.annotations else None}
     attrs = {"preprocess": settings, "provenance": store.provenance("ingest", settings)}
@@ -294,10 +324,11 @@ def ingest_split(*, source: SplitSource, frames: str | Path, skipped: str | Path
     frames = store.add_array(group, store.FRAMES, (3, height, width, 3), np.uint8, count=len(triplet_dirs))
     chunk = frames.chunks[0]
     names, annotations, pending, written = [], [], [], 0
+    conversions = Conversions()
 
     def attempt(folder):
         try:
-            return _prepare(folder, size, resample, fit, source.annotations)
+            return _prepare(folder, size, resample, fit, source.annotations, max_pixels)
         except FaultyTriplet as error:
             return error
 
@@ -311,7 +342,8 @@ def ingest_split(*, source: SplitSource, frames: str | Path, skipped: str | Path
                 if isinstance(result, FaultyTriplet):
                     fault("triplet", folder.name, result.path, result.reason)
                     continue
-                triplet_frames, annotation, stray = result
+                triplet_frames, frame_conversions, annotation, stray = result
+                conversions.add(folder.name, frame_conversions)
                 names.append(folder.name)
                 annotations.append(annotation)
                 pending.append(triplet_frames)
@@ -335,6 +367,7 @@ def ingest_split(*, source: SplitSource, frames: str | Path, skipped: str | Path
               **({"videos": len(videos), "videos_skipped": sum(1 for row in skipped if row[1] == "video")}
                  if source.extractions is not None else {})}
     group.attrs["counts"] = counts
+    group.attrs["conversions"] = conversions.record()
     store.seal(group)
     pd.DataFrame(skipped, columns=SKIPPED_COLUMNS).to_csv(skipped_path, index=False)
     print(f"ingest {split}: {counts}")

@@ -17,7 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from latent_interp import recipes, schema, weights
+from latent_interp import recipes, schema, synthetic, weights
 from latent_interp.settings import EmbedSettings, InterpSettings, Preprocess, VaeRun
 
 # The single-VAE keys of before ``vaes:``; the schema would reject them without saying what to write.
@@ -199,6 +199,7 @@ def resolve(config: dict) -> RunConfig:
         if missing:
             raise ValueError(f"config key data.synthetic.{counts} has no count for split(s) {missing}"
                              + (" (layout video draws videos)" if layout == "video" else ""))
+        synthetic.check_root(config["data"]["root"])
     if by_hash:
         others = [split for split in splits if split not in ("train", "val", "test")]
         if others:

@@ -13,7 +13,10 @@ changes the triplets it already had, and two runs give identical files.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -275,11 +278,11 @@ def held_frames(drawings: list[np.ndarray], timing: str) -> list[np.ndarray]:
 
 
 def write_video(path: str | Path, frames: list[np.ndarray], codec: str = "libx264", rate: int = VIDEO_RATE,
-                pts: list[int] | None = None, time_base=None, rotation: int = 0, pix_fmt: str | None = None,
-                options: dict | None = None) -> None:
+                pts: list[int] | None = None, time_base=None, rotation: int = 0, flips: tuple[str, ...] = (),
+                pix_fmt: str | None = None, options: dict | None = None) -> None:
     """Encode uint8 RGB frames (height, width, 3) with PyAV: at ``rate`` frames a second, or at the given ``pts`` in
     ``time_base`` units (a variable frame rate); ``rotation`` sets the stream's display rotation (degrees
-    counter-clockwise)."""
+    counter-clockwise), ``flips`` ("hflip", "vflip") the mirrors its display matrix applies after it."""
     import av
 
     height, width = frames[0].shape[:2]
@@ -294,8 +297,8 @@ def write_video(path: str | Path, frames: list[np.ndarray], codec: str = "libx26
             stream.codec_context.qscale = 2
         if time_base is not None:  # the frames' pts count in it, not in 1 / rate
             stream.time_base = stream.codec_context.time_base = time_base
-        if rotation:
-            stream.set_display_rotation(rotation)
+        if rotation or flips:
+            stream.set_display_rotation(rotation, hflip="hflip" in flips, vflip="vflip" in flips)
         for index, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             if pts is not None:
@@ -323,6 +326,47 @@ def write_videos(out_dir: str | Path, seed: int, split: str, count: int, width: 
     return specs
 
 
+# The drawer's mark on a data.root it made: it writes (and, drawing a split anew, deletes) only under a root that is
+# empty, missing, or marked, so a root pointed at real data under data.source synthetic is refused, not drawn into.
+OWNER_MARK = ".latent-interp-synthetic.json"
+
+
+def check_root(root: str | Path) -> None:
+    """Refuse, before any job, a data.root the synthetic drawer did not make: it must be missing, empty, or hold the
+    drawer's mark (``OWNER_MARK``)."""
+    root = Path(root)
+    if not root.exists() or (root / OWNER_MARK).is_file():
+        return
+    if not root.is_dir():
+        raise ValueError(f"config key data.root = {str(root)!r} is a file; data.source: synthetic draws the demo "
+                         "into a folder")
+    held = sorted(entry.name for entry in root.iterdir() if not entry.name.startswith(OWNER_MARK))
+    if held:
+        shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+        raise ValueError(
+            f"config key data.root = {str(root)!r} holds files the synthetic drawer did not make ({shown}), and "
+            "config key data.source: synthetic would draw the demo into it. To read that folder, set data.source: "
+            "files; to draw the demo, point data.root at an empty or missing folder (a demo folder drawn before "
+            f"the drawer marked its folders has no {OWNER_MARK}: delete it and it is drawn anew)")
+
+
+def claim_root(root: str | Path) -> None:
+    """Mark ``root`` as the drawer's (``check_root``), after checking it once more: a job may start long after the
+    workflow checked the config."""
+    root = Path(root)
+    check_root(root)
+    root.mkdir(parents=True, exist_ok=True)
+    mark = root / OWNER_MARK
+    if mark.is_file():
+        return
+    # The splits are drawn by parallel jobs: each writes its own temporary (which check_root counts as the mark's)
+    # and renames it into place, so no job sees a half-written mark or removes another's temporary.
+    temporary = root / f"{OWNER_MARK}.{uuid.uuid4().hex}"
+    temporary.write_text(json.dumps({"made_by": "latent-interp's synthetic drawer (data.source: synthetic)",
+                                     "note": "the drawer writes and deletes splits under this folder"}) + "\n")
+    os.replace(temporary, mark)
+
+
 def draw_split(*, drawn, split_dir: str | Path, layout: str, seed: int, split: str, how_many: int,
                raw_size: list[int]) -> list:
     """Rule synthesize_<split>: draw one split of the demo under ``split_dir``: ``how_many`` triplets at ``raw_size``
@@ -333,6 +377,7 @@ def draw_split(*, drawn, split_dir: str | Path, layout: str, seed: int, split: s
 
     videos = layout == "video"
     out_dir = Path(split_dir)
+    claim_root(out_dir.parent)
     if not videos:
         remove(out_dir)
     with staged_tree(out_dir) as partial_dir:

@@ -56,7 +56,7 @@ def test_ingest_writes_the_frames_schema(frame_tree, tmp_path):
     assert group.attrs["counts"]["ingested"] == 4 and "torch" in group.attrs["provenance"]["versions"]
     # Pixel-exact against loading the files by hand.
     paths, _ = data.triplet_frame_files(frame_tree / "train" / names[2])
-    np.testing.assert_array_equal(frames[2], data.load_triplet(paths, 32, "bilinear"))
+    np.testing.assert_array_equal(frames[2], data.load_triplet(paths, 32, "bilinear")[0])
     assert pd.read_csv(out.with_suffix(".skipped.csv")).empty
 
 

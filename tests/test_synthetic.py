@@ -55,3 +55,41 @@ def test_write_split_writes_atd_layout(tmp_path):
     specs = synthetic.write_split(tmp_path / "val", seed=0, split="val", count=3, width=40, height=24)
     written = sorted(str(p.relative_to(tmp_path / "val")) for p in (tmp_path / "val").rglob("*.jpg"))
     assert written == sorted(synthetic.frame_relpaths(specs))
+
+
+def _checksums(folder):
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_drawer_writes_only_into_a_folder_it_made(tmp_path):
+    import pytest
+
+    synthetic.check_root(tmp_path / "missing")  # missing and empty roots are the drawer's to make
+    (tmp_path / "empty").mkdir()
+    synthetic.check_root(tmp_path / "empty")
+    root = tmp_path / "demo"
+    drawn = tmp_path / "manifest.csv"
+    synthetic.draw_split(drawn=drawn, split_dir=root / "val", layout="folders", seed=0, split="val", how_many=2,
+                         raw_size=[32, 24])
+    assert (root / synthetic.OWNER_MARK).is_file()
+    synthetic.check_root(root)  # its own folder: drawn into again
+    synthetic.draw_split(drawn=drawn, split_dir=root / "test", layout="folders", seed=0, split="test", how_many=1,
+                         raw_size=[32, 24])
+    assert sorted(p.name for p in root.iterdir()) == sorted([synthetic.OWNER_MARK, "test", "val"])
+
+    real = tmp_path / "atd"
+    (real / "val" / "Japan_v1_0").mkdir(parents=True)
+    (real / "val" / "Japan_v1_0" / "frame1.png").write_bytes(b"a user's frame")
+    (real / "notes.txt").write_text("mine")
+    before = _checksums(real)
+    for attempt in (lambda: synthetic.check_root(real),
+                    lambda: synthetic.draw_split(drawn=drawn, split_dir=real / "val", layout="folders", seed=0,
+                                                 split="val", how_many=1, raw_size=[32, 24])):
+        with pytest.raises(ValueError, match=r"data\.root.*notes\.txt, val.*data\.source: synthetic"):
+            attempt()
+    assert _checksums(real) == before
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ValueError, match="data.root .* is a file"):
+        synthetic.check_root(tmp_path / "a-file")

@@ -132,6 +132,29 @@ def test_a_rotation_flag_is_applied(tmp_path):
     assert np.abs(frame.astype(int) - np.rot90(drawings[0], -1)).mean() > 10
 
 
+@pytest.mark.parametrize("rotation, flips, as_displayed", [
+    (0, ("hflip",), np.fliplr),
+    (0, ("vflip",), np.flipud),
+    (90, ("hflip",), lambda image: np.fliplr(np.rot90(image))),  # a turn then a mirror: about the anti-diagonal
+    (270, ("vflip",), lambda image: np.flipud(np.rot90(image, -1))),
+    (90, ("vflip",), lambda image: np.swapaxes(image, 0, 1)),  # about the main diagonal
+    (270, ("hflip",), lambda image: np.swapaxes(image, 0, 1)),
+    (180, ("hflip",), np.flipud),  # a half turn and a mirror across: upside down
+    (0, ("hflip", "vflip"), lambda image: np.rot90(image, 2)),
+])
+def test_the_display_matrix_flips_are_applied(tmp_path, rotation, flips, as_displayed):
+    drawings = shots(3, count=1)[0]
+    synthetic.write_video(tmp_path / "flipped.mkv", synthetic.held_frames(drawings, "twos"), "ffv1",
+                          rotation=rotation, flips=flips)
+    record, manifest, out = extract(tmp_path / "flipped.mkv", tmp_path)
+    expected = as_displayed(drawings[0])
+    assert record["video"]["size"] == [expected.shape[1], expected.shape[0]]
+    frame = png(out, manifest["triplet"][0], 1)
+    assert frame.shape == expected.shape
+    assert np.array_equal(frame, expected)  # FFV1 in RGB is lossless
+    assert not np.array_equal(frame, np.rot90(drawings[0], rotation // 90))  # the flip is not ignored
+
+
 def test_ten_bit_and_alpha_sources_come_out_as_8_bit_rgb(tmp_path):
     drawings = shots(4, count=1)[0][:4]
     synthetic.write_video(tmp_path / "deep.mkv", synthetic.held_frames(drawings, "twos"), "ffv1",
@@ -252,6 +275,27 @@ def test_bad_files_are_skipped_with_the_reason_or_stop_the_run_naming_them(twos_
         assert manifest.empty and not any((out / video.TRIPLETS).iterdir())
         with pytest.raises(ValueError, match=re.escape(f"extract {path}: {reason}") + ".*data.on_error"):
             video.extract_video(video=path, extraction=tmp_path / "fail" / name, settings={}, on_error="fail")
+
+
+def test_what_pyav_raises_on_a_frame_skips_the_video_and_our_own_faults_stop_the_run(twos_video, tmp_path,
+                                                                                     monkeypatch):
+    from latent_interp.video import extract as extraction
+
+    def unconvertible(self, frame):  # PyAV's words for a frame of a form it has no array for
+        raise ValueError("Conversion to numpy array with format yuv444p16be is not yet supported")
+
+    monkeypatch.setattr(extraction._Scanner, "add", unconvertible)
+    record, manifest, _ = extract(twos_video, tmp_path)
+    assert record["skipped"] == ("decoding failed (ValueError: Conversion to numpy array with format yuv444p16be is "
+                                 "not yet supported)") and manifest.empty
+    monkeypatch.undo()
+
+    def disk_full(path, frame):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(extraction, "_write_png", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        video.extract_video(video=twos_video, extraction=tmp_path / "full", settings={}, on_error="skip")
 
 
 def test_a_video_split_ingests_with_t_the_videos_and_the_skip_list(twos_video, tmp_path):

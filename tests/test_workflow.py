@@ -421,6 +421,28 @@ def test_config_mistakes_fail_before_any_job_naming_the_key(tmp_path_factory, ed
     assert not (workdir / "results").exists()
 
 
+def test_a_root_of_real_data_is_never_drawn_into(tmp_path_factory):
+    """data.source synthetic (the default) with data.root pointed at a user's frames: refused before any job, naming
+    both keys, and not one file under the root changes."""
+    config = tiny_config()
+    workdir = new_workdir(tmp_path_factory, "foreign-root", config)
+    root = workdir / "my-frames"
+    config["data"]["root"] = str(root)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    from PIL import Image
+
+    (root / "train" / "Disney_v1_0").mkdir(parents=True)
+    for k in (1, 2, 3):
+        Image.fromarray(np.full((36, 64, 3), 40 * k, np.uint8)).save(root / "train" / "Disney_v1_0" / f"frame{k}.jpg")
+    before = file_digests(root)
+    for args in (("-n",), ()):
+        result = snakemake(workdir, *args, check=False)
+        message = result.stdout + result.stderr
+        assert result.returncode != 0 and "data.root" in message and "data.source: synthetic" in message
+        assert "Job stats" not in message
+    assert file_digests(root) == before and not (workdir / "results").exists()
+
+
 def test_without_the_finetune_only_the_listed_vaes_are_planned(tmp_path_factory):
     config = tiny_config()
     config["finetunes"] = None

@@ -10,8 +10,8 @@ first frame of each drawing, at the times they appear, and t = (time2 - time1) /
 of the middle drawing (0.5 only on even timing). Scene cuts come from PySceneDetect; no triplet spans one.
 
 Decoding: PyAV, one pass, in presentation order, frame-accurate (every decoded frame is counted; nothing is
-seeked). Times are the stream's timestamps (variable frame rate included), in seconds. The stream's display rotation
-is applied (``VideoFrame.rotation``, degrees counter-clockwise, as FFmpeg's player does; flips are not). Every pixel
+seeked). Times are the stream's timestamps (variable frame rate included), in seconds. The stream's display matrix
+is applied, its rotation and its flips, as FFmpeg's player applies them (``video.display``). Every pixel
 format is converted to 8-bit RGB by FFmpeg's swscale: 10- and 12-bit sources are rounded to 8 bits, an alpha channel
 is dropped (the colour channels as stored, not composited), a palette (GIF) is expanded.
 

@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from latent_interp import atomic, store
+from latent_interp.video.display import display_operations, displayed, displayed_size
 from latent_interp.video.files import (DETECTORS, DROP_REASONS, INFO, MANIFEST, MANIFEST_COLUMNS, TRIPLETS,
                                        WRITES_AHEAD, settings_of)
 
@@ -42,7 +43,8 @@ class Scan:
 
     frames: int = 0
     last_time: float = 0.0  # of the last decoded frame
-    rotation: int = 0
+    rotation: int = 0  # degrees counter-clockwise, as the display matrix gives it
+    display: tuple[str, ...] = ()  # what turns a decoded frame into the displayed one (video.display)
     size: tuple[int, int] | None = None  # (width, height) as displayed, of the first frame
     drawings: list[Drawing] = field(default_factory=list)
     cuts: list[int] = field(default_factory=list)
@@ -81,6 +83,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _decoder_errors() -> tuple[type[BaseException], ...]:
+    """What FFmpeg and PyAV raise on a bad file: FFmpeg's errors, and PyAV's ValueError on what it cannot convert or
+    decode as text (a frame of a form it has no array for, metadata that is not UTF-8). An OSError of our own (a full
+    disk) is neither, and stops the run."""
+    import av
+
+    return av.error.FFmpegError, ValueError
+
+
 def _open(path: Path):
     """(container, video stream) or VideoFault naming what is wrong."""
     import av
@@ -89,8 +100,8 @@ def _open(path: Path):
         raise VideoFault("empty file")
     try:
         container = av.open(str(path))
-    except av.error.FFmpegError as error:
-        raise VideoFault(f"unreadable container ({error})") from error
+    except _decoder_errors() as error:
+        raise VideoFault(f"unreadable container ({type(error).__name__}: {error})") from error
     if not container.streams.video:
         kinds = sorted({stream.type for stream in container.streams}) or ["no"]
         container.close()
@@ -113,18 +124,12 @@ def _duration(container, stream) -> float | None:
     return None
 
 
-def _rotated(image: np.ndarray, rotation: int) -> np.ndarray:
-    """The frame as displayed: ``rotation`` degrees counter-clockwise (quarter turns)."""
-    turns = round(rotation / 90) % 4
-    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
-
-
-def _write_png(path: Path, frame, rotation: int) -> None:
+def _write_png(path: Path, frame) -> None:
     import cv2
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # PNG level 1: lossless like any level, and several times faster to write than the default 3 on 1080p frames
-    if not cv2.imwrite(str(path), _rotated(frame.to_ndarray(format="bgr24"), rotation),
+    if not cv2.imwrite(str(path), displayed(frame.to_ndarray(format="bgr24"), display_operations(frame)),
                        [cv2.IMWRITE_PNG_COMPRESSION, 1]):
         raise OSError(f"could not write {path}")
 
@@ -135,7 +140,7 @@ def _place(target: Path, frame, linked: Path | None, fault: bool) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(linked, target)
     else:
-        _write_png(target, frame, frame.rotation)
+        _write_png(target, frame)
     if fault:
         atomic.fault_point("extract", "mid-video")
 
@@ -182,16 +187,16 @@ class _Scanner:
         if self.thumb_size is None:
             width = int(self.settings["analysis_width"])
             self.thumb_size = (width, max(2, round(width * frame.height / frame.width)))
-            scan.rotation = int(frame.rotation)
-            scan.size = (frame.height, frame.width) if round(scan.rotation / 90) % 2 else (frame.width, frame.height)
-        thumb = _rotated(frame.reformat(width=self.thumb_size[0], height=self.thumb_size[1], format="bgr24",
-                                        interpolation="AREA").to_ndarray(), frame.rotation)
+            scan.rotation, scan.display = int(frame.rotation), display_operations(frame)
+            scan.size = displayed_size(frame.width, frame.height, scan.display)
+        thumb = displayed(frame.reformat(width=self.thumb_size[0], height=self.thumb_size[1], format="bgr24",
+                                         interpolation="AREA").to_ndarray(), display_operations(frame))
         grey = cv2.cvtColor(thumb, cv2.COLOR_BGR2GRAY)
         if self.detector is not None:
             scan.cuts += [cut.frame_num for cut in self.detector.process_frame(
                 scenedetect.FrameTimecode(index, self.rate), thumb)]
         drawings, held = scan.drawings, self.settings["held"]
-        # a rotation that changes mid-stream turns the thumbnail: a new drawing, not a comparison of two shapes
+        # a display matrix that changes mid-stream turns the thumbnail: a new drawing, not a comparison of two shapes
         if (not drawings or grey.shape != drawings[-1].grey.shape
                 or changed_share(grey, drawings[-1].grey, held["noise"]) > held["threshold"]):
             drawings.append(Drawing(len(drawings), index, time, grey, frame))
@@ -333,10 +338,7 @@ def extract_video(*, video: str | Path, extraction: str | Path, settings: dict, 
 
     A file that cannot be read (``VideoFault``, or FFmpeg failing mid-stream) stops the run naming it
     (``on_error="fail"``) or leaves an extraction with no triplets whose ``skipped`` says why (``"skip"``)."""
-    path, out_dir = video, extraction
-    import av
-
-    path, out_dir = Path(path), Path(out_dir)
+    path, out_dir = Path(video), Path(extraction)
     settings = settings_of(settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / TRIPLETS).mkdir(exist_ok=True)
@@ -351,8 +353,8 @@ def extract_video(*, video: str | Path, extraction: str | Path, settings: dict, 
             record["video"] = _video_record(path, container, stream, duration)
             try:
                 scan = _scan(container, stream, out_dir, path.name, settings, duration)
-            except av.error.FFmpegError as error:
-                raise VideoFault(f"decoding failed ({error})") from error
+            except _decoder_errors() as error:
+                raise VideoFault(f"decoding failed ({type(error).__name__}: {error})") from error
         if scan.frames == 0:
             raise VideoFault("no frame could be decoded")
         step = 1 / (record["video"]["average_frame_rate"] or 24)
@@ -360,7 +362,7 @@ def extract_video(*, video: str | Path, extraction: str | Path, settings: dict, 
         if duration and duration - (scan.last_time + step) > 0.01 * duration + 2 * step:
             raise VideoFault(f"stream ends early: {scan.frames} frames decoded, the last at {scan.last_time:.3f} s "
                              f"of the {duration:.3f} s its header gives")
-        record["video"].update(rotation=scan.rotation, size=list(scan.size))
+        record["video"].update(rotation=scan.rotation, display=list(scan.display), size=list(scan.size))
     except VideoFault as error:  # the file's fault; anything else (a full disk, say) stops the run as it is
         if on_error == "fail":
             raise ValueError(f"extract {path}: {error} (config key data.on_error is 'fail'; set it to 'skip' to "

@@ -37,5 +37,6 @@ rule ingest:
         source=split_source,
         preprocess=RUN.preprocess,
         on_error=RUN.config["data"]["on_error"],
+        max_pixels=RUN.config["data"]["max_pixels"],
     script:
         "../scripts/ingest.py"
