@@ -340,7 +340,8 @@ def check_root(root: str | Path) -> None:
     if not root.is_dir():
         raise ValueError(f"config key data.root = {str(root)!r} is a file; data.source: synthetic draws the demo "
                          "into a folder")
-    held = sorted(entry.name for entry in root.iterdir() if not entry.name.startswith(OWNER_MARK))
+    held = sorted(entry.name for entry in root.iterdir()
+                  if not entry.name.startswith(OWNER_MARK) and _holds_a_file(entry))
     if held:
         shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
         raise ValueError(
@@ -348,6 +349,15 @@ def check_root(root: str | Path) -> None:
             "config key data.source: synthetic would draw the demo into it. To read that folder, set data.source: "
             "files; to draw the demo, point data.root at an empty or missing folder (a demo folder drawn before "
             f"the drawer marked its folders has no {OWNER_MARK}: delete it and it is drawn anew)")
+
+
+def _holds_a_file(path: Path) -> bool:
+    """Whether ``path`` is, or holds at any depth, something other than a folder. Snakemake makes the folders of a
+    job's outputs before the job runs (``<root>/<split>/`` of a drawn video), so a tree of empty folders is no one's
+    data, and a root holding only such a tree is the drawer's to claim."""
+    if not path.is_dir() or path.is_symlink():
+        return True
+    return any(_holds_a_file(child) for child in path.iterdir())
 
 
 def claim_root(root: str | Path) -> None:

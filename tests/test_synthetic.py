@@ -93,3 +93,22 @@ def test_the_drawer_writes_only_into_a_folder_it_made(tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ValueError, match="data.root .* is a file"):
         synthetic.check_root(tmp_path / "a-file")
+
+
+def test_the_output_folders_snakemake_makes_before_a_job_do_not_stop_the_drawer(tmp_path):
+    import pytest
+
+    # Snakemake makes <root>/<split>/ for a drawn video before the job runs, for every split's job at once
+    root = tmp_path / "videos"
+    for split in ("train", "val"):
+        (root / split).mkdir(parents=True)
+    synthetic.check_root(root)
+    synthetic.draw_split(drawn=[], split_dir=root / "val", layout="video", seed=0, split="val", how_many=1,
+                         raw_size=[32, 24])
+    assert (root / synthetic.OWNER_MARK).is_file() and any((root / "val").iterdir())
+    # a file anywhere below is someone's data
+    (tmp_path / "atd" / "val" / "Japan_v1_0").mkdir(parents=True)
+    (tmp_path / "atd" / "train").mkdir()
+    (tmp_path / "atd" / "val" / "Japan_v1_0" / "frame2.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"holds files the synthetic drawer did not make \(val\)"):
+        synthetic.check_root(tmp_path / "atd")
