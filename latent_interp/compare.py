@@ -233,7 +233,8 @@ FINETUNE_MEASURES = {
     "recon_psnr": ("dB", True, "triplet"), "lerp_psnr": ("dB", True, "triplet"),
     "latent_flow_psnr": ("dB", True, "triplet"), "ceiling_psnr": ("dB", True, "triplet"),
     "lerp_gap_db": ("dB", False, "triplet"), "latent_flow_gap_db": ("dB", False, "triplet"),
-    "shift_error_1px": ("relative", False, "frame"), "shift_error_cell": ("relative", False, "frame"),
+    "shift_error_1px": ("relative", False, "frame"), "shift_error_subcell": ("relative", False, "frame"),
+    "shift_error_cell": ("relative", False, "frame"),
     "moved_psnr_1px": ("dB", True, "frame"),
 }
 DECODED_FRAME_MEASURES = {"moved_psnr_1px"}  # made by the latent space's own decoder (see the module docstring)
@@ -242,13 +243,15 @@ FINETUNE_COLUMNS = ["finetune", "base", "recipe", "split", "measure", "unit", "b
 
 
 def shift_errors_per_frame(path) -> pd.DataFrame:
-    """frame -> shift_error_1px and shift_error_cell (the equivariance error at a 1 px shift and at the smallest
-    whole-cell shift) and moved_psnr_1px (decoding the latent moved by 1 px), means over the two directions, from an
-    ``equivariance_frames.csv``."""
+    """frame -> shift_error_1px, shift_error_subcell and shift_error_cell (the equivariance error at a 1 px shift, over
+    every shift below a cell, and at the smallest whole-cell shift) and moved_psnr_1px (decoding the latent moved by
+    1 px), means over the shifts and the two directions, from an ``equivariance_frames.csv``."""
     table = pd.read_csv(path).replace(np.inf, np.nan)  # an exact decode has no finite PSNR
     cell = table.loc[table["whole_cells"], "shift_px"].min()
     one_px, one_cell = table[table["shift_px"] == 1].groupby("frame"), table[table["shift_px"] == cell].groupby("frame")
+    subcell = table[table["shift_px"] < cell].groupby("frame")
     return pd.DataFrame({"shift_error_1px": one_px["latent_error"].mean(),
+                         "shift_error_subcell": subcell["latent_error"].mean(),
                          "shift_error_cell": one_cell["latent_error"].mean(),
                          "moved_psnr_1px": one_px["moved_psnr"].mean()})
 

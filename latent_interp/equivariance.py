@@ -23,9 +23,21 @@ models resample, ``compare.finetune_effects``): ``model``, ``frame`` (index amon
 Table ``results/geometry/{model}/equivariance_triplets.csv``, one row per test triplet:
     ``model``, ``split``, ``triplet``, ``origin``, ``motion_px`` (the flow table's), ``warped_error`` (latent2 vs
     latent1 warped along the oracle flow), ``unwarped_error`` (latent2 vs latent1), both relative to the variance.
+Layer by layer (``layer_errors``): for shifts of 1, 2, f/2 and f px, across and down, the features of the shifted
+frames at every level of the encoder and then of the decoder (``latent_interp.levels``; the decoder decodes the
+shifted frame's own latent) against the unshifted frames' features at that level moved by s / stride cells
+(bilinear below one cell), inside the margin (its pixels over the level's stride), relative to the unshifted
+features' variance at that level. Where a shift is whole cells at a level (s a multiple of its stride) a translation-
+equivariant layer gives 0 there; where it is not, the error says how much of the picture's motion the layer's grid
+can still carry.
+Table ``results/geometry/{model}/equivariance_layers.csv``, one row per part, level, shift and direction:
+    ``model``, ``part`` (encoder, decoder), ``level`` (within the part), ``depth`` (0 the encoder's first level, on
+    through the decoder's last), ``module`` (the module the level follows), ``stride``, ``shift_px``, ``direction``,
+    ``shift_cells`` (s / stride), ``whole_cells``, ``frames``, ``error``.
 ``results/geometry/{model}/equivariance.json``: per shift class the mean figures (``subcell``: shifts below f that
-are not whole cells; ``cell``: multiples of f), the triplets' medians and Spearman correlations with motion, the
-settings, the VAE record and provenance.
+are not whole cells; ``cell``: multiples of f), the triplets' medians and Spearman correlations with motion, per
+shift the layer curve's summary (``layers``: where the sub-cell error first rises most), the settings, the VAE record
+and provenance.
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
-from latent_interp import encode, flow, schema, store, vae, warp
+from latent_interp import encode, flow, levels, schema, store, vae, warp
 from latent_interp.settings import VaeRun
 
 SHIFTED_FRAMES = schema.section("geometry.equivariance_frames")["default"]  # config's default
@@ -50,6 +62,8 @@ SHIFT_COLUMNS = ["model", "shift_px", "direction", "shift_cells", "whole_cells",
 FRAME_COLUMNS = ["model", "frame", "shift_px", "direction", "whole_cells", "latent_error", "moved_psnr",
                  "reencoded_psnr"]
 TRIPLET_COLUMNS = ["model", "split", "triplet", "origin", "motion_px", "warped_error", "unwarped_error"]
+LAYER_COLUMNS = ["model", "part", "level", "depth", "module", "stride", "shift_px", "direction", "shift_cells",
+                 "whole_cells", "frames", "error"]
 
 
 def shifts_for(downsampling: int) -> list[int]:
@@ -122,6 +136,97 @@ def shift_curve(model, frames_uint8: np.ndarray, downsampling: int, device, batc
     return pd.DataFrame(rows, columns=SHIFT_COLUMNS), pd.concat(per_frame, ignore_index=True)[FRAME_COLUMNS]
 
 
+def layer_shifts(downsampling: int) -> list[int]:
+    """1, 2, f/2 and f pixels, each once, in order."""
+    return sorted({1, 2, max(1, downsampling // 2), downsampling})
+
+
+def _level_features(chains, x: torch.Tensor) -> list[torch.Tensor]:
+    """Every level's features of frames ``x`` (model range, padded): the encoder's, then the decoder's on the latent
+    the encoder gives."""
+    features = []
+    for chain in chains:
+        position = 0
+        for stop in chain.levels:
+            x = chain.run(x, position, stop)
+            position = stop
+            features.append(x.float())
+        x = chain.run(x, position)
+    return features
+
+
+@torch.inference_mode()
+def layer_errors(chains, frames_uint8: np.ndarray, downsampling: int, device, batch_size: int, dtype: str = "auto",
+                 model_name: str = "", layout: torch.memory_format = torch.contiguous_format) -> pd.DataFrame:
+    """The layer-by-layer table (module docstring) of ``chains`` (a VAE's: ``levels.encoder_chain`` and
+    ``levels.decoder_chain``, the second fed what the first gives) for these frames: sums of squared differences and
+    of the unshifted features (for their variance) gathered batch by batch, so one batch's features are in memory at
+    once."""
+    where = [(chain.part, index, name, stride) for chain in chains
+             for index, (name, stride) in enumerate(zip(chain.names(), chain.strides))]
+    shifts = [(pixels, direction) for direction in ("x", "y") for pixels in layer_shifts(downsampling)]
+    margin_px = margin_cells(downsampling, min(frames_uint8.shape[1:3]) // downsampling) * downsampling
+    squared = np.zeros((len(shifts), len(where)))
+    counted = np.zeros((len(shifts), len(where)))
+    moments = np.zeros((len(where), 3))  # count, sum, sum of squares of the unshifted features
+
+    def features_of(frames: np.ndarray) -> list[torch.Tensor]:
+        x = encode.pad_to_multiple(encode.to_model_input(frames, device, layout), downsampling)
+        with encode.autocast_for(device, dtype):
+            return _level_features(chains, x)
+
+    for batch in tqdm(encode.batch_slices(len(frames_uint8), batch_size), desc="layers", unit="batch"):
+        base = features_of(frames_uint8[batch])
+        for k, feature in enumerate(base):
+            values = feature.double()
+            moments[k] += (values.numel(), float(values.sum()), float((values * values).sum()))
+        for row, (pixels, direction) in enumerate(shifts):
+            shifted = features_of(shift_frames(frames_uint8[batch], pixels, direction))
+            for k, ((_, _, _, stride), feature, moved_from) in enumerate(zip(where, shifted, base)):
+                moved = move_latents(moved_from.cpu().numpy(), pixels / stride, direction)
+                inner = margin_px // stride
+                difference = _interior(moved, inner) - _interior(feature.cpu().numpy(), inner)
+                squared[row, k] += float((difference.astype(np.float64) ** 2).sum())
+                counted[row, k] += difference.size
+    variance = moments[:, 2] / moments[:, 0] - (moments[:, 1] / moments[:, 0]) ** 2
+    rows = []
+    for row, (pixels, direction) in enumerate(shifts):
+        for depth, ((part, level, name, stride), total, count, spread) in enumerate(
+                zip(where, squared[row], counted[row], variance)):
+            rows.append([model_name, part, level, depth, name, stride, pixels, direction, pixels / stride,
+                         pixels % stride == 0, len(frames_uint8), total / max(count, 1) / spread])
+    return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+
+
+# A level whose layer error stays below this share of its features' variance still carries the shift (whole-cell
+# shifts measure 1e-8 to 1e-4 at the encoder's levels, inside the margin); the first level above it loses it.
+LOST_ABOVE = 1e-3
+
+
+def layer_summary(layers: pd.DataFrame) -> dict:
+    """Per sub-cell shift of the latent grid (1, 2 and f/2 px), the mean error over directions at each depth, the
+    first level where it exceeds ``LOST_ABOVE`` and the level where it rises most from the one before: where inside
+    the VAE sub-cell equivariance is lost."""
+    result = {}
+    mean = layers.groupby(["shift_px", "depth", "part", "module", "stride"], as_index=False)["error"].mean()
+    largest_stride = int(layers["stride"].max()) if len(layers) else 1
+    for pixels, rows in mean.groupby("shift_px"):
+        rows = rows.sort_values("depth")
+        if pixels % largest_stride == 0 or len(rows) < 2:
+            continue
+        rises = rows["error"].diff().to_numpy()
+        lost = rows.iloc[int(np.nanargmax(rises[1:])) + 1]
+        above = rows[rows["error"] > LOST_ABOVE]
+        first = above.iloc[0] if len(above) else None
+        result[f"{int(pixels)}px"] = {
+            "errors": {f"{r.part} {r.module} (stride {r.stride})": float(r.error) for r in rows.itertuples()},
+            "first_lost_at": None if first is None else f"{first['part']} {first['module']} (stride "
+                                                         f"{int(first['stride'])})",
+            "largest_rise_at": f"{lost['part']} {lost['module']} (stride {int(lost['stride'])})",
+            "largest_rise": float(rises[1:][np.nanargmax(rises[1:])])}
+    return result
+
+
 def triplet_errors(latents: np.ndarray, flow_group, downsampling: int, names: list[str], origins: list[str],
                    split: str, model_name: str = "") -> pd.DataFrame:
     """The per-triplet table (module docstring): latent2 against latent1 moved along the oracle flow 2->1."""
@@ -167,6 +272,7 @@ class EquivarianceOutputs(NamedTuple):
     per_frame: str  # each shifted frame's errors
     triplets: str  # the oracle warps' table
     summary: str  # equivariance.json
+    layers: str  # the layer-by-layer table
 
 
 def analyse_equivariance(*, frames, latents, flow, outputs: EquivarianceOutputs, model: str, vae_run: VaeRun,
@@ -197,7 +303,7 @@ def _analyse(frames_path, latents_path, flow_path, vae_run: VaeRun, outputs: Equ
     if not len(picked):
         raise ValueError(f"{frames_path}: no triplets to shift (config key geometry.equivariance_frames)")
     # shift_curve encodes the frames once, then per shift and direction encodes them once and decodes them twice:
-    # what decides vae.compile auto
+    # what decides vae.compile auto (the layer curve runs the modules' pieces, uncompiled)
     once, shifts = len(picked) * int(np.prod(picked.shape[1:3])) / 1e6, 2 * len(shifts_for(downsampling))
     compiled = encode.compile_for_job(model, torch_device, compile_setting,
                                       {"encoder": (1 + shifts) * once, "decoder": 2 * shifts * once})
@@ -208,10 +314,14 @@ def _analyse(frames_path, latents_path, flow_path, vae_run: VaeRun, outputs: Equ
     triplets = triplet_errors(latents_group[store.MEAN][:], flow_group, downsampling, names,
                               store.origins(frames_group), split, model_name)
     triplets.to_csv(outputs.triplets, index=False, float_format="%.6g")
-    settings = {"frames": int(len(picked)), "shifts_px": shifts_for(downsampling), "downsampling": downsampling,
+    layers = layer_errors((levels.encoder_chain(model), levels.decoder_chain(model)), picked, downsampling,
+                          torch_device, batch_size, record["dtype"], model_name, encode.layout_of(model))
+    layers.to_csv(outputs.layers, index=False, float_format="%.6g")
+    settings = {"frames": int(len(picked)), "shifts_px": shifts_for(downsampling),
+                "layer_shifts_px": layer_shifts(downsampling), "downsampling": downsampling,
                 "margin_cells": margin_cells(downsampling, min(latents_group[store.MEAN].shape[-2:])),
                 "split": split, "batch_size": batch_size, "device": torch_device.type, "compile": compiled}
-    result = {"model": model_name, **summary(curve, triplets), "settings": settings,
+    result = {"model": model_name, **summary(curve, triplets), "layers": layer_summary(layers), "settings": settings,
               "vae": {k: v for k, v in record.items() if k != "config"},
               "inputs": {"frames": str(frames_path), "latents": str(latents_path), "flow": str(flow_path)},
               "provenance": store.provenance("equivariance", settings)}

@@ -15,6 +15,9 @@ the VAE named by ``vae`` with a recipe (``RECIPES``, in ``latent_interp.recipes`
     transform T of each batch (translations by whole and fractional latent cells, scaling, rotation;
     ``latent_interp.latent_transforms``), ``equivariance_weight * mean (decode(T(z)) - T(x))^2``. It teaches the
     latent space to move like the picture, which latent warping (``latent_flow``) assumes.
+``antialias`` puts a binomial filter before each strided downsampling of the encoder (``latent_interp.antialias``),
+    and adds to ``default``'s loss ``encoder_shift_weight * mean (E(T(x)) - T(E(x)))^2 / var(E(x))`` over posterior
+    means, T a sub-cell translation of each batch: the encoder side, which the equivariant recipe leaves as it was.
 
 Every recipe computes the loss per pixel: ``reconstruction_mse + kl_weight * kl * scale`` (+ the equivariance term)
 where ``kl`` is the KL divergence summed over one image's latent (nats) and ``scale`` is 1 / pixels per image for
@@ -26,9 +29,9 @@ Output folder (``results/models/<name>``):
                            a diffusers ``save_pretrained`` folder that the encode rule loads like any other VAE
     ``training_steps.csv``  one row per step: ``step``, ``epoch``, ``lr``, ``loss``, ``reconstruction_mse`` (model
                            range [-1, 1]), ``kl`` (nats per image), ``kl_term`` (its weighted share of ``loss``),
-                           ``kl_share`` (kl_term / loss), with the equivariance term ``equivariance_mse`` (unweighted)
-                           and ``transform`` (the batch's T), ``grad_norm`` (before clipping), ``seconds`` (since
-                           start)
+                           ``kl_share`` (kl_term / loss), unweighted extra terms and their batch's T
+                           (``equivariance_mse`` and ``transform``; ``encoder_shift_mse`` and ``encoder_shift``),
+                           ``grad_norm`` (before clipping), ``seconds`` (since start)
     ``training_epochs.csv`` one row per epoch, epoch 0 being the pretrained model: ``epoch``, ``step``, ``val_mse``,
                            ``val_psnr``, ``val_ssim`` (means over val frames, the metrics rule's definitions),
                            ``val_variance_ratio``, ``val_psnr_gain_db``, ``val_mean_image_psnr``, ``val_collapsed``
@@ -66,9 +69,9 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from latent_interp import collapse, encode, metrics, store, vae  # noqa: E402
+from latent_interp import antialias, collapse, encode, metrics, store, vae  # noqa: E402
 from latent_interp.atomic import fault_point, partial_path, remove  # noqa: E402
-from latent_interp.latent_transforms import Transform, sample_transform  # noqa: E402
+from latent_interp.latent_transforms import Transform, sample_subcell_shift, sample_transform  # noqa: E402
 from latent_interp.settings import VaeRun  # noqa: E402
 # The recipes are config, not training: the Snakefile reads them without importing torch.
 from latent_interp.recipes import (PURPOSES, RECIPES, RESUMABLE_CHANGES, RUN_KEYS, Recipe,  # noqa: E402,F401
@@ -82,7 +85,8 @@ class NonFiniteLossError(FloatingPointError):
 def trainable_parameters(model, recipe: Recipe) -> list[torch.nn.Parameter]:
     """Freeze what the recipe keeps fixed and return the rest."""
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(recipe.trainable == "all" or name.startswith(("decoder.", "post_quant_conv.")))
+        prefixes = vae.ENCODER_PREFIXES if recipe.trainable == "encoder" else ("decoder.", "post_quant_conv.")
+        parameter.requires_grad_(recipe.trainable == "all" or name.startswith(prefixes))
     return [parameter for parameter in model.parameters() if parameter.requires_grad]
 
 
@@ -102,12 +106,13 @@ def ema_decay_at(step: int, decay: float) -> float:
 
 
 def loss_terms(model, x: torch.Tensor, recipe: Recipe, generator: torch.Generator | None = None,
-               transform: Transform | None = None) -> dict:
+               transform: Transform | None = None, shift: Transform | None = None) -> dict:
     """The recipe's loss on a batch ``x`` (float [B, 3, H, W] in [-1, 1]), with its parts.
 
     The decoder sees a sample of the posterior (every recipe). ``kl_share`` is the fraction of the loss the KL term
     makes: tiny for the default recipe, nearly all of it for the seed's. With an ``equivariance_weight`` the loss
-    adds the equivariance term for ``transform`` (the identity when None).
+    adds the equivariance term for ``transform`` (the identity when None); with an ``encoder_shift_weight``, the
+    encoder-side term for the sub-cell translation ``shift``.
     """
     # A side that is no multiple of the downsampling is padded for the encoder and cropped back (encode.decode_latents)
     downsampling = vae.downsampling(model.config)
@@ -124,6 +129,11 @@ def loss_terms(model, x: torch.Tensor, recipe: Recipe, generator: torch.Generato
     if recipe.equivariance_weight:
         terms["equivariance_mse"] = equivariance_error(model, z, padded, transform or Transform(), downsampling)
         loss = loss + recipe.equivariance_weight * terms["equivariance_mse"]
+    if recipe.encoder_shift_weight:  # relative to the latents' variance, as rule equivariance measures it
+        shift, mean = shift or Transform(), posterior.mean.float()
+        moved = model.encode(shift.image(padded, downsampling)).latent_dist.mean.float()
+        terms["encoder_shift_mse"] = (moved - shift.latent(mean)).square().mean() / mean.detach().var().clamp_min(1e-8)
+        loss = loss + recipe.encoder_shift_weight * terms["encoder_shift_mse"]
     return {"loss": loss, **terms, "kl_share": kl_term / loss}
 
 
@@ -244,7 +254,7 @@ def plot_curves(steps: pd.DataFrame, epochs: pd.DataFrame, title: str) -> plt.Fi
     """Loss terms per step and val PSNR per epoch (the report draws it again into results/figures/)."""
     figure, (loss_axis, val_axis) = plt.subplots(1, 2, figsize=(11, 3.8))
     for column, label in [("loss", "loss"), ("reconstruction_mse", "reconstruction MSE"), ("kl_term", "KL term"),
-                          ("equivariance_mse", "equivariance MSE")]:
+                          ("equivariance_mse", "equivariance MSE"), ("encoder_shift_mse", "encoder shift MSE")]:
         if column in steps and (steps[column] > 0).any():
             loss_axis.plot(steps["step"], steps[column], label=label, linewidth=1)
     loss_axis.set_yscale("log")
@@ -293,6 +303,7 @@ def finetune(*, inputs: FinetuneInputs, model_dir, checkpoint, base: VaeRun, set
     if pretrained_record["posterior"] != "gaussian":  # the recipes' loss samples the posterior and weighs its KL
         raise ValueError(f"config key {key}.vae: {pretrained} is an {pretrained_record['family']}, whose encoder "
                          "has no posterior to sample; the fine-tune recipes train an AutoencoderKL")
+    antialias.antialias_encoder(model, recipe.blur)  # no filter below 2 taps; the weights are the pretrained ones
     model = encode.prepare_model(model, torch_device)  # the fast layout (channels_last on CPU); saved unaffected
     train_frames, train_digest = read_split_frames(train_frames_path)
     val_frames, val_digest = read_split_frames(val_frames_path)
@@ -353,8 +364,10 @@ def finetune(*, inputs: FinetuneInputs, model_dir, checkpoint, base: VaeRun, set
         # drawn from (seed, step) alone, so a resumed run draws what the killed one would have
         transform = (sample_transform(recipe, downsampling, np.random.default_rng([seed, step, 2]))
                      if recipe.equivariance_weight else None)
+        shift = (sample_subcell_shift(downsampling, np.random.default_rng([seed, step, 3]))
+                 if recipe.encoder_shift_weight else None)
         with encode.autocast_for(torch_device, dtype):
-            terms = loss_terms(model, x, recipe, generator, transform)
+            terms = loss_terms(model, x, recipe, generator, transform, shift)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, recipe.grad_clip or math.inf)
@@ -373,6 +386,7 @@ def finetune(*, inputs: FinetuneInputs, model_dir, checkpoint, base: VaeRun, set
         step_rows.append({"step": step, "epoch": epoch + 1, "lr": learning_rate(step - 1, recipe),
                           **{key: value.item() for key, value in terms.items()},
                           **({"transform": transform.describe()} if transform is not None else {}),
+                          **({"encoder_shift": shift.describe()} if shift is not None else {}),
                           "grad_norm": float(grad_norm),
                           "seconds": round(time.time() - started, 3)})
         progress.update(1)

@@ -85,3 +85,10 @@ def sample_transform(recipe, downsampling: int, rng: np.random.Generator) -> Tra
     if rng.random() < recipe.shift_fraction_p and downsampling > 1:
         shift += rng.integers(1, downsampling, size=2) / downsampling * rng.choice([-1, 1], size=2)
     return Transform(scale, turns, (float(shift[0]), float(shift[1])))
+
+
+def sample_subcell_shift(downsampling: int, rng: np.random.Generator) -> Transform:
+    """A translation by a fraction of a cell on each axis (k / f, k in 1 .. f - 1, either sign): the encoder-side
+    term of recipe ``antialias``, which holds E(T(x)) to T(E(x))."""
+    cells = rng.integers(1, max(2, downsampling), size=2) / downsampling * rng.choice([-1, 1], size=2)
+    return Transform(shift_cells=(float(cells[0]), float(cells[1])))

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Recipe:
-    trainable: str  # "decoder" (decoder and post_quant_conv; the latent space stays) or "all"
+    # "decoder" (decoder and post_quant_conv; the latent space stays), "encoder" (and quant_conv) or "all"
+    trainable: str
     kl_weight: float
     kl_normalization: str  # "pixels": KL per image / pixels per image (latent diffusion's ratio); "none": the seed's
     optimizer: str  # "adamw" or "adam"
@@ -31,6 +32,11 @@ class Recipe:
     scale_p: float = 0.0  # a down-scaling by s drawn uniformly in [scale_min, 1) (EQ-VAE's)
     scale_min: float = 0.25
     rotate_p: float = 0.0  # a rotation by 90, 180 or 270 degrees (EQ-VAE's)
+    # The anti-aliased encoder (recipe antialias): a binomial filter of ``blur`` taps before each strided downsampling
+    # of the encoder (0: none; latent_interp.antialias), and the weight of the encoder-side term
+    # ||E(shift_s(x)) - shift_{s/f}(E(x))||^2 / var(E(x)) for a sub-cell shift s of each batch (0: no term).
+    blur: int = 0
+    encoder_shift_weight: float = 0.0
 
 
 RECIPES = {
@@ -49,6 +55,12 @@ RECIPES = {
                           weight_decay=0.01, warmup_steps=20, grad_clip=1.0, ema_decay=0.999, batch_size=8,
                           epochs=10, crop=128, equivariance_weight=1.0, shift_whole_p=0.5, shift_fraction_p=0.5,
                           scale_p=0.25, scale_min=0.25, rotate_p=0.25),
+    # Zhang's BlurPool idea on the encoder side, where the equivariant recipe left sub-cell shifts as they were: the
+    # filter keeps each stride from aliasing, the encoder-side term asks latents of a picture moved by part of a cell
+    # to be its latent moved bilinearly by that part, and the decoder trains too, to read the smoother latents.
+    "antialias": Recipe(trainable="all", kl_weight=1e-6, kl_normalization="pixels", optimizer="adamw", lr=1e-4,
+                        weight_decay=0.01, warmup_steps=20, grad_clip=1.0, ema_decay=0.999, batch_size=8, epochs=10,
+                        crop=128, blur=3, encoder_shift_weight=1.0),
 }
 # What each recipe is for, in the report's words.
 PURPOSES = {
@@ -56,6 +68,8 @@ PURPOSES = {
     "seed": "the seed study's recipe, reproduced to show its collapse",
     "equivariant": "latents that move with the picture: decoding a shifted, scaled or rotated latent gives the "
                    "shifted, scaled or rotated frame",
+    "antialias": "an encoder whose latents move by fractions of a cell: a low-pass filter before each downsampling, "
+                 "and latents of a picture moved by part of a cell held to its latent moved by that part",
 }
 RUN_KEYS = ("recipe", "vae", "seed", "checkpoint_every")  # keys of a finetunes entry that are not Recipe fields
 # Settings a checkpoint may differ in and still be resumed.

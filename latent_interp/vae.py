@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from latent_interp import weights
+from latent_interp import antialias, weights
 from latent_interp.weights import HUB_ID, WEIGHT_SUFFIXES, is_model_file, source_format  # noqa: F401 (torch-free, for the Snakefile)
 
 # kl-f8 geometry: three 2x downsamplings (8x in all) and 4 latent channels. Widths are cut about 8x from kl-f8's
@@ -150,8 +150,12 @@ ENCODER_PREFIXES = ("encoder.", "quant_conv.")
 
 
 def encoder_digest(model: torch.nn.Module) -> str:
-    """sha256 over the encoder's tensors (names, dtypes, shapes and bytes, in name order)."""
+    """sha256 over the encoder's tensors (names, dtypes, shapes and bytes, in name order), and the anti-aliasing
+    filter in front of its downsamplings where it has one (``latent_interp.antialias``: no tensor of the state dict,
+    but other latents from the same weights)."""
     digest = hashlib.sha256()
+    if antialias.blur_size(model):
+        digest.update(f"antialias blur {antialias.blur_size(model)}".encode())
     for name, tensor in sorted(model.state_dict().items()):
         if name.startswith(ENCODER_PREFIXES):
             tensor = tensor.detach().to("cpu", copy=False).contiguous()
@@ -184,6 +188,7 @@ def load_vae(source: str | Path, device: torch.device | str = "cpu", config: str
                  (("scaling_factor", scaling_factor), ("shift_factor", shift_factor)) if value is not None}
     if overrides:
         model.register_to_config(**overrides)
+    model = antialias.restore(model)  # an anti-aliased encoder saved by the fine-tune: its filters again
     model.to(device).eval()
     family = family_of(model)
     provenance = {

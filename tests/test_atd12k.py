@@ -49,7 +49,7 @@ def atd_tree(tmp_path_factory):
 @pytest.fixture(scope="module")
 def workdir(atd_tree, micro_vae_dir, tmp_path_factory):
     """A working directory as a user has it: the repository's config.yaml, and config/atd12k.yaml with the two
-    paths set."""
+    paths set (and, for the suite's time, its learned predictors stopped at 5 epochs)."""
     workdir = tmp_path_factory.mktemp("study")
     shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
     config = yaml.safe_load((REPO / "config" / "atd12k.yaml").read_text())
@@ -58,6 +58,10 @@ def workdir(atd_tree, micro_vae_dir, tmp_path_factory):
     config["vaes"]["kl-f8-anime2"] = str(micro_vae_dir)
     config["vae"]["device"] = "cpu"
     config["preprocess"]["size"] = 32
+    # the real study's predictor schedule (200 epochs, patience 20) is minutes on 12 tiny triplets and tests
+    # nothing more than 5 epochs do
+    for name in ("mlp", "unet", "flow_unet"):
+        config["interp"][name]["epochs"] = 5
     (workdir / "atd12k.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     field = yaml.safe_load((REPO / "config" / "atd12k-540p.yaml").read_text())
     assert field["preprocess"]["size"] == [960, 540]
@@ -82,11 +86,11 @@ def snakemake(workdir, *args, cores=("--cores", "2"), configs=AT_540P):
 def planned_jobs(workdir, configs=AT_540P):
     jobs = job_counts(snakemake(workdir, "-n", configs=configs))
     assert "synthesize_train" not in jobs and jobs["ingest"] == 3 and jobs["report"] == 1
-    # Only kl-f8-anime2 and its two fine-tunes (atd12k.yaml leaves the demo's VAEs and fine-tunes out with null).
-    # Two latent spaces: the decoder-only fine-tune shares kl-f8-anime2's latents, the equivariant one has its own;
-    # reconstructed and scored per model.
-    assert jobs["finetune"] == 2 and jobs["encode"] == 2 * 3 and jobs["reconstruct"] == 3 * 3
-    assert jobs["interp_train"] == 2 and jobs["interp"] == 3 * 2 and jobs["geometry"] == 2
+    # Only kl-f8-anime2 and its three fine-tunes (atd12k.yaml leaves the demo's VAEs and fine-tunes out with null).
+    # Three latent spaces: the decoder-only fine-tune shares kl-f8-anime2's latents, the equivariant and anti-aliased
+    # ones have their own; reconstructed and scored per model.
+    assert jobs["finetune"] == 3 and jobs["encode"] == 3 * 3 and jobs["reconstruct"] == 4 * 3
+    assert jobs["interp_train"] == 3 and jobs["interp"] == 4 * 2 and jobs["geometry"] == 3
     return jobs
 
 
@@ -157,11 +161,12 @@ def test_the_real_study_reaches_its_report(workdir):
     results = workdir / "results"
     page = (results / "report.html").read_text()
     payload = read_payload(page)
-    models = ["kl-f8-anime2", "kl-f8-anime2-finetuned", "kl-f8-anime2-equivariant"]
+    models = ["kl-f8-anime2", "kl-f8-anime2-finetuned", "kl-f8-anime2-equivariant", "kl-f8-anime2-antialias"]
     assert payload["models"] == models
     assert "tiny-kl" not in page and "tiny-taesd" not in page  # nor in the provenance's config
-    # the decoder-only fine-tune decodes kl-f8-anime2's latents; the equivariant one has its own
-    assert sorted(p.name for p in (results / "latents").iterdir()) == ["kl-f8-anime2", "kl-f8-anime2-equivariant"]
+    # the decoder-only fine-tune decodes kl-f8-anime2's latents; the equivariant and anti-aliased ones have their own
+    assert sorted(p.name for p in (results / "latents").iterdir()) == ["kl-f8-anime2", "kl-f8-anime2-antialias",
+                                                                      "kl-f8-anime2-equivariant"]
     summary = pd.read_csv(results / "interp" / "summary.csv", keep_default_na=False)
     assert set(summary["model"]) == set(models)
     assert {"0", "1", "2"} & set(summary.loc[summary["split"] == "test", "level"].astype(str))  # by difficulty
@@ -169,4 +174,11 @@ def test_the_real_study_reaches_its_report(workdir):
     assert set(compare["model"]) == set(models) and set(compare["baseline"]) == {"kl-f8-anime2"}
     assert 'id="interp-field-table"' in page and "published, not rerun here" in page and "29.29" in page
     assert "frames 32 x 18 (crop)" in page  # the run's geometry, beside the published one
+    # the anti-aliased fine-tune: its filters kept in config.json, its sub-cell shift error tabled against its base
+    antialiased = json.loads((results / "models" / "kl-f8-anime2-antialias" / "config.json").read_text())
+    assert antialiased["latent_interp_antialias"]["blur"] == 3
+    effects = pd.read_csv(results / "compare" / "finetunes.csv").query("finetune == 'kl-f8-anime2-antialias'")
+    assert {"shift_error_subcell", "recon_psnr", "latent_flow_gap_db"} <= set(effects["measure"])
+    layers = pd.read_csv(results / "geometry" / "kl-f8-anime2-antialias" / "equivariance_layers.csv")
+    assert set(layers["part"]) == {"encoder", "decoder"} and "kl-f8-anime2-antialias against kl-f8-anime2" in page
     assert "Nothing to be done" in snakemake(workdir, "-n")

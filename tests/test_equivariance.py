@@ -58,10 +58,12 @@ def test_the_stage_writes_its_curve_triplets_and_summary(frame_tree, micro_vae_d
     flow.compute_split_flow(frames=tmp_path / "frames.zarr", flow=tmp_path / "flow.zarr", table=tmp_path / "flow.csv",
                             split="val")
     outputs = {name: tmp_path / file for name, file in (("curve", "e.csv"), ("frames", "f.csv"),
-                                                         ("triplets", "t.csv"), ("summary", "e.json"))}
+                                                         ("triplets", "t.csv"), ("summary", "e.json"),
+                                                         ("layers", "l.csv"))}
     stores = dict(frames=tmp_path / "frames.zarr", latents=tmp_path / "latents.zarr", flow=tmp_path / "flow.zarr")
     written = equivariance.EquivarianceOutputs(curve=outputs["curve"], per_frame=outputs["frames"],
-                                               triplets=outputs["triplets"], summary=outputs["summary"])
+                                               triplets=outputs["triplets"], summary=outputs["summary"],
+                                               layers=outputs["layers"])
     result = equivariance.analyse_equivariance(**stores, outputs=written, model="micro", shifted_frames=2,
                                                vae_run=VaeRun(micro_vae_dir, device="cpu"))
     curve = pd.read_csv(outputs["curve"])
@@ -78,6 +80,16 @@ def test_the_stage_writes_its_curve_triplets_and_summary(frame_tree, micro_vae_d
     assert (triplets["warped_error"] >= 0).all() and (triplets["unwarped_error"] > 0).all()
     assert json.loads(outputs["summary"].read_text())["subcell"] == result["subcell"]
     assert result["settings"]["margin_cells"] == 1 and result["vae"]["downsampling"] == 8
+    layers = pd.read_csv(outputs["layers"])  # 4 encoder and 4 decoder levels, 4 shifts, 2 directions
+    assert list(layers.columns) == equivariance.LAYER_COLUMNS and len(layers) == 8 * 4 * 2
+    assert layers.groupby("part")["stride"].unique().map(list).to_dict() == {"encoder": [1, 2, 4, 8],
+                                                                               "decoder": [8, 4, 2, 1]}
+    assert (layers["error"] >= 0).all() and sorted(layers["depth"].unique()) == list(range(8))
+    assert layers["whole_cells"].equals(layers["shift_px"] % layers["stride"] == 0)
+    assert set(result["layers"]) == {"1px", "2px", "4px"} and result["settings"]["layer_shifts_px"] == [1, 2, 4, 8]
+    assert result["layers"]["1px"]["largest_rise_at"].startswith(("encoder ", "decoder "))
+    assert result["layers"]["1px"]["first_lost_at"] is None or result["layers"]["1px"]["first_lost_at"].startswith(
+        ("encoder ", "decoder "))
     with pytest.raises(ValueError, match="equivariance_frames"):
         equivariance.analyse_equivariance(**stores, outputs=written, model="micro", shifted_frames=0,
                                           vae_run=VaeRun(micro_vae_dir, device="cpu"))

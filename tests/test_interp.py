@@ -172,8 +172,8 @@ def test_the_summary_pairs_methods_with_lerp_and_the_ceiling(scored):
     assert whole.loc["latent_lerp", "gap_closed"] == 0 and whole.loc["vae_ceiling", "gap_closed"] == 1
     share = whole.loc["pixel_flow", "psnr_vs_lerp"] / -whole.loc["latent_lerp", "psnr_vs_ceiling"]
     assert whole.loc["pixel_flow", "gap_closed"] == pytest.approx(share)  # every triplet has a finite PSNR here
-    assert whole["sees_frame2"].to_dict() == {m: m in ("pixel_flow_oracle", "latent_flow_oracle", "vae_ceiling")
-                                              for m in whole.index}
+    oracles = {"pixel_flow_oracle", "latent_flow_oracle", "vae_ceiling", *(f"decoder_flow_oracle@{k}" for k in range(4))}
+    assert whole["sees_frame2"].to_dict() == {m: m in oracles for m in whole.index}
     gap = whole.loc["latent_slerp", "psnr"] - whole.loc["vae_ceiling", "psnr"]
     assert whole.loc["latent_slerp", "psnr_vs_ceiling"] == pytest.approx(gap)
     assert (whole["psnr_ci_low"] <= whole["psnr"]).all() and (whole["psnr"] <= whole["psnr_ci_high"]).all()
@@ -220,9 +220,11 @@ def test_the_report_section_shows_every_method_with_its_units_and_the_gallery(sc
         assert re.search(f'<td class="text"[^>]*>{method}{mark}</td>', html), method
     assert "PSNR dB ↑" in html and "latent MSE ↓" in html and "gap to ceiling" in html and "LPIPS ↓" in html
     assert "gap closed" in html and "pixel_flow: " in html and "latent_flow_oracle (oracle: sees frame 2): " in html
-    # bars, gap closed by motion and training curves; galleries are drawn from the payload
-    assert html.count("data:image/png;base64,") == 3 and "interpolation_motion_val.png" in html
-    assert ctx.payload["oracles"] == ["pixel_flow_oracle", "latent_flow_oracle", "vae_ceiling"]
+    # bars, gap closed by motion, gap closed by warping depth and training curves; galleries come from the payload
+    assert html.count("data:image/png;base64,") == 4 and "interpolation_motion_val.png" in html
+    assert "interpolation_depth_val.png" in html and "Warping inside the decoder: latent grid " in html
+    assert ctx.payload["oracles"] == ["pixel_flow_oracle", "latent_flow_oracle",
+                                      *(f"decoder_flow_oracle@{k}" for k in range(4)), "vae_ceiling"]
     flows = [images["flow"] for images in ctx.payload["images"].values()]
     assert flows and all(uri.startswith("data:image/jpeg") for flow_images in flows for uri in flow_images[:2])
     assert all(record["motion_px"] is not None for record in ctx.payload["triplets"])
@@ -230,7 +232,8 @@ def test_the_report_section_shows_every_method_with_its_units_and_the_gallery(sc
     gallery = [str(v) for v in store.open_store(root / "val.zarr")["gallery_triplets"][:2]]
     assert f'data-keys="val/{gallery[0]},val/{gallery[1]}"' in html  # worst first
     images = ctx.payload["images"][f"val/{gallery[0]}"]["interp"]["pretrained"]
-    assert set(images) == set(interp.METHODS) - triplets.REUSED  # repeat and the ceiling are not stored twice
+    # repeat and the ceiling are not stored twice; the decoder warps are in the score tables only
+    assert set(images) == {m for m in interp.METHODS if triplets.in_panel(m)} - triplets.REUSED
     ctx.figures.close()  # the SVGs are drawn by a second process
     assert (tmp_path / "figures" / "interpolation_gallery_pretrained_val.svg").is_file()
     rows = ctx.payload["tables"]["interp-triplets"]["rows"]
@@ -263,7 +266,8 @@ def test_an_oracle_is_never_the_best_method():
                          "psnr_vs_lerp_ci_high": 1.0})
     assert interpolation.reading(rows).startswith("Best without frame 2: pixel_flow at 25.00 dB")
     assert overview.best_method(rows, "m")["method"] == "pixel_flow"
-    assert set(interp.SEES_FRAME2) == {"pixel_flow_oracle", "latent_flow_oracle", "vae_ceiling"}
+    assert set(interp.SEES_FRAME2) == {"pixel_flow_oracle", "latent_flow_oracle", "vae_ceiling",
+                                       *(f"decoder_flow_oracle@{k}" for k in range(4))}
     assert all(interp.REGISTRY[m].sees_frame2 == (m in interp.SEES_FRAME2) for m in interp.METHODS)
 
 

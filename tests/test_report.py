@@ -142,6 +142,7 @@ def test_finetune_section_shows_the_run_the_curves_and_the_differences(frame_tre
                                         **{m: 30 + gain + rng.normal(0, 0.1, 20) for m in triplet_measures}})
                    for model, gain in (("pretrained", 0), ("finetuned", 1))}
     per_frame = {model: ("val", pd.DataFrame({"shift_error_1px": 0.2 - drop + rng.normal(0, 0.01, 8),
+                                              "shift_error_subcell": 0.3 - drop + rng.normal(0, 0.01, 8),
                                               "shift_error_cell": 0.1 - drop + rng.normal(0, 0.01, 8),
                                               "moved_psnr_1px": 25 + 20 * drop + rng.normal(0, 0.1, 8)}), True)
                  for model, drop in (("pretrained", 0), ("finetuned", 0.05))}
@@ -158,6 +159,9 @@ def test_finetune_section_shows_the_run_the_curves_and_the_differences(frame_tre
     assert re.search(r'latent_flow PSNR \(frame 2\) \(dB, higher is better\).*?<td class="num good"', effects, re.S)
     cell = r'one-cell shift \(relative, lower is better\).*?<td class="num good" data-sort="-0\.0[3-6]'
     assert re.search(cell, effects, re.S)
+    # the reading: what it was for first, with its interval
+    assert re.search(r"<li>finetuned against pretrained on val: equivariance error, sub-cell shifts 0\.\d{4} -&gt; "
+                     r"0\.\d{4} \(-0\.0[4-6]\d\d \[-0\.\d{4}, -0\.\d{4}\]\); reconstruction PSNR", html)
     assert "Recipe <b>default</b> (overrides: epochs=1, crop=None)" in html
     assert "2 steps of batch 8 on 12 train frames" in html
     assert re.search(r'<td class="num good" data-sort="2\.0\d*">\+2\.0', html)  # a gain wholly above zero, in green

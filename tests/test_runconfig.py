@@ -24,13 +24,13 @@ def test_the_real_study_leaves_the_demos_vaes_out():
     assert config["vaes"]["tiny-kl"] is None  # what Snakemake hands over
     run = runconfig.resolve(config)
     assert list(run.vaes) == ["kl-f8-anime2"] and list(run.config["vaes"]) == ["kl-f8-anime2"]
-    assert list(run.models) == ["kl-f8-anime2", "kl-f8-anime2-finetuned", "kl-f8-anime2-equivariant"]
-    assert list(run.finetunes) == ["kl-f8-anime2-finetuned", "kl-f8-anime2-equivariant"]  # the demo's left out
+    finetunes = ["kl-f8-anime2-finetuned", "kl-f8-anime2-equivariant", "kl-f8-anime2-antialias"]
+    assert list(run.models) == ["kl-f8-anime2", *finetunes]
+    assert list(run.finetunes) == finetunes  # the demo's left out
     assert run.vae_sources == {"kl-f8-anime2": "/models/kl-f8-anime2"}
     assert run.baseline == run.finetune_base("kl-f8-anime2-equivariant") == "kl-f8-anime2"
-    assert run.comparison_pairs == [["kl-f8-anime2-finetuned", "kl-f8-anime2"],
-                                    ["kl-f8-anime2-equivariant", "kl-f8-anime2"]]
-    assert run.latent_models == ["kl-f8-anime2", "kl-f8-anime2-equivariant"]  # it trains the encoder
+    assert run.comparison_pairs == [[name, "kl-f8-anime2"] for name in finetunes]
+    assert run.latent_models == ["kl-f8-anime2", *finetunes[1:]]  # they train the encoder
     assert run.twins == {"kl-f8-anime2-finetuned": "kl-f8-anime2"}
     assert config["vaes"]["tiny-kl"] is None  # the mapping it was given is left as it was
 

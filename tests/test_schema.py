@@ -77,6 +77,6 @@ def test_the_stages_take_their_defaults_from_the_schema():
 
 def test_a_dotted_key_names_its_node():
     assert schema.section("vaes.<name>.dtype")["default"] == "auto"
-    assert schema.section("finetunes.<name>.recipe")["enum"] == ["default", "seed", "equivariant"]
+    assert schema.section("finetunes.<name>.recipe")["enum"] == ["default", "seed", "equivariant", "antialias"]
     with pytest.raises(KeyError):
         schema.section("vae.no_such_key")

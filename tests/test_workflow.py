@@ -75,16 +75,17 @@ def test_outputs_follow_the_schema(run):
         "overview", "data", "comparison", "reconstruction", "finetune", "interpolation", "geometry", "embeddings",
         "provenance")]
     assert order == sorted(order)
-    # Embedded: the VAE comparison bars and equivariance curves, each fine-tune's curves, interpolation bars and gap
-    # closed by motion (val, test) and predictor curves, trajectories and channels of each latent space (the
-    # decoder-only fine-tune shares tiny-kl's).
+    # Embedded: the VAE comparison bars, equivariance curves and layer errors, each fine-tune's curves, interpolation
+    # bars, gap closed by motion and by warping depth (val, test) and predictor curves, trajectories and channels of
+    # each latent space (the decoder-only fine-tune shares tiny-kl's).
     markup = re.sub(r"<script>.*?</script>", "", page, flags=re.S)  # plotly.js holds PNG URIs of its own
-    assert markup.count("data:image/png;base64,") == 2 + 2 + 2 * 2 + 1 + 3 * 2
+    assert markup.count("data:image/png;base64,") == 3 + 2 + 3 * 2 + 1 + 3 * 2
     figures = {p.name for p in (results / "figures").iterdir() if not p.name.startswith(".")}
     spaces = (BASE, SECOND, EQUIVARIANT)
-    names = {"vae_comparison", "equivariance", f"finetune_curves_{FINETUNED}", f"finetune_curves_{EQUIVARIANT}",
-             "interpolation_val", "interpolation_test",
-             "interpolation_motion_val", "interpolation_motion_test", "predictor_training",
+    names = {"vae_comparison", "equivariance", "equivariance_layers",
+             *(f"finetune_curves_{name}" for name in (FINETUNED, EQUIVARIANT)),
+             *(f"interpolation{kind}_{split}" for kind in ("", "_motion", "_depth") for split in ("val", "test")),
+             "predictor_training",
              *(f"{kind}_{space}" for kind in ("trajectories", "channels") for space in spaces),
              *(f"reconstructions_{split}" for split in SPLITS),
              *(f"interpolation_gallery_{model}_{split}" for model in (BASE, SECOND, FINETUNED, EQUIVARIANT)
@@ -199,7 +200,7 @@ def test_the_equivariant_finetune_is_a_latent_space_of_its_own_and_its_effects_a
             ).all()
     # the decoder-only fine-tune keeps its base's latents: not one of its shift errors moved
     shared = effects.query(f"finetune == '{FINETUNED}' and measure.str.startswith('shift_error')")  # not its decoder
-    assert len(shared) == 2 and (shared["difference"] == 0).all()
+    assert len(shared) == 3 and (shared["difference"] == 0).all()  # at 1 px, below a cell, at one cell
     moved = effects.query(f"finetune == '{EQUIVARIANT}' and measure == 'shift_error_cell'").iloc[0]
     # equivariance_frames is 4, and the test split holds 2 triplets: frame 1 of each is shifted
     assert moved["difference"] != 0 and moved["split"] == "test" and moved["paired"] == TRIPLETS["test"]
@@ -210,6 +211,24 @@ def test_the_equivariant_finetune_is_a_latent_space_of_its_own_and_its_effects_a
                                               abs=1e-4)
     page = (results / "report.html").read_text()
     assert f"{EQUIVARIANT} (equivariant, from {BASE})" in page and "latents that move with the picture" in page
+
+
+def test_every_latent_space_is_traced_layer_by_layer_and_warped_inside_its_decoder(run):
+    results = run / "results"
+    for space in (BASE, SECOND, EQUIVARIANT):  # every latent space's layers, encoder then decoder
+        layers = pd.read_csv(results / "geometry" / space / "equivariance_layers.csv")
+        assert list(layers.columns) == equivariance.LAYER_COLUMNS and set(layers["part"]) == {"encoder", "decoder"}
+        assert sorted(set(layers["shift_px"])) == [1, 2, 4, 8]
+        assert "1px" in json.loads((results / "geometry" / space / "equivariance.json").read_text())["layers"]
+    effects = pd.read_csv(results / "compare" / "finetunes.csv").query(f"finetune == '{EQUIVARIANT}'")
+    assert "shift_error_subcell" in set(effects["measure"])
+    for model in (BASE, SECOND, FINETUNED, EQUIVARIANT):
+        table = pd.read_csv(results / "interp" / model / "test.csv")
+        assert {f"decoder_flow@{k}" for k in range(4)} <= set(table["method"])
+    page = (results / "report.html").read_text()
+    assert "Equivariance layer by layer" in page and "a 1 px shift is first lost at" in page
+    assert f"{EQUIVARIANT} against {BASE} on test: equivariance error, sub-cell shifts" in page
+    assert "Warping inside the decoder: latent grid" in page
 
 
 def test_every_job_left_a_log_and_a_benchmark(run):

@@ -1,19 +1,20 @@
 """The rows of bench/run.py, one function each, grouped by theme: stages (P1, P2, P5), stores (P3), the DAG (P4, P8,
 P9), embeddings (P6), the GPU path (P7), training (P10 and the fine-tune step), flow (P11), the field's geometry (P12),
-video (P13) and the study at ATD-12K size (P14). Every figure is a ratio of two things measured side by side in one
-run, so a busy or slow machine moves both sides alike. ``quick`` shrinks every size to seconds: a smoke test of this
-code (tests/test_bench.py), not figures. Shared helpers are in bench/common.py; child programs are bench/child_*.py.
+video (P13), the study at ATD-12K size (P14) and the warps inside the decoder (P15). Every figure is a ratio of two
+things measured side by side in one run, so a busy or slow machine moves both sides alike. ``quick`` shrinks every
+size to seconds: a smoke test of this code (tests/test_bench.py), not figures. Shared helpers are in
+bench/common.py; child programs are bench/child_*.py.
 """
 
 from common import TINY_VAE, Row  # noqa: F401 (what callers of the rows use)
-from rows import dag, embeddings, field, flow, gpu, stages, stores, study, training, video
+from rows import dag, depth, embeddings, field, flow, gpu, stages, stores, study, training, video
 
-ORDER = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12", "P13", "P14")
+ORDER = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12", "P13", "P14", "P15")
 # id -> the row's function; P8 and P9 share the demo run (bench/run.py runs P9 first when both are asked for)
 ROWS = {"P1": stages.p1_encode, "P2": stages.p2_metrics, "P3": stores.p3_latent_reads, "P4": dag.p4_dry_run,
         "P5": stages.p5_encode_memory, "P6": embeddings.p6_embeddings, "P7": gpu.p7_gpu,
         "P10": training.p10_interp_training, "P11": flow.p11_flow, "P12": field.p12_field_geometry,
-        "P13": video.p13_video, "P14": study.p14_study}
+        "P13": video.p13_video, "P14": study.p14_study, "P15": depth.p15_decoder_warps}
 p8_twice, p9_demo, p7_gpu = dag.p8_twice, dag.p9_demo, gpu.p7_gpu
 
 # What made each row's figure, one line each: docs/performance.md's last column (python bench/run.py --markdown).
@@ -32,4 +33,5 @@ WHAT_MADE_IT = {
     "P12": "every stage about linear in the pixels it sees",
     "P13": "the decode in a thread of its own, the PNGs written by another, the sha256 beside the decode",
     "P14": "each GPU job's log breaks its time down (set-up, first batch, model, waits), which P14 reports",
+    "P15": "the ends decoded once, as one batch, and every level and both flows read on the way",
 }

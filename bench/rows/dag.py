@@ -106,7 +106,7 @@ def p9_demo(quick: bool, tmp: Path) -> tuple[Row, Path]:
         rule = path.relative_to(workdir / "results" / "benchmarks").parts[0].removesuffix(".tsv")
         seconds = float(path.read_text().splitlines()[1].split("\t")[0])
         jobs[rule] = round(jobs.get(rule, 0) + seconds, 1)
-    return Row("P9", f"the demo, clean, on this machine ({cores()} cores)", minutes, "<= 6 min wall", minutes <= 6,
+    return Row("P9", f"the demo, clean, on this machine ({cores()} cores)", minutes, "<= 6.5 min wall", minutes <= 6.5,
                f"{minutes:.1f} min", {"job_seconds_by_rule": dict(sorted(jobs.items(), key=lambda kv: -kv[1]))}), \
         workdir
 

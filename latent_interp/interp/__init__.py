@@ -14,8 +14,13 @@ is learned, so that adding one touches no scoring loop):
     ``flow_unet``     decode of a learned correction of ``latent_flow`` (``latent_interp.predictors``)
     ``recon_flow``    ``pixel_flow`` applied to the VAE's reconstructions of frames 1 and 3: against ``latent_flow``,
                       what warping inside the latent grid costs beyond what the decoder loses anyway
-    ``pixel_flow_oracle``, ``latent_flow_oracle``   the same warps along the ORACLE flows 2->1 and 2->3, estimated from
-                      frame 2 itself: the bound perfect motion gives in each space, not in-between methods
+    ``decoder_flow@k``  latent1 and latent3 decoded to the decoder's level k, both feature maps warped like
+                      ``pixel_flow`` on that level's grid, blended and decoded the rest of the way
+                      (``latent_interp.interp.depth``): between ``latent_flow`` and ``recon_flow``, where inside the
+                      decoder motion becomes movable
+    ``pixel_flow_oracle``, ``latent_flow_oracle``, ``decoder_flow_oracle@k``   the same warps along the ORACLE
+                      flows 2->1 and 2->3, estimated from frame 2 itself: the bound perfect motion gives in each
+                      space, not in-between methods
     ``vae_ceiling``   the reconstruction of frame 2 (the recon store): what decoding the true latent2 gives, so no
                       latent method can beat it
 Methods that see frame 2 (``Method.sees_frame2``: the oracles and the ceiling) are never a "best method". A triplet
@@ -34,20 +39,22 @@ LPIPS columns are empty when no LPIPS backbone is configured (``interp.lpips.bac
 
 The table, spec and store of rule interp and the summary's columns are described in docs/outputs.md.
 
-Modules: ``methods`` (the registry and the score columns), ``scoring`` (rule interp), ``summary`` (rule
-interp_summary). Their public names are available from this package.
+Modules: ``methods`` (the registry and the score columns), ``depth`` (the warps inside the decoder), ``scoring``
+(rule interp), ``summary`` (rule interp_summary). Their public names are available from this package.
 """
 
+from latent_interp.interp.depth import MAX_LEVELS, DecoderWarps
 from latent_interp.interp.methods import (HIGHER_IS_BETTER, KEY_COLUMNS, LATENT_METHODS, LPIPS_INPUTS, METHODS,
                                           PARALLEL_TOLERANCE, PROTOCOL_COLUMNS, PROTOCOL_ROI_COLUMNS, REGISTRY,
-                                          SEES_FRAME2, SUMMARY_METRICS, Chunk, Method, active_methods, lerp_midpoint,
-                                          pixel_blend, slerp_midpoint, table_columns)
+                                          SEES_FRAME2, SUMMARY_METRICS, Chunk, Method, active_methods, decoder_level,
+                                          lerp_midpoint, pixel_blend, slerp_midpoint, table_columns)
 from latent_interp.interp.scoring import (GalleryKeeper, InterpInputs, InterpOutputs, Scorer, _predict_chunk,
                                           gallery_order, interp_spec, score_split)
 from latent_interp.interp.summary import SUMMARY_KEYS, motion_bins, summarize_interp
 
-__all__ = ["HIGHER_IS_BETTER", "KEY_COLUMNS", "LATENT_METHODS", "LPIPS_INPUTS", "METHODS", "PARALLEL_TOLERANCE",
-           "PROTOCOL_COLUMNS", "PROTOCOL_ROI_COLUMNS", "REGISTRY", "SEES_FRAME2", "SUMMARY_METRICS", "Chunk", "Method",
-           "active_methods", "lerp_midpoint", "pixel_blend", "slerp_midpoint", "table_columns", "GalleryKeeper",
+__all__ = ["MAX_LEVELS", "DecoderWarps", "decoder_level", "HIGHER_IS_BETTER", "KEY_COLUMNS", "LATENT_METHODS",
+           "LPIPS_INPUTS", "METHODS", "PARALLEL_TOLERANCE", "PROTOCOL_COLUMNS", "PROTOCOL_ROI_COLUMNS", "REGISTRY",
+           "SEES_FRAME2", "SUMMARY_METRICS", "Chunk", "Method", "active_methods", "lerp_midpoint", "pixel_blend",
+           "slerp_midpoint", "table_columns", "GalleryKeeper",
            "InterpInputs", "InterpOutputs", "Scorer", "_predict_chunk", "gallery_order", "interp_spec", "score_split",
            "SUMMARY_KEYS", "motion_bins", "summarize_interp"]

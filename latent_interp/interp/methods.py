@@ -11,6 +11,9 @@ import numpy as np
 import torch
 
 from latent_interp import data, flow, metrics, predictors, warp
+from latent_interp.interp.depth import MAX_LEVELS, DecoderWarps
+
+FLOW_KINDS = ("estimated", "oracle")  # flow.motion_inputs: from the end frames, or (oracle) from frame 2
 
 # The score columns of each protocol of ``metrics.protocol`` (metrics.PROTOCOLS), whole image, then inside the RoI
 # (annotated splits only). Each protocol's columns carry its name, so no figure is read for another's.
@@ -82,7 +85,9 @@ class Chunk:
     device: torch.device
     flow_settings: dict = field(default_factory=dict)  # the flow store's settings
     downsampling: int = 8            # the VAE's (frame size over latent size, before the pad to its multiple)
+    decoder: DecoderWarps | None = None  # the model's decoder, for the warps inside it (decoder_flow@k)
     _motion: dict = field(default_factory=dict, init=False, repr=False)  # (kind, latent grid?) -> motion
+    _decoder_frames: dict = field(default_factory=dict, init=False, repr=False)  # (kind, level) -> frames
 
     def motion(self, kind: str, latent: bool = False) -> tuple[torch.Tensor, ...]:
         """(F_t->1, F_t->3, weight of end 1, still) of ``kind`` ``estimated`` or ``oracle`` (``flow.motion_inputs``),
@@ -104,6 +109,13 @@ class Chunk:
     def warp_latents(self, kind: str) -> np.ndarray:
         first, third = (torch.from_numpy(np.ascontiguousarray(self.latents[:, k])).to(self.device) for k in (0, 2))
         return warp.warp_blend(first, third, *self.motion(kind, latent=True)).cpu().numpy()
+
+    def decoder_flow(self, kind: str, level: int) -> np.ndarray:
+        """Frames [B, H, W, 3] uint8 of ``decoder_flow@level`` along ``kind`` flows; every level and kind comes from
+        one pass over the ends (``DecoderWarps``), on the first ask."""
+        if not self._decoder_frames:
+            self._decoder_frames = self.decoder.frames(self.latents, {k: self.motion(k) for k in FLOW_KINDS})
+        return self._decoder_frames[kind, level]
 
     def learned_latents(self, name: str) -> np.ndarray:
         first, third = (torch.from_numpy(np.ascontiguousarray(self.latents[:, k])).to(self.device) for k in (0, 2))
@@ -129,6 +141,23 @@ class Method:
     @property
     def reads_flow(self) -> bool:
         return bool({"flow", "oracle_flow"} & set(self.reads))
+
+
+def _decoder_flow(level: int, kind: str) -> Method:
+    oracle = kind == "oracle"
+    formula = (f"{'ORACLE: ' if oracle else ''}latent1 and latent3 decoded together to the decoder's level {level} "
+               "(level 0: the latent grid after its first layers; the last: full resolution before the output layers; "
+               "latent_interp.levels), both feature maps warped like pixel_flow along "
+               f"{'F_2->1, F_2->3 (estimated from frame 2)' if oracle else 'F_t->1, F_t->3'} averaged over each cell "
+               "of the level's stride and divided by it, blended, and the blend decoded from there")
+    return Method(f"decoder_flow{'_oracle' if oracle else ''}@{level}", "frame",
+                  ("latents", "oracle_flow" if oracle else "flow"), formula,
+                  lambda chunk: chunk.decoder_flow(kind, level), sees_frame2=oracle)
+
+
+def decoder_level(method: str) -> int | None:
+    """The decoder level ``decoder_flow@k`` and its oracle warp at, or None for every other method."""
+    return int(method.rsplit("@", 1)[1]) if method.startswith("decoder_flow") else None
 
 
 def _learned(name: str, reads: tuple[str, ...], formula: str) -> Method:
@@ -158,12 +187,14 @@ REGISTRY: dict[str, Method] = {method.name: method for method in (
              "decode of latent_flow plus predictor flow_unet's residual"),
     Method("recon_flow", "frame", ("recon", "flow"), "pixel_flow applied to the reconstructions of frames 1 and 3",
            lambda c: c.warp_frames(c.recon, "estimated")),
+    *(_decoder_flow(level, "estimated") for level in range(MAX_LEVELS)),
     Method("pixel_flow_oracle", "frame", ("frames", "oracle_flow"),
            "ORACLE: frames 1 and 3 warped along F_2->1, F_2->3 (estimated from frame 2) and averaged",
            lambda c: c.warp_frames(c.frames, "oracle"), sees_frame2=True),
     Method("latent_flow_oracle", "latent", ("latents", "oracle_flow"),
            "ORACLE: latent1 and latent3 warped along F_2->1, F_2->3 (estimated from frame 2) on the latent grid and "
            "averaged", lambda c: c.warp_latents("oracle"), sees_frame2=True),
+    *(_decoder_flow(level, "oracle") for level in range(MAX_LEVELS)),
     Method("vae_ceiling", "frame", ("recon",), "the reconstruction of frame 2 (decode of the true latent2)",
            lambda c: c.recon[:, 1], sees_frame2=True, stands_for=1),
 )}
@@ -172,7 +203,9 @@ LATENT_METHODS = tuple(name for name, method in REGISTRY.items() if method.outpu
 SEES_FRAME2 = frozenset(name for name, method in REGISTRY.items() if method.sees_frame2)
 
 
-def active_methods(learned: dict, with_flow: bool) -> list[str]:
-    """The methods this run can score: learned ones only where trained, flow ones only with a flow store."""
+def active_methods(learned: dict, with_flow: bool, decoder_levels: int = MAX_LEVELS) -> list[str]:
+    """The methods this run can score: learned ones only where trained, flow ones only with a flow store, the warps
+    inside the decoder at the levels its decoder has (``decoder_levels``)."""
     return [name for name, method in REGISTRY.items()
-            if (not method.learned or name in learned) and (with_flow or not method.reads_flow)]
+            if (not method.learned or name in learned) and (with_flow or not method.reads_flow)
+            and (decoder_level(name) or 0) < decoder_levels]

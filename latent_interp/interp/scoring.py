@@ -18,6 +18,7 @@ from latent_interp import encode, metrics, perceptual, store, vae
 # by other names: rule interp's inputs are called flow and predictors
 from latent_interp import flow as optical_flow, predictors as learned_predictors
 from latent_interp.settings import InterpSettings, VaeRun
+from latent_interp.interp.depth import DecoderWarps
 from latent_interp.interp.methods import (HIGHER_IS_BETTER, KEY_COLUMNS, LPIPS_INPUTS, PROTOCOL_ROI_COLUMNS,
                                           REGISTRY, Chunk, active_methods, table_columns)
 
@@ -145,7 +146,10 @@ def score_split(*, inputs: InterpInputs, outputs: InterpOutputs, model: str, spl
         lpips_record = perceptual.lpips_spec(lpips_weights["backbone"], lpips_weights.get("linear"))
     else:
         print("LPIPS skipped: interp.lpips.backbone names no weight file")
-    methods = active_methods(learned, flow_group is not None)
+    decoder, guard = None, encode.NonFiniteGuard()
+    if flow_group is not None:
+        decoder = DecoderWarps(model, batch_size, vae_record["dtype"], frames_group[store.FRAMES].shape[2:4], guard)
+    methods = active_methods(learned, flow_group is not None, decoder.count if decoder else 0)
     latent_methods = [m for m in methods if REGISTRY[m].output == "latent"]
     # what this job decodes, every latent method's frame 2 of every triplet, decides vae.compile auto
     compiled = encode.compile_for_job(model, torch_device, compile_setting, {
@@ -173,12 +177,12 @@ def score_split(*, inputs: InterpInputs, outputs: InterpOutputs, model: str, spl
     predicted_store = store.add_array(group, "predicted_latents", (len(latent_methods), *mean.shape[2:]), np.float32)
     keeper = GalleryKeeper(names, gallery_triplets, sample_triplets, seed)
     columns = [*KEY_COLUMNS, *scorer.columns, "motion_px", "t", *scorer.roi_columns]
-    rows, guard = [], encode.NonFiniteGuard()
+    rows = []
     with tqdm(total=len(names), desc=f"interp {model_name}/{split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(mean):
             chunk = Chunk(frames[start:stop], recon[start:stop], mean[start:stop],
                           optical_flow.read_rows(flow_group, start, stop) if flow_group is not None else None,
-                          learned, torch_device, flow_settings or {}, vae_record["downsampling"])
+                          learned, torch_device, flow_settings or {}, vae_record["downsampling"], decoder)
             images, latent_errors, predicted = _predict_chunk(chunk, methods, model, batch_size, vae_record["dtype"],
                                                               guard, names[start:stop])
             predicted_store[start:stop] = np.stack([predicted[m] for m in latent_methods], axis=1)

@@ -128,7 +128,7 @@ def section(ctx: Context) -> Section | None:
               "variance (no posterior KL, no logvar in its stores)"
               for name, record in summary["models"].items() if record["posterior"] != "gaussian"]
     curve, triplets = motion.equivariance_frames(ctx)
-    shifts = motion.equivariance_figure(curve, triplets)
+    shifts, layers = motion.equivariance_figure(curve, triplets), motion.layers_figure(ctx)
     return Section("comparison", "VAEs side by side", "comparison.html.j2", {
         "split": split, "baseline": baseline, "table": vae_table(rows, baseline), "bars": figure,
         "breakdown": breakdown_table(table), "notes": notes, "models": ctx.inputs.models,
@@ -137,6 +137,11 @@ def section(ctx: Context) -> Section | None:
             shifts, "equivariance", "Equivariance to shifts per latent space (test frames shifted by whole pixels, "
             "compared with their unshifted latent moved by the same distance in cells), and on the test triplets "
             "latent1 moved along the oracle flow against latent2"),
-        "equivariance_reading": motion.equivariance_reading(ctx)},
+        "equivariance_reading": motion.equivariance_reading(ctx),
+        "layers": layers and ctx.figures.save(
+            layers, "equivariance_layers", "Equivariance layer by layer per latent space: test frames shifted by 1, 2, "
+            "f/2 and f px, each level's features (the encoder's, then the decoder's on the shifted frame's latent) "
+            "against the unshifted frames' features moved by the shift over the level's stride"),
+        "layers_reading": motion.layers_reading(ctx)},
         parts=[("comparison-table", "The VAEs"), ("comparison-equivariance", "Can a latent grid be moved?"),
                ("comparison-breakdown", "By split, origin and level")])

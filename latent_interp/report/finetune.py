@@ -18,7 +18,8 @@ MEASURE_NAMES = {
     "recon_psnr": "reconstruction PSNR", "lerp_psnr": "latent_lerp PSNR (frame 2)",
     "latent_flow_psnr": "latent_flow PSNR (frame 2)", "ceiling_psnr": "ceiling PSNR (vae_ceiling)",
     "lerp_gap_db": "latent_lerp's gap to the ceiling", "latent_flow_gap_db": "latent_flow's gap to the ceiling",
-    "shift_error_1px": "equivariance error, 1 px shift", "shift_error_cell": "equivariance error, one-cell shift",
+    "shift_error_1px": "equivariance error, 1 px shift", "shift_error_subcell": "equivariance error, sub-cell shifts",
+    "shift_error_cell": "equivariance error, one-cell shift",
     "moved_psnr_1px": "PSNR of a latent moved by 1 px, decoded",
 }
 
@@ -60,6 +61,31 @@ def effects_table(effects: pd.DataFrame, purposes: dict[str, str]) -> tables.Tab
     return table
 
 
+# The measures a fine-tune's reading gives, in order: what it was for first, then what it may have cost.
+READING_MEASURES = ("shift_error_subcell", "recon_psnr", "latent_flow_gap_db", "lerp_gap_db")
+
+
+def readings(effects: pd.DataFrame) -> list[str]:
+    """One line per fine-tune (finetunes.csv rows of one split): each of ``READING_MEASURES`` it has, against its
+    base, with the paired interval, and whether that interval leaves zero out."""
+    lines = []
+    for name, rows in effects.groupby("finetune", sort=False):
+        by_measure = rows.set_index("measure")
+        parts = []
+        for measure in READING_MEASURES:
+            if measure not in by_measure.index:
+                continue
+            row = by_measure.loc[measure]
+            digits = 2 if row["unit"] == "dB" else 4
+            clear = row["ci_low"] > 0 or row["ci_high"] < 0
+            parts.append(f"{MEASURE_NAMES[measure]} {row['base_value']:.{digits}f} -> {row['value']:.{digits}f} "
+                         f"({row['difference']:+.{digits}f} [{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]"
+                         f"{'' if clear else ', interval includes 0'})")
+        if parts:
+            lines.append(f"{name} against {rows['base'].iloc[0]} on {rows['split'].iloc[0]}: {'; '.join(parts)}.")
+    return lines
+
+
 def section(ctx: Context) -> Section | None:
     if not ctx.inputs.finetunes:
         return None
@@ -85,9 +111,11 @@ def section(ctx: Context) -> Section | None:
             "comparison": comparison_table(pair) if len(pair) else None, "curves": curves,
             "epochs": tables.from_frame(epochs[columns], {"val_psnr": 2, "val_ssim": 4, "val_variance_ratio": 3,
                                                           "val_psnr_gain_db": 2})})
-    effects = None
+    effects, lines = None, []
     if ctx.inputs.finetune_effects:
         table = pd.read_csv(ctx.inputs.finetune_effects)
         last_split = [split for split in ctx.inputs.splits if split in set(table["split"])][-1:]
-        effects = effects_table(table[table["split"].isin(last_split)], purposes) if len(table) else None
-    return Section("finetune", "Fine-tunes", "finetune.html.j2", {"runs": runs, "effects": effects})
+        shown = table[table["split"].isin(last_split)]
+        effects, lines = (effects_table(shown, purposes), readings(shown)) if len(table) else (None, [])
+    return Section("finetune", "Fine-tunes", "finetune.html.j2", {"runs": runs, "effects": effects,
+                                                                  "readings": lines})

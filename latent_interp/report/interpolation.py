@@ -217,9 +217,11 @@ def section(ctx: Context) -> Section | None:
         models = []
         for model in dict.fromkeys(model for model, _ in ctx.inputs.interp_stores):
             rows = _overall(summary[(summary["model"] == model) & (summary["split"] == split)])
-            models.append({"model": model, "reading": reading(rows), "motion": motion.readings(rows),
+            depth = motion.depth_reading(rows)
+            models.append({"model": model, "reading": reading(rows),
+                           "motion": motion.readings(rows) + ([depth] if depth else []),
                            "table": method_table(rows, [m for m in metrics if rows[m].notna().any()])})
-        by_motion = motion.gap_by_motion(summary, split)
+        by_motion, by_depth = motion.gap_by_motion(summary, split), motion.gap_by_depth(summary, split)
         blocks.append({"split": split, "empty": False, "models": models,
                        "bars": ctx.figures.save(method_bars(summary, split), f"interpolation_{split}",
                                                 f"{split}: PSNR and SSIM of each method (95% CI over triplets)"),
@@ -227,6 +229,12 @@ def section(ctx: Context) -> Section | None:
                            by_motion, f"interpolation_motion_{split}",
                            f"{split}: the share of latent_lerp's PSNR gap to each VAE's ceiling that each motion "
                            "method closes, by quantile bins of the flow's mean magnitude (95% paired CIs)"),
+                       "by_depth": by_depth and ctx.figures.save(
+                           by_depth, f"interpolation_depth_{split}",
+                           f"{split}: the share of latent_lerp's PSNR gap to each VAE's ceiling closed by warping the "
+                           "ends at each depth: the latent grid (latent_flow), each level of the decoder "
+                           "(decoder_flow@k: 0 the latent grid after its first layers, the last full resolution), the "
+                           "reconstructions (recon_flow); dashed: along the oracle flow; green: pixel_flow's bounds"),
                        "breakdown": breakdown_table(summary, split)})
     galleries = []
     for (model, split), path in ctx.inputs.interp_stores.items():

@@ -11,6 +11,9 @@
 takes those from ``frames`` and ``recon`` instead of storing them twice), ``flow``: [F_1->3 on the colour wheel,
 occlusion and still mask, largest motion px] (``motion.add_flow_images``).
 ``payload["oracles"]``: the methods that see frame 2 (marked wherever a method is named).
+``payload["panel_methods"]``: the methods whose in-betweens a panel shows as images: all but the warps inside the
+decoder (``decoder_flow@k`` and their oracles), whose depth sweep the figures and the score tables hold; eight more
+images a model and triplet would have made the demo's page a third larger.
 
 Panel triplets: the worst-first and sampled ones whose in-betweens the interp stores keep (``interp.gallery_triplets``,
 ``interp.sample_triplets``), the ``report.gallery_rows`` worst reconstructed triplets of each split, and the
@@ -28,6 +31,11 @@ from latent_interp.report.figures import jpeg_uri
 
 INTERP_VALUES = ("psnr", "ssim", "eisai_chamfer", "latent_mse", "lpips")
 REUSED = {"repeat", "vae_ceiling"}  # in-betweens that are frame 1 and the reconstruction of frame 2
+
+
+def in_panel(method: str) -> bool:
+    """Whether a panel shows ``method``'s in-between as an image (module docstring: ``panel_methods``)."""
+    return interp.decoder_level(method) is None
 
 
 def _rounded(value, digits: int):
@@ -68,7 +76,8 @@ def add_triplet_index(ctx: Context) -> None:
                 record["motion"] = annotations[store.MOTION_TYPE].iloc[index]
             records.append(record)
     ctx.payload.update(triplets=records, models=list(ctx.inputs.models), methods=methods,
-                       interp_values=list(INTERP_VALUES), oracles=[m for m in methods if m in interp.SEES_FRAME2])
+                       panel_methods=[m for m in methods if in_panel(m)], interp_values=list(INTERP_VALUES),
+                       oracles=[m for m in methods if m in interp.SEES_FRAME2])
 
 
 def worst_reconstructed(ctx: Context, split: str, count: int) -> list[str]:
@@ -135,5 +144,5 @@ def add_panel_images(ctx: Context, keys: list[str]) -> None:
             for row in rows:
                 images[f"{split}/{kept[row]}"]["interp"][model] = {
                     method: jpeg_uri(gallery[row][k], width) for k, method in enumerate(methods)
-                    if method not in REUSED}
+                    if method not in REUSED and in_panel(method)}
     ctx.payload["images"] = images

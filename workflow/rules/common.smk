@@ -85,6 +85,7 @@ EQUIVARIANCE_OUTPUTS = {
     "per_frame": "equivariance_frames.csv",
     "triplets": "equivariance_triplets.csv",
     "summary": "equivariance.json",
+    "layers": "equivariance_layers.csv",
 }
 INTERP_SPLITS = RUN.interp_splits  # the predictors fit on train, choose on val, and are scored on the others
 PROBE_TEST = RUN.probe_test  # the geometry's linear probes fit on train and are scored here

@@ -41,6 +41,7 @@ rule equivariance:
         per_frame="results/geometry/{model}/equivariance_frames.csv",
         triplets="results/geometry/{model}/equivariance_triplets.csv",
         summary="results/geometry/{model}/equivariance.json",
+        layers="results/geometry/{model}/equivariance_layers.csv",
     log:
         "results/logs/equivariance/{model}.log",
     benchmark:

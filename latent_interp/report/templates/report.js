@@ -267,7 +267,7 @@ function openTriplet(key) {
       if (images && images.interp[model]) {
         body.append(el("h4", {text: model}), el("div", {class: "row"},
           tile(images.frames[1], "frame 2 (truth)", null, "truth"),
-          ...DATA.methods.map((method) => tile(inBetween(images, model, method),
+          ...(DATA.panel_methods || DATA.methods).map((method) => tile(inBetween(images, model, method),
                                                  interpLabel(record, model, method), images.frames[1]))));
       }
       body.append(scoreTable([`${model}: method`, "PSNR dB ↑", "SSIM ↑", "chamfer ×10³ ↓", "latent MSE ↓", "LPIPS ↓"],
