@@ -66,8 +66,7 @@ def embed_points(points: np.ndarray, method: str, seed: int = 0, pca_components:
     components = min(pca_components, count, points.shape[1])
     reduced = PCA(n_components=components, random_state=seed).fit_transform(points)
     if method == "umap":
-        import umap  # slow to import (numba): only the UMAP job pays for it
-
+        umap = import_umap()
         neighbours = min(15, count - 1)
         # A fixed random_state makes UMAP deterministic (and single-threaded).
         model = umap.UMAP(n_components=2, n_neighbors=neighbours, min_dist=0.1, random_state=seed, n_jobs=1)
@@ -78,6 +77,30 @@ def embed_points(points: np.ndarray, method: str, seed: int = 0, pca_components:
         model = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
         return model.fit_transform(reduced), {"pca_components": components, "perplexity": perplexity}
     raise ValueError(f"config key embed.methods: unknown method {method!r} (choose from {METHODS})")
+
+
+def import_umap():
+    """umap-learn, its numba functions compiled with ``cache=True``: umap leaves them uncached, so every UMAP job
+    compiled them again (about 15 s of a tiny job's 20). With the cache (numba's, beside umap's sources or in the
+    user's cache folder when those are read-only) only a machine's first UMAP job compiles; the code, and so the
+    result, is the same. Imported here, not at the top: only the UMAP job pays for it."""
+    import sys
+
+    if "umap" in sys.modules:
+        return sys.modules["umap"]
+    import numba
+
+    plain = numba.njit
+
+    def cached(*args, **options):
+        return plain(*args, **{"cache": True, **options})
+
+    numba.njit = cached
+    try:
+        import umap
+    finally:
+        numba.njit = plain
+    return umap
 
 
 PANEL_COLOURS = {"split": SPLIT_COLOURS, "origin": ORIGIN_COLOURS, "frame": FRAME_COLOURS}

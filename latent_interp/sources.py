@@ -45,7 +45,8 @@ def _dotted(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path) -> set[Path]:
+@cache  # every rule's script reaches most modules: each is read once per Snakemake start, not once per script
+def _imports(path: Path) -> frozenset[Path]:
     """The package's modules that ``path`` imports (absolute and relative imports, ``from x import module``)."""
     this = _dotted(path) if path.is_relative_to(PACKAGE_DIR) else ""
     package = this if path.name == "__init__.py" else this.rpartition(".")[0]
@@ -71,7 +72,7 @@ def _imports(path: Path) -> set[Path]:
                 module = _module_file(".".join(parts[:depth]))
                 if module is not None:
                     found.add(module)
-    return found
+    return frozenset(found)
 
 
 @cache

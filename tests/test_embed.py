@@ -56,6 +56,17 @@ def test_each_method_writes_table_settings_and_plot(latent_paths, tmp_path, meth
     assert np.linalg.norm(disney - japan) > spread
 
 
+def test_umap_is_imported_with_its_numba_functions_cached_and_numba_left_as_it_was():
+    import numba
+
+    plain = numba.njit
+    umap = embed.import_umap()
+    from umap import layouts
+
+    assert type(layouts.rdist._cache).__name__ == "FunctionCache"  # numba's NullCache when uncached
+    assert numba.njit is plain and embed.import_umap() is umap
+
+
 def test_subsample_above_max_points_keeps_whole_triplets_and_is_recorded(latent_paths, tmp_path):
     embed.embed_model(latents=latent_paths, model="m", method="pca", outputs=outputs(tmp_path),
                       settings=EmbedSettings(max_points=10))

@@ -9,6 +9,7 @@ tests a run selects.
 """
 
 import ast
+import json
 import re
 import shlex
 import subprocess
@@ -140,16 +141,38 @@ def test_ci_runs_the_readme_test_command():
     assert TEST_COMMAND in (REPO / ".ci" / "run").read_text().splitlines()
 
 
+# One process collects for every command: the test modules (torch, diffusers) are imported once, not per command.
+COLLECT_EACH = """
+import json, sys, pytest
+
+class Selected:
+    def __init__(self):
+        self.ids = []
+
+    def pytest_collection_finish(self, session):
+        self.ids = [item.nodeid for item in session.items]
+
+counts = []
+for arguments in json.loads(sys.argv[1]):
+    selected = Selected()
+    code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *arguments], plugins=[selected])
+    counts.append([int(code), len(selected.ids)])
+print("COUNTS " + json.dumps(counts))
+"""
+
+
 @pytest.mark.readme("python -m pytest tests/test_finetune.py -k kl_share",
                     "python -m pytest tests/test_vae_families.py", FAST_TIER)
 def test_the_pytest_commands_of_the_pages_select_tests():
-    for command in readme_commands(all_pages()):
-        if command.startswith("python -m pytest ") and "&&" not in command:
-            arguments = shlex.split(command)[3:]
-            listing = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                                      *arguments], cwd=REPO, capture_output=True, text=True)
-            selected = [line for line in listing.stdout.splitlines() if "::" in line]
-            assert listing.returncode == 0 and selected, f"{command}: selects no test\n{listing.stdout[-2000:]}"
+    commands = [command for command in readme_commands(all_pages())
+                if command.startswith("python -m pytest ") and "&&" not in command]
+    arguments = [shlex.split(command)[3:] for command in commands]
+    listing = subprocess.run([sys.executable, "-c", COLLECT_EACH, json.dumps(arguments)], cwd=REPO,
+                             capture_output=True, text=True)
+    counts = json.loads(listing.stdout.rsplit("COUNTS ", 1)[-1]) if "COUNTS " in listing.stdout else []
+    assert len(counts) == len(commands), listing.stdout[-2000:] + listing.stderr[-2000:]
+    for command, (code, selected) in zip(commands, counts):
+        assert code == 0 and selected, f"{command}: selects no test (exit {code})"
 
 
 if __name__ == "__main__":

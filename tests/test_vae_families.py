@@ -4,6 +4,7 @@ the stores record what each family is; two stores of different latent spaces ref
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -42,8 +43,9 @@ def to_taesd_layout(model) -> dict[str, torch.Tensor]:
     return state
 
 
-def write_form(model, family: str, form: str, root) -> tuple[str, dict]:
-    """Write ``model`` in ``form`` under ``root``; return the source and load_vae's options for it."""
+def write_form(model, family: str, form: str, root, hub_name: str = "micro") -> tuple[str, dict]:
+    """Write ``model`` in ``form`` under ``root``; return the source and load_vae's options for it (a hub form as
+    the repository latent-interp/``hub_name``)."""
     folder = root / "diffusers"
     model.save_pretrained(folder)
     if form == "diffusers":
@@ -55,40 +57,60 @@ def write_form(model, family: str, form: str, root) -> tuple[str, dict]:
     if form == "ckpt":
         torch.save({"state_dict": tensors, "global_step": 7}, root / "vae.ckpt")
         return str(root / "vae.ckpt"), {"config": str(folder)}
-    # hub: the layout huggingface_hub's cache uses, read offline (HF_HUB_CACHE, HF_HUB_OFFLINE set by the test)
-    snapshot = root / "hub" / "models--latent-interp--micro" / "snapshots" / HUB_REVISION
+    # hub: the layout huggingface_hub's cache uses, read offline (HF_HUB_CACHE, HF_HUB_OFFLINE set by the loader)
+    repository = root / "hub" / f"models--latent-interp--{hub_name}"
+    snapshot = repository / "snapshots" / HUB_REVISION
     snapshot.mkdir(parents=True)
     for path in folder.iterdir():
         (snapshot / path.name).write_bytes(path.read_bytes())
-    (root / "hub" / "models--latent-interp--micro" / "refs").mkdir()
-    (root / "hub" / "models--latent-interp--micro" / "refs" / "main").write_text(HUB_REVISION)
-    return "latent-interp/micro", {}
+    (repository / "refs").mkdir()
+    (repository / "refs" / "main").write_text(HUB_REVISION)
+    return f"latent-interp/{hub_name}", {}
 
 
-def load_from_offline_hub(hub_id: str, family: str, config: dict, root):
-    """load_vae(hub_id) in a fresh process whose huggingface_hub reads the cache under ``root`` offline (it reads
-    HF_HUB_CACHE when imported); the loaded weights and record come back through files."""
-    script = ("import json, sys; from safetensors.torch import save_file; from latent_interp import vae; "
-              "model, record = vae.load_vae(sys.argv[1]); "
-              "save_file({k: v.contiguous() for k, v in model.state_dict().items()}, sys.argv[2] + '.safetensors'); "
-              "open(sys.argv[2] + '.json', 'w').write(json.dumps(record))")
+def reference_model(name: str):
+    family, config = FAMILIES[name]
+    torch.manual_seed(3)
+    return vae.build_vae(family, **config).eval()
+
+
+@pytest.fixture(scope="module")
+def offline_hub_loads(tmp_path_factory) -> dict:
+    """load_vae(hub id) of every family, in one fresh process whose huggingface_hub reads an offline cache (it reads
+    HF_HUB_CACHE when imported): one process for the three, since importing diffusers is most of the time. The
+    loaded weights and records come back through files."""
+    root = tmp_path_factory.mktemp("hub")
+    hub_ids = {}
+    for name, (family, _) in FAMILIES.items():
+        (root / name).mkdir()
+        hub_ids[name] = write_form(reference_model(name), family, "hub", root / name, f"micro-{name}")[0]
+        shutil.copytree(root / name / "hub", root / "hub", dirs_exist_ok=True)
+    script = ("import json, sys; from safetensors.torch import save_file; from latent_interp import vae\n"
+              "for hub_id, out in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+              "    model, record = vae.load_vae(hub_id)\n"
+              "    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out + '.safetensors')\n"
+              "    open(out + '.json', 'w').write(json.dumps(record))")
     env = {**os.environ, "HF_HUB_CACHE": str(root / "hub"), "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-c", script, hub_id, str(root / "loaded")], env=env, check=True)
-    model = vae.build_vae(family, **config)
-    model.load_state_dict(load_file(root / "loaded.safetensors"))
-    return model.eval(), json.loads((root / "loaded.json").read_text())
+    subprocess.run([sys.executable, "-c", script, *(part for name, hub_id in hub_ids.items()
+                                                    for part in (hub_id, str(root / f"{name}-loaded")))],
+                   env=env, check=True)
+    loads = {}
+    for name, (family, config) in FAMILIES.items():
+        model = vae.build_vae(family, **config)
+        model.load_state_dict(load_file(root / f"{name}-loaded.safetensors"))
+        loads[name] = model.eval(), json.loads((root / f"{name}-loaded.json").read_text())
+    return loads
 
 
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("name", list(FAMILIES))
-def test_every_family_loads_from_every_form(name, form, tmp_path):
+def test_every_family_loads_from_every_form(name, form, tmp_path, request):
     family, config = FAMILIES[name]
-    torch.manual_seed(3)
-    reference = vae.build_vae(family, **config).eval()
-    source, options = write_form(reference, family, form, tmp_path)
+    reference = reference_model(name)
     if form == "hub":
-        model, record = load_from_offline_hub(source, family, config, tmp_path)
+        model, record = request.getfixturevalue("offline_hub_loads")[name]
     else:
+        source, options = write_form(reference, family, form, tmp_path)
         model, record = vae.load_vae(source, **options, key=f"vaes.{name}")
     assert record["format"] == form
     assert record["family"] == type(reference).__name__ and vae.family_of(model) == family

@@ -19,16 +19,16 @@ STUDY_FRACTION = 1.0  # P14's share of ATD-12K's size (bench/run.py --study-frac
 def p14_study(quick: bool, tmp: Path) -> Row:
     """The whole study but the fine-tune at ATD-12K's size (12,000 synthetic triplets at 256 px, kl-f8's
     architecture with random weights) on a GPU, through Snakemake, with the time per stage and where it goes. With no
-    GPU it runs small on the CPU (120 triplets, the tiny VAE at 128 px; --quick: 24), which checks the code and
-    gives the breakdown, not the figure."""
+    GPU it runs small on the CPU (120 triplets, the tiny VAE at 128 px; --quick: 24 at 32 px, one predictor and PCA),
+    which checks the code and gives the breakdown, not the figure."""
     from latent_interp import vae
 
     gpu = vae.pick_device("auto").type == "cuda"
     if gpu and not quick:
         fraction, model_dir, size = STUDY_FRACTION, None, 256
     else:
-        fraction, model_dir, size = (0.002 if quick else 0.01), TINY_VAE, 128
-    study = gpu_study(tmp, fraction, model_dir, size, STUDY_LIMIT_SECONDS if gpu else None)
+        fraction, model_dir, size = (0.002 if quick else 0.01), TINY_VAE, (32 if quick else 128)
+    study = gpu_study(tmp, fraction, model_dir, size, STUDY_LIMIT_SECONDS if gpu else None, lean=quick)
     count = sum(study["triplets"].values())
     finished = study["finished"]
     minutes = study["wall_seconds"] / 60
@@ -48,12 +48,13 @@ def p14_study(quick: bool, tmp: Path) -> Row:
 
 
 def gpu_study(tmp: Path, fraction: float, model_dir: Path | None = None, size: int = 256,
-              limit_seconds: float | None = None) -> dict:
+              limit_seconds: float | None = None, lean: bool = False) -> dict:
     """The whole study but the fine-tune, through Snakemake, on a synthetic set of ATD-12K's size times
     ``fraction``, with kl-f8's architecture (or ``model_dir``) on the GPU, stopped after ``limit_seconds``. Returns
     the wall time, each rule's seconds (its benchmark files), the encode and reconstruct jobs' own breakdown (their
     logs' timing lines: setup, first batch with the compile, model, waits for reads and writes), a job's start-up
-    (a fresh Python importing the stage and starting CUDA), and the jobs run."""
+    (a fresh Python importing the stage and starting CUDA), and the jobs run. ``lean``: the linear predictor and PCA
+    only."""
     triplets = {split: max(8, round(count * fraction)) for split, count in ATD12K_TRIPLETS.items()}
     model_dir = model_dir or gpu_vae(tmp)
 
@@ -64,6 +65,8 @@ def gpu_study(tmp: Path, fraction: float, model_dir: Path | None = None, size: i
         config["preprocess"]["size"] = size
         config["finetunes"] = None
         config["metrics"]["device"] = "auto"
+        if lean:  # --quick checks this row's code: one predictor and one embedding run every stage
+            config["interp"]["predictors"], config["embed"]["methods"] = ["linear"], ["pca"]
 
     workdir = demo_workdir(tmp, "gpu-study", triplets, edit)
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",

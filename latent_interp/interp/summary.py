@@ -24,15 +24,18 @@ def _group_rows(table: pd.DataFrame, key: dict, resamples: int, seed: int) -> li
     picks = rng.integers(len(triplets), size=(resamples, len(triplets))) if len(triplets) > 1 \
         else np.empty((0, 0), int)
     psnr = wide["psnr"].replace([np.inf, -np.inf], np.nan) if "psnr" in wide else None
+    # numpy, not pandas, per column: a summary is thousands of these (methods x metrics x references x groups)
+    columns = {metric: ({method: k for k, method in enumerate(values.columns)}, values.to_numpy(float))
+               for metric, values in wide.items()}
     rows = []
     for method in [m for m in METHODS if m in table["method"].unique()]:
         row = {**key, "method": method, "n_triplets": len(triplets), "sees_frame2": method in SEES_FRAME2}
-        for metric, values in wide.items():
+        for metric, (position, values) in columns.items():
             for suffix, reference in (("", None), ("_vs_lerp", "latent_lerp"), ("_vs_ceiling", "vae_ceiling")):
-                if reference is not None and reference not in values:
+                if reference is not None and reference not in position:
                     continue
-                column = values[method] - (values[reference] if reference else 0)
-                column = column.replace([np.inf, -np.inf], np.nan).to_numpy(float)  # exact images: no finite PSNR
+                column = values[:, position[method]] - (values[:, position[reference]] if reference else 0)
+                column[np.isinf(column)] = np.nan  # exact images: no finite PSNR
                 finite = np.isfinite(column)
                 row[f"{metric}{suffix}"] = float(column[finite].mean()) if finite.any() else np.nan
                 row[f"{metric}{suffix}_ci_low"], row[f"{metric}{suffix}_ci_high"] = metrics.bootstrap_ci(
