@@ -49,7 +49,8 @@ def atd_tree(tmp_path_factory):
 @pytest.fixture(scope="module")
 def workdir(atd_tree, micro_vae_dir, tmp_path_factory):
     """A working directory as a user has it: the repository's config.yaml, and config/atd12k.yaml with the two
-    paths set (and, for the suite's time, its learned predictors stopped at 5 epochs and its embeddings PCA only)."""
+    paths set (and, for the suite's time, its predictors stopped at 5 epochs, its fine-tunes at 2, and its embeddings
+    PCA only)."""
     workdir = tmp_path_factory.mktemp("study")
     shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
     config = yaml.safe_load((REPO / "config" / "atd12k.yaml").read_text())
@@ -59,10 +60,12 @@ def workdir(atd_tree, micro_vae_dir, tmp_path_factory):
     config["vae"]["device"] = "cpu"
     config["preprocess"]["size"] = 32
     # the real study's predictor schedule (200 epochs, patience 20) is minutes on 12 tiny triplets and tests
-    # nothing more than 5 epochs do; UMAP and t-SNE (20 s and 10 s a latent space, mostly start-up) are the demo's
-    # too, and the suite's tiny demo run embeds with both
+    # nothing more than 5 epochs do, nor do the fine-tunes' 10 epochs more than 2; UMAP and t-SNE are the demo's too,
+    # and the suite's tiny demo run embeds with both
     for name in ("mlp", "unet", "flow_unet"):
         config["interp"][name]["epochs"] = 5
+    for name in ("kl-f8-anime2-finetuned", "kl-f8-anime2-equivariant", "kl-f8-anime2-antialias"):
+        config["finetunes"][name]["epochs"] = 2
     assert config["embed"]["methods"] == ["pca", "umap", "tsne"]
     config["embed"]["methods"] = ["pca"]
     (workdir / "atd12k.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
