@@ -16,6 +16,7 @@ whole triplets is embedded (so every trajectory keeps its three points), and the
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -84,8 +85,6 @@ def import_umap():
     compiled them again (13.6 s of a tiny fit here; 0.1 s from the cache). With the cache (numba's, beside umap's sources or in the
     user's cache folder when those are read-only) only a machine's first UMAP job compiles; the code, and so the
     result, is the same. Imported here, not at the top: only the UMAP job pays for it."""
-    import sys
-
     if "umap" in sys.modules:
         return sys.modules["umap"]
     import numba

@@ -65,8 +65,9 @@ class DecoderWarps:
         """(kind, point) -> uint8 frames [B, H, W, 3] for latents [B, 3, C, h, w] (ends 0 and 2 are read) and
         ``motions`` (kind -> pixel-grid motion on the device, ``Chunk.motion``); ``points`` default every level."""
         points = list(range(self.count)) if points is None else list(points)
-        points.sort(key=lambda point: self.split_points([point])[0][0])  # one pass down the chain: shallowest first
-        where = self.split_points(points)
+        # one pass down the chain: shallowest first
+        placed = sorted(zip(points, self.split_points(points)), key=lambda pair: pair[1][0])
+        points, where = [point for point, _ in placed], [split for _, split in placed]
         device = next(self.model.parameters()).device
         out: dict[tuple[str, object], np.ndarray] = {}
         for batch in encode.batch_slices(len(latents), self.batch_size):
