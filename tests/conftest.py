@@ -125,11 +125,22 @@ def _checked_open_browser(*args, **kwargs):
 _open_browser, browser.open_browser = browser.open_browser, _checked_open_browser
 
 
+SHARED_RUN_GROUP = "shared-tiny-run"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items):
-    """A test that reads the finished tiny run (``workflow_run``) runs Snakemake through it: its tier follows."""
+    """A test that reads the finished tiny run (``workflow_run``) runs Snakemake through it: its tier follows.
+
+    The suite runs in parallel workers (pyproject.toml: -n auto --dist loadgroup), each taking whole groups in their
+    order: the tests over the shared run, and the cluster's test that compares with it, are one group, so that the
+    run is made once and the tests that edit it (test_workflow.py, last) come after those that read it; every other
+    module is a group of its own, so that its module fixtures are set up once."""
     for item in items:
-        if "workflow_run" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("workflow"):
+        shared = "workflow_run" in getattr(item, "fixturenames", ())
+        if shared and not item.get_closest_marker("workflow"):
             item.add_marker(pytest.mark.workflow)
+        item.add_marker(pytest.mark.xdist_group(SHARED_RUN_GROUP if shared else Path(str(item.fspath)).name))
 
 
 def snakemake_command(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile",
@@ -137,7 +148,8 @@ def snakemake_command(workdir: Path, *args: str, snakefile: Path = REPO / "Snake
     """Targets go first in ``args``: an option that takes several words (--forcerun, --resources, --configfile)
     takes every word up to the next option, a target included. The workdir's config.yaml is the Snakefile's
     configfile; ``configfiles`` go over it key by key (default: none but itself). ``for_the_session``: started by
-    the session for test_slurm.py (``slurm_run``), in whichever test's setup comes first, so no test's tier."""
+    the session for test_slurm.py (``slurm_run``), in the setup of whichever test first reads the shared run, so no
+    test's tier."""
     if not for_the_session:
         require_tier("workflow", "Snakemake")
     return [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir), "--cores",
@@ -168,17 +180,19 @@ def new_workdir(tmp_path_factory, name: str, config: dict) -> Path:
 
 
 @pytest.fixture(scope="session")
-def workflow_run(tmp_path_factory) -> Path:
-    """The whole workflow run once on the tiny config; tests that edit its inputs run last (test_workflow.py)."""
+def workflow_run(tmp_path_factory, slurm_run) -> Path:
+    """The whole workflow run once on the tiny config; tests that edit its inputs run last (test_workflow.py). The
+    cluster's run (``slurm_run``), when the session has its test, starts first and goes on beside it."""
     workdir = new_workdir(tmp_path_factory, "run", tiny_config())
     snakemake(workdir)
     return workdir
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def slurm_run(request, tmp_path_factory):
-    """The workflow on the Slurm test cluster, started at the session's start when test_slurm.py is selected, so that
-    it runs beside the other tests (tests/slurm_run.py); None otherwise."""
+    """The workflow on the Slurm test cluster, started with the shared tiny run (``workflow_run``, in the worker of
+    their group) when test_slurm.py is selected, so that it runs beside the other tests (tests/slurm_run.py); None
+    otherwise."""
     if not any(Path(str(item.fspath)).name == "test_slurm.py" for item in request.session.items):
         yield None
         return

@@ -3,7 +3,7 @@
 the other tests run (the cluster run mostly waits on Slurm, so it costs the session little time). test_slurm.py
 checks what it did.
 
-It starts when the session holds a test of test_slurm.py (the autouse fixture ``slurm_run`` of conftest.py), and
+It starts with the shared tiny run when the session holds a test of test_slurm.py (conftest.py's ``slurm_run``), and
 records, instead of raising, a cluster that does not start: the test then skips, or fails under
 LATENT_INTERP_REQUIRE_SLURM=1 (CI).
 """

@@ -100,7 +100,7 @@ def p5_encode_memory(quick: bool, tmp: Path) -> Row:
     """Peak memory of the encode stage on 10,000 triplets against 1,000. 64 px frames: small enough to be quick,
     large enough that a read (whole chunks of the latents store, 1,365 triplets) is a part of the split, as at 256 px
     (85 triplets), not all of it."""
-    small, large = (50, 500) if quick else (1000, 10_000)
+    small, large = (20, 200) if quick else (1000, 10_000)
     peaks = {}
     for count in (small, large):
         # The child builds its frames store from few drawn triplets before encoding; both sizes do the same.
