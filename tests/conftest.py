@@ -125,22 +125,40 @@ def _checked_open_browser(*args, **kwargs):
 _open_browser, browser.open_browser = browser.open_browser, _checked_open_browser
 
 
-SHARED_RUN_GROUP = "shared-tiny-run"
+# The suite runs in one worker a core (pyproject.toml: -n auto), each taking whole groups of tests: the modules whose
+# tests read the shared run (``workflow_run``) are one group, in file order, so that the run is made once, in one
+# worker, and the tests that edit it (test_workflow.py, last) come after those that only read it; every other module
+# is a group of its own, so that its module fixtures are set up once. test_slurm.py is among them: the cluster's run
+# starts with the shared run and its test compares the two.
+SHARED_RUN_MODULES = {"test_bench.py", "test_interruptions.py", "test_report_browser.py", "test_reruns.py",
+                      "test_slurm.py", "test_workflow.py"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SuiteScheduling(LoadScopeScheduling):
+        """pytest-xdist's scheduling by scope, the scope being the group above. (Its --dist loadgroup would read
+        xdist_group marks, but from node ids that pytest 9 no longer lets a plugin rename.)"""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "shared tiny run" if Path(module).name in SHARED_RUN_MODULES else module
+
+    return SuiteScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items):
-    """A test that reads the finished tiny run (``workflow_run``) runs Snakemake through it: its tier follows.
-
-    The suite runs in parallel workers (pyproject.toml: -n auto --dist loadgroup), each taking whole groups in their
-    order: the tests over the shared run, and the cluster's test that compares with it, are one group, so that the
-    run is made once and the tests that edit it (test_workflow.py, last) come after those that read it; every other
-    module is a group of its own, so that its module fixtures are set up once."""
+    """A test that reads the finished tiny run (``workflow_run``) runs Snakemake through it: its tier follows; and
+    its module must be one of SHARED_RUN_MODULES, or a second worker would make the run again."""
     for item in items:
-        shared = "workflow_run" in getattr(item, "fixturenames", ())
-        if shared and not item.get_closest_marker("workflow"):
-            item.add_marker(pytest.mark.workflow)
-        item.add_marker(pytest.mark.xdist_group(SHARED_RUN_GROUP if shared else Path(str(item.fspath)).name))
+        if "workflow_run" in getattr(item, "fixturenames", ()):
+            if not item.get_closest_marker("workflow"):
+                item.add_marker(pytest.mark.workflow)
+            if Path(str(item.fspath)).name not in SHARED_RUN_MODULES:
+                raise pytest.UsageError(f"{item.nodeid} reads workflow_run: add its module to "
+                                        "tests/conftest.py's SHARED_RUN_MODULES")
 
 
 def snakemake_command(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile",
