@@ -101,8 +101,16 @@ def tiny_config() -> dict:
 _current_test: list = []
 
 
+# The workers share the cores (pyproject.toml's -n auto), and torch's default of a thread a core in each would
+# oversubscribe them: its OpenMP threads spin while they wait (a tiny U-Net's fit took 214 s beside a workflow run, 3 s
+# alone). One thread a worker, set again before each test, since a stage called in-process sets its own.
+IN_A_WORKER = "PYTEST_XDIST_WORKER" in os.environ
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    if IN_A_WORKER:
+        torch.set_num_threads(1)
     # set before any fixture of the test is set up, so a session fixture's first setup knows whom it serves
     _current_test.append(item)
     try:
