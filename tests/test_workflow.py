@@ -339,7 +339,8 @@ def test_two_clean_runs_give_identical_stores_and_tables(run, tmp_path_factory):
     """A second clean run of what the first VAE's chain does not cover: the second VAE, the equivariant fine-tune (an
     encoder of its own), the flows and the tables across models. The first VAE and its decoder-only fine-tune run
     clean a second time on the Slurm test cluster, whose test compares them with this run file by file
-    (test_slurm.py); here they are copied from the finished run, so that each stage runs clean twice once."""
+    (test_slurm.py); here they are copied from the finished run, so that every stage runs clean twice in the suite,
+    once here or there."""
     other = tmp_path_factory.mktemp("again")
     shutil.copytree(run, other, dirs_exist_ok=True)  # mtimes and Snakemake's records kept: the copy is up to date
     results = other / "results"
