@@ -2,7 +2,7 @@
 P9), embeddings (P6), the GPU path (P7), training (P10 and the fine-tune step), flow (P11), the field's geometry (P12),
 video (P13), the study at ATD-12K size (P14) and the warps inside the decoder (P15). Every figure is a ratio of two
 things measured side by side in one run, so a busy or slow machine moves both sides alike. ``quick`` shrinks every
-size to seconds: a smoke test of this code (tests/test_bench.py), not figures. Shared helpers are in
+size to seconds: a smoke test of this code (tests/test_bench_rows.py), not figures. Shared helpers are in
 bench/common.py; child programs are bench/child_*.py.
 """
 
