@@ -82,9 +82,9 @@ def embed_points(points: np.ndarray, method: str, seed: int = 0, pca_components:
 
 def import_umap():
     """umap-learn, its numba functions compiled with ``cache=True``: umap leaves them uncached, so every UMAP job
-    compiled them again (13.6 s of a tiny fit here; 0.1 s from the cache). With the cache (numba's, beside umap's sources or in the
-    user's cache folder when those are read-only) only a machine's first UMAP job compiles; the code, and so the
-    result, is the same. Imported here, not at the top: only the UMAP job pays for it."""
+    compiled them again (13.6 s of a tiny fit here; 0.1 s from the cache). With the cache (numba's, beside umap's
+    sources or in the user's cache folder when those are read-only) only a machine's first UMAP job compiles; the
+    code, and so the result, is the same. Imported here, not at the top: only the UMAP job pays for it."""
     if "umap" in sys.modules:
         return sys.modules["umap"]
     import numba
