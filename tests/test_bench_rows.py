@@ -20,7 +20,7 @@ QUICK_ROWS = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11"
 @pytest.mark.readme("python bench/run.py", "python bench/run.py --rows P1 P4", "python bench/run.py --quick",
                     "python bench/run.py --rows P12", "python bench/run.py --rows P13",
                     "python bench/run.py --rows P7", "python bench/run.py --rows P14",
-                    "python bench/run.py --rows P15")
+                    "python bench/run.py --rows P15", "python bench/run.py --rows P9")
 @pytest.mark.workflow  # P4, P8 and P9 run Snakemake
 def test_every_row_measures_something_at_tiny_sizes(tmp_path):
     out = tmp_path / "bench.json"

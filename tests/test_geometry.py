@@ -100,7 +100,7 @@ def _geometry_html(outputs: dict, folder):
                           metric_tables={}, metrics_summary="", metrics_spec="", collapse={}, geometry=outputs)
     ctx = context.Context(inputs, folder / "figures", folder / "report.html")
     html = page.render_section(geometry_section.section(ctx))
-    ctx.figures.close()  # the SVGs are drawn in a second process: wait for them, as the report does
+    ctx.figures.close()  # the figures are drawn by worker processes: wait for them, as the report does
     return html, folder / "figures"
 
 

@@ -234,7 +234,7 @@ def test_the_report_section_shows_every_method_with_its_units_and_the_gallery(sc
     images = ctx.payload["images"][f"val/{gallery[0]}"]["interp"]["pretrained"]
     # repeat and the ceiling are not stored twice; the decoder warps are in the score tables only
     assert set(images) == {m for m in interp.METHODS if triplets.in_panel(m)} - triplets.REUSED
-    ctx.figures.close()  # the SVGs are drawn by a second process
+    ctx.figures.close()  # the figures are drawn by worker processes
     assert (tmp_path / "figures" / "interpolation_gallery_pretrained_val.svg").is_file()
     rows = ctx.payload["tables"]["interp-triplets"]["rows"]
     assert len(rows) == len(store.names(store.open_store(root / "val.zarr"))) and rows[0][0].startswith("val/")

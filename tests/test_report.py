@@ -167,7 +167,7 @@ def test_finetune_section_shows_the_run_the_curves_and_the_differences(frame_tre
     assert re.search(r'<td class="num good" data-sort="2\.0\d*">\+2\.0', html)  # a gain wholly above zero, in green
     assert "pretrained and finetuned, image by image" in html and ">other<" not in html
     assert html.count("data:image/png;base64,") == 1 and "Validation by epoch" in html
-    ctx.figures.close()  # the SVGs are drawn by a second process
+    ctx.figures.close()  # the figures are drawn by worker processes
     assert (tmp_path / "figures" / "finetune_curves_finetuned.svg").stat().st_size > 1000
 
 
@@ -215,9 +215,13 @@ def test_figures_are_written_as_png_and_svg_and_names_are_unique(tmp_path):
     assert (shown.png, shown.svg) == ("figures/a_b_c.png", "figures/a_b_c.svg")
     with pytest.raises(ValueError, match="two report figures"):
         writer.save(plt.figure(), "a/b c", "again")
-    writer.close()  # the SVG is drawn by a second process: whole once close returns
+    other = writer.save(plt.figure(), "other", "not embedded", embed=False)
+    # worker processes draw both files; a figure's uri waits for its own, close for them all
+    assert shown.uri.startswith("data:image/png;base64,") and (tmp_path / "results" / "figures" / "a_b_c.png").is_file()
+    writer.close()
     svg = (tmp_path / "results" / "figures" / "a_b_c.svg").read_text()
-    assert shown.uri.startswith("data:image/png;base64,") and svg.rstrip().endswith("</svg>") and "<path" in svg
+    assert svg.rstrip().endswith("</svg>") and "<path" in svg
+    assert other.uri == "" and (tmp_path / "results" / "figures" / "other.svg").is_file()
 
 
 def test_images_are_shrunk_to_the_width_asked_never_enlarged():

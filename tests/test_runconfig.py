@@ -37,12 +37,14 @@ def test_the_real_study_leaves_the_demos_vaes_out():
 
 def test_the_demo_and_the_seed_recipe():
     demo = runconfig.resolve(merged())
-    assert list(demo.models) == ["tiny-kl", "tiny-taesd", "tiny-kl-finetuned", "tiny-kl-equivariant"]
+    assert list(demo.models) == ["tiny-kl", "tiny-taesd", "tiny-kl-finetuned", "tiny-kl-equivariant",
+                                 "tiny-kl-antialias"]
     assert demo.interp_splits == ["val", "test"] and demo.probe_test == "test"
     assert demo.vae_options("tiny-kl-finetuned") == {"dtype": "auto", "key": "finetunes.tiny-kl-finetuned"}
     assert demo.twins == {"tiny-kl-finetuned": "tiny-kl"}
     assert demo.comparison_pairs == [["tiny-taesd", "tiny-kl"], ["tiny-kl-finetuned", "tiny-kl"],
-                                     ["tiny-kl-equivariant", "tiny-kl"]]
+                                     ["tiny-kl-equivariant", "tiny-kl"], ["tiny-kl-antialias", "tiny-kl"]]
+    assert demo.config["finetunes"]["tiny-kl-antialias"]["crop"] == 96  # an override of the recipe's settings
     seed = runconfig.resolve(merged("config/finetune-seed.yaml"))
     # the entry as written, with the schema's defaults of a run (seed, checkpoint_every) filled in
     assert seed.config["finetunes"] == {"tiny-kl-finetuned": {"vae": "tiny-kl", "recipe": "seed", "epochs": 20,

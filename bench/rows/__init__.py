@@ -27,7 +27,8 @@ WHAT_MADE_IT = {
     "P6": "the libraries' own PCA, UMAP and t-SNE on whole triplets, subsampled above embed.max_points",
     "P7": "vae.compile of the module a job runs, channels_last when compiled, only where the job's frames pay for it",
     "P8": "a decoder-only fine-tune decodes its base's latents; interp keeps the in-betweens it scores for the gallery",
-    "P9": "128 px and 2 fine-tune epochs; without a GPU two half-core jobs overlap; galleries drawn as one image",
+    "P9": "128 px and short fine-tunes, started first; without a GPU two half-core jobs overlap; galleries drawn as "
+          "one image; the report's figures drawn by two processes",
     "P10": "batches prepared once on the device; what is left is the per-epoch val check",
     "P11": "a pool of threads each with its own DIS; OpenCV's remap for the masks; the store written behind",
     "P12": "every stage about linear in the pixels it sees",

@@ -14,8 +14,9 @@ What stays bounded as the study grows
     embeddings plot at most ``report.embedding_points`` frames (whole triplets); per-triplet tables are data that the
     page pages through, not HTML rows.
 Figures
-    Every matplotlib figure is written to ``results/figures/<name>.png`` and ``.svg`` (``figures.FigureWriter``); the
-    page embeds the PNG (or, for the large galleries and grids, links to the files and shows the same images as HTML).
+    Every matplotlib figure is written to ``results/figures/<name>.png`` and ``.svg`` by worker processes
+    (``figures.FigureWriter``); the page embeds the PNG (or, for the large galleries and grids, links to the files
+    and shows the same images as HTML).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ SECTIONS = (overview.section, data.section, comparison.section, reconstruction.s
             interpolation.section, geometry.section, embeddings.section, provenance.section)
 
 
-def build_report(out_path, figures_dir, inputs: ReportInputs, linked_figures_dir=None) -> None:
+def build_report(out_path, figures_dir, inputs: ReportInputs, linked_figures_dir=None, workers: int = 2) -> None:
     """Write the page to ``out_path`` and its figures under ``figures_dir``, which the page links as
-    ``linked_figures_dir`` (default ``figures_dir``) relative to ``out_path``'s folder."""
-    ctx = Context(inputs, figures_dir, out_path, linked_figures_dir)
+    ``linked_figures_dir`` (default ``figures_dir``) relative to ``out_path``'s folder; ``workers`` processes draw
+    the figures (``figures.FigureWriter``)."""
+    ctx = Context(inputs, figures_dir, out_path, linked_figures_dir, workers)
     try:
         triplets.add_triplet_index(ctx)
         ctx.panel_keys = triplets.panel_keys(ctx, embeddings.trajectory_keys(ctx))

@@ -65,10 +65,10 @@ class ReportInputs:
 class Context:
     """The inputs, loaded lazily and once; ``payload`` is the JSON the page's scripts read (see ``page``)."""
 
-    def __init__(self, inputs: ReportInputs, figures_dir, report_path, linked_figures_dir=None):
+    def __init__(self, inputs: ReportInputs, figures_dir, report_path, linked_figures_dir=None, workers: int = 2):
         self.inputs = inputs
         self.settings = inputs.settings
-        self.figures = FigureWriter(figures_dir, Path(report_path).parent, linked_figures_dir)
+        self.figures = FigureWriter(figures_dir, Path(report_path).parent, linked_figures_dir, workers)
         self.payload: dict = {"tables": {}, "embeddings": [], "thumbs": {}, "images": {}}
         self.panel_keys: list[str] = []  # the triplets whose images are embedded (triplets.panel_keys)
 

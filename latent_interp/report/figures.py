@@ -24,34 +24,44 @@ from latent_interp.atomic import worker_pool  # noqa: E402
 
 @dataclass
 class Figure:
-    """What a template needs to show a figure: the embedded PNG, its caption and the files beside the report."""
-    uri: str
+    """What a template needs to show a figure: the embedded PNG (``uri``, which waits for the worker drawing it), its
+    caption and the files beside the report."""
+    drawn: concurrent.futures.Future  # the data URI the page embeds, once a worker has drawn both files
     caption: str
     png: str   # paths relative to the report, so the links work wherever results/ is copied
     svg: str
 
+    @property
+    def uri(self) -> str:
+        return self.drawn.result()
 
-def _save_svg(pickled_figure: bytes, path: str) -> None:
-    pickle.loads(pickled_figure).savefig(path)
+
+def _draw(pickled_figure: bytes, png: str, svg: str, embed: bool) -> str:
+    """Draw a pickled figure to ``png`` and ``svg``; the data URI the page embeds ("" unless ``embed``)."""
+    figure = pickle.loads(pickled_figure)
+    figure.savefig(png, dpi=100)
+    figure.savefig(svg)
+    return "data:image/png;base64," + base64.b64encode(embedded_png(Path(png))).decode() if embed else ""
 
 
 class FigureWriter:
-    def __init__(self, folder, report_dir, linked_folder=None):
+    def __init__(self, folder, report_dir, linked_folder=None, workers: int = 2):
         """Figures go to ``folder``; the page links them where they will be, ``linked_folder`` (default
-        ``folder``; the rule writes both under temporary names, latent_interp.atomic). ``close`` waits for the SVGs.
+        ``folder``; the rule writes both under temporary names, latent_interp.atomic). ``close`` waits for them.
 
-        Each savefig draws the whole figure again, so the SVG is drawn in a second process while this one draws the
-        PNG and goes on (on 2 cores the demo's report took 40 s, most of it in savefig). The worker is forked now,
-        before the report opens a store (latent_interp.atomic.worker_pool)."""
+        Drawing is most of the report's time (each savefig draws the whole figure again: the demo's 46 figures took
+        100 of its 110 s on 2 cores when this process drew the PNGs), so ``workers`` processes draw both files while
+        this one builds the next figure. The workers are forked now, before the report opens a store
+        (latent_interp.atomic.worker_pool)."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.relative = Path(os.path.relpath(linked_folder or self.folder, report_dir))
         self.written: list[str] = []
-        self.pool = worker_pool(1)
+        self.pool = worker_pool(workers)
         self.pending: list[concurrent.futures.Future] = []
 
     def close(self) -> None:
-        """Wait for every SVG (raising the first error) and stop the worker."""
+        """Wait for every figure (raising the first error) and stop the workers."""
         try:
             for future in self.pending:
                 future.result()
@@ -59,17 +69,15 @@ class FigureWriter:
             self.pool.shutdown()
 
     def save(self, figure: plt.Figure, name: str, caption: str, embed: bool = True) -> Figure:
-        """Write ``figure`` as ``<name>.png`` and ``.svg`` and close it; ``name`` is made file-safe."""
+        """Have ``figure`` written as ``<name>.png`` and ``.svg`` and close it; ``name`` is made file-safe."""
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
         if name in self.written:
             raise ValueError(f"two report figures are named {name!r}")
         self.written.append(name)
         png, svg = self.folder / f"{name}.png", self.folder / f"{name}.svg"
-        self.pending.append(self.pool.submit(_save_svg, pickle.dumps(figure), str(svg)))
-        figure.savefig(png, dpi=100)
+        self.pending.append(self.pool.submit(_draw, pickle.dumps(figure), str(png), str(svg), embed))
         plt.close(figure)
-        uri = "data:image/png;base64," + base64.b64encode(embedded_png(png)).decode() if embed else ""
-        return Figure(uri, caption, str(self.relative / png.name), str(self.relative / svg.name))
+        return Figure(self.pending[-1], caption, str(self.relative / png.name), str(self.relative / svg.name))
 
 
 PLOT_COLOURS = 8192  # a plot's PNG holds a few thousand colours (its anti-aliased lines); one showing frames, 100,000s

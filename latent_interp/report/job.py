@@ -14,12 +14,12 @@ INPUTS = ("frames", "skipped", "recon", "latents", "tables", "spec", "summary", 
           "interp_tables", "interp_stores", "predictors", "geometry", "flow", "flow_tables", "equivariance")
 
 
-def report_job(*, report, figures, linked_figures, layout: dict, **inputs) -> None:
+def report_job(*, report, figures, linked_figures, layout: dict, threads: int = 2, **inputs) -> None:
     """Write ``report`` and its ``figures`` (which the page links as ``linked_figures``, the folder's final name)
     from rule report's ``INPUTS``. ``layout``: the run's config, VAE sources, models, latent spaces, splits,
     interpolation splits, embedding methods, twins, fine-tunes, the names of the geometry and equivariance outputs,
     whether LPIPS was skipped and the report's settings; the rule expands every list with models outer, then splits,
-    methods or names inner."""
+    methods or names inner. ``threads``: the processes that draw the figures."""
     missing, unknown = [name for name in INPUTS if name not in inputs], sorted(set(inputs) - set(INPUTS))
     if missing or unknown:
         raise TypeError(f"rule report: inputs missing {missing}, not known {unknown} (latent_interp.report.job)")
@@ -51,4 +51,4 @@ def report_job(*, report, figures, linked_figures, layout: dict, **inputs) -> No
         flow_tables=dict(zip(splits, flow_tables)), equivariance=per_space(equivariance, layout["equivariance_names"]),
         twins=dict(layout["twins"]), lpips_skipped=layout["lpips_skipped"],
         settings=ReportSettings(**layout["settings"]))
-    build_report(report, figures, inputs, linked_figures_dir=linked_figures)
+    build_report(report, figures, inputs, linked_figures_dir=linked_figures, workers=threads)

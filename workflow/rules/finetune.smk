@@ -18,6 +18,9 @@ rule finetune:
     conda:
         ENV
     threads: threads_for(4, whole_machine=True)
+    # the longest jobs, and each heads a chain of its own model's jobs: started first, those chains run beside the
+    # other models' jobs instead of after them
+    priority: 1
     resources:
         gpu=vae_gpu,
     params:

@@ -31,6 +31,7 @@ rule report:
         "results/logs/report.log",
     benchmark:
         "results/benchmarks/report.tsv"
+    threads: threads_for(2, whole_machine=True)  # processes drawing the figures; the last job, so alone
     conda:
         ENV
     params:
