@@ -98,6 +98,11 @@ def test_outputs_follow_the_schema(run):
     # Every val and test triplet keeps its in-betweens (the sample covers the tiny splits), so each has a panel.
     assert {k for k, images in payload["images"].items() if images["interp"]} == {
         r["key"] for r in payload["triplets"] if r["split"] != "train"}
+    # the pixel-space in-betweens, the same for every model, are stored once: the first model's, the others refer to it
+    for images in (images for images in payload["images"].values() if images["interp"]):
+        assert images["interp"][BASE]["pixel_blend"].startswith("data:image/jpeg")
+        assert all(images["interp"][model]["pixel_blend"] == {"as": BASE} for model in (SECOND, FINETUNED))
+        assert images["interp"][SECOND]["latent_lerp"] != images["interp"][BASE]["latent_lerp"]
 
 
 def test_the_latent_study_scores_every_method_on_val_and_test_for_both_models(run):

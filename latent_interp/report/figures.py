@@ -49,9 +49,9 @@ class FigureWriter:
         """Figures go to ``folder``; the page links them where they will be, ``linked_folder`` (default
         ``folder``; the rule writes both under temporary names, latent_interp.atomic). ``close`` waits for them.
 
-        Drawing is most of the report's time (each savefig draws the whole figure again: the demo's 46 figures took
-        100 of its 110 s on 2 cores when this process drew the PNGs), so ``workers`` processes draw both files while
-        this one builds the next figure. The workers are forked now, before the report opens a store
+        Drawing is most of the report's time (each savefig draws the whole figure again; with this process drawing the
+        PNGs, the demo's 46 figures were two thirds of its report's time on 2 cores), so ``workers`` processes draw
+        both files while this one builds the next figure. The workers are forked now, before the report opens a store
         (latent_interp.atomic.worker_pool)."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)

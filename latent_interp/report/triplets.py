@@ -8,8 +8,9 @@
     interpolated splits (null where a metric is empty).
 ``payload["images"]``: for the panel triplets only, JPEG data URIs: ``frames`` [3], ``recon`` {model: [3]},
 ``interp`` {model: {method: uri}} (``repeat`` is frame 1 and ``vae_ceiling`` the reconstruction of frame 2: the page
-takes those from ``frames`` and ``recon`` instead of storing them twice), ``flow``: [F_1->3 on the colour wheel,
-occlusion and still mask, largest motion px] (``motion.add_flow_images``).
+takes those from ``frames`` and ``recon`` instead of storing them twice; an image equal to an earlier model's is
+``{"as": that model}``: the pixel-space methods, the same for every model, are stored once), ``flow``: [F_1->3 on the
+colour wheel, occlusion and still mask, largest motion px] (``motion.add_flow_images``).
 ``payload["oracles"]``: the methods that see frame 2 (marked wherever a method is named).
 ``payload["panel_methods"]``: the methods whose in-betweens a panel shows as images: all but the warps inside the
 decoder (``decoder_flow@k`` and their oracles), whose depth sweep the figures and the score tables hold; eight more
@@ -142,7 +143,13 @@ def add_panel_images(ctx: Context, keys: list[str]) -> None:
             gallery = read_rows(group["gallery"], rows)
             methods = group.attrs["methods"]
             for row in rows:
-                images[f"{split}/{kept[row]}"]["interp"][model] = {
-                    method: jpeg_uri(gallery[row][k], width) for k, method in enumerate(methods)
-                    if method not in REUSED and in_panel(method)}
+                shown = images[f"{split}/{kept[row]}"]["interp"]
+                shown[model] = {method: _stored_once(shown, method, jpeg_uri(gallery[row][k], width))
+                                for k, method in enumerate(methods) if method not in REUSED and in_panel(method)}
     ctx.payload["images"] = images
+
+
+def _stored_once(shown: dict, method: str, uri: str):
+    """``uri``, or a reference to the first model in ``shown`` ({model: {method: uri}}) whose image it equals."""
+    first = next((model for model, uris in shown.items() if uris.get(method) == uri), None)
+    return uri if first is None else {"as": first}

@@ -173,11 +173,13 @@ function tile(uri, label, truthUri = null, extraClass = "") {
             truthUri ? errorCanvas(uri, truthUri) : null, el("div", {class: "label", text: label}));
 }
 
-// In-betweens the payload does not store twice: repeat is frame 1, vae_ceiling the reconstruction of frame 2.
+// In-betweens the payload does not store twice: repeat is frame 1, vae_ceiling the reconstruction of frame 2, and
+// an image equal to an earlier model's ({as: that model}: the pixel-space methods) is that model's.
 function inBetween(images, model, method) {
   if (method === "repeat") return images.frames[0];
   if (method === "vae_ceiling") return images.recon[model] ? images.recon[model][1] : null;
-  return images.interp[model] ? images.interp[model][method] : null;
+  const stored = images.interp[model] ? images.interp[model][method] : null;
+  return stored && stored.as ? images.interp[stored.as][method] : stored;
 }
 
 // Methods that see frame 2 (the oracles and the ceiling) are marked wherever they are named.
