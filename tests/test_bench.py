@@ -55,8 +55,8 @@ def test_the_report_scale_benchmark_measures_a_report_and_plans_its_study(workfl
     workdir.mkdir()
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     planned = job_counts(snakemake(workdir, "-n", "results/report.html").stdout)
-    # both shipped VAEs and the equivariant fine-tune (an encoder of its own), every split
-    assert planned["report"] == 1 and planned["encode"] == 3 * 3
+    # both shipped VAEs, the equivariant and the anti-aliased fine-tunes (encoders of their own), every split
+    assert planned["report"] == 1 and planned["encode"] == 4 * 3
     if not browser.available():  # as the browser tests: CI requires the browser, elsewhere its half is skipped
         if os.environ.get("LATENT_INTERP_REQUIRE_BROWSER"):
             pytest.fail("LATENT_INTERP_REQUIRE_BROWSER is set but chromium or chromedriver is not installed")

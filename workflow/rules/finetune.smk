@@ -15,12 +15,12 @@ rule finetune:
         "results/benchmarks/finetune/{finetune}.tsv"
     wildcard_constraints:
         finetune=one_of(FINETUNES),
-    conda:
-        ENV
-    threads: threads_for(4, whole_machine=True)
     # the longest jobs, and each heads a chain of its own model's jobs: started first, those chains run beside the
     # other models' jobs instead of after them
     priority: 1
+    conda:
+        ENV
+    threads: threads_for(4, whole_machine=True)
     resources:
         gpu=vae_gpu,
     params:

@@ -31,9 +31,9 @@ rule report:
         "results/logs/report.log",
     benchmark:
         "results/benchmarks/report.tsv"
-    threads: threads_for(2, whole_machine=True)  # processes drawing the figures; the last job, so alone
     conda:
         ENV
+    threads: threads_for(2, whole_machine=True)  # processes drawing the figures; the last job, so alone
     params:
         # how the inputs above are laid out (latent_interp.report.job), and what the page states about the run
         layout=dict(
