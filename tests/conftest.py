@@ -88,8 +88,8 @@ def tiny_config() -> dict:
     assert set(config["vaes"]) == set(SHIPPED), "the demo's VAEs changed: update conftest.SHIPPED"
     config["vaes"] = {name: str(path) for name, path in SHIPPED.items()}
     # A third fine-tune adds some 20 jobs to every run of this config for nothing the equivariant one does not
-    # exercise (a latent space of its own, trained encoder): its recipe is tested in test_antialias.py and its chain
-    # end to end in test_atd12k.py's real study
+    # exercise (a latent space of its own, trained encoder): the entry as written trains in test_antialias.py, and
+    # the recipe's chain runs end to end in test_atd12k.py's real study
     assert config["finetunes"].pop(ANTIALIAS)["recipe"] == "antialias", "the demo's fine-tunes changed"
     config["vae"]["device"] = "cpu"
     config["metrics"]["bootstrap_resamples"] = 50
