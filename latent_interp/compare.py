@@ -156,7 +156,7 @@ def compare_vaes(*, models: dict, baseline: str, val_split: str, outputs: Compar
     per_model, records, shift_summaries = {}, {}, {}  # shift_summaries: each model's equivariance.json
     for model, inputs in models.items():
         recon = reconstruction_per_triplet([pd.read_csv(path) for path in inputs["metrics"]])
-        interp = pd.concat([pd.read_csv(path) for path in inputs["interp"]], ignore_index=True)
+        interp = pd.concat([metrics.study_rows(pd.read_csv(path)) for path in inputs["interp"]], ignore_index=True)
         best = best_learned(interp, val_split, learned)
         trajectories = pd.read_csv(inputs["trajectories"])[[*KEYS, "midpoint_deviation"]]
         triplets = (recon.merge(interpolation_per_triplet(interp, best), on=KEYS, how="left")

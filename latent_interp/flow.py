@@ -6,22 +6,23 @@ or Farneback; both on the grey frames (ITU-R 601 luma, as ``cv2.cvtColor`` makes
 
 Store ``results/flow/{split}.zarr`` (kind ``flow``), in the frames store's triplet order:
     ``flow_ends``         float16 [N, 2, H, W, 2]  F_1->3 and F_3->1 (x, y in pixels)
-    ``flow_middle``       float16 [N, 2, H, W, 2]  F_t->1 and F_t->3 at t = 0.5 (Super SloMo's approximation from the
-                                                   end flows: what ``pixel_flow`` and ``latent_flow`` warp with)
     ``consistent``        uint8   [N, 2, H, W]     forward-backward consistency of F_1->3 and of F_3->1 (1: consistent)
-    ``still``             uint8   [N, H, W]        1 where nothing moves (``still_mask``): the motion methods keep the
-                                                   plain blend there
+    ``still``             uint8   [N, H, W]        1 where nothing moves between frames 1 and 3 (``still_mask``, with
+                                                   the flows to their midpoint): the motion methods keep the plain
+                                                   blend there, whatever the in-between's time
     ``oracle_flow``       float16 [N, 2, H, W, 2]  F_2->1 and F_2->3: ORACLE, estimated from frame 2 itself
     ``ok``                bool    [N]              false: a flow was not finite (listed in the table; every flow of
                                                    the triplet is stored as zero, and no flow method is scored on it)
     ``motion_px``         float32 [N]              mean |F_1->3| over pixels (NaN where not ok)
     ``triplets``, ``origins`` str [N]
     attrs: ``kind``, ``split``, ``flow`` (the settings), ``preprocess`` (the frames store's), ``provenance``.
-float16 keeps 1/16 px up to 128 px of motion and halves the store (256 px frames: 1.5 MiB a triplet before
-compression). Table ``results/flow/{split}.csv``, one row per triplet: ``split``, ``triplet``, ``origin``,
-``motion_px`` (mean |F_1->3| over pixels), ``motion_max_px`` (its 99th percentile), ``consistent_share`` (the share
-of pixels of both end flows that pass the check), ``warp_error`` (mean |frame 1 warped onto frame 3 - frame 3| over
-pixels and channels, frames in [0, 1]), ``status`` (``ok`` or why the triplet's flow failed).
+float16 keeps 1/16 px up to 128 px of motion and halves the store (256 px frames: 1 MiB of flows a triplet before
+compression). The flows from the in-between to its ends are not stored: every method computes them at its triplet's
+time from ``flow_ends`` (``motion_inputs``), so one store serves any t.
+Table ``results/flow/{split}.csv``, one row per triplet: ``split``, ``triplet``, ``origin``, ``motion_px`` (mean
+|F_1->3| over pixels), ``motion_max_px`` (its 99th percentile), ``consistent_share`` (the share of pixels of both
+end flows that pass the check), ``warp_error`` (mean |frame 1 warped onto frame 3 - frame 3| over pixels and
+channels, frames in [0, 1]), ``status`` (``ok`` or why the triplet's flow failed).
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def triplet_record(frames_uint8: np.ndarray, estimate, settings: dict) -> dict:
     magnitude = np.hypot(f13[..., 0], f13[..., 1])
     consistent = np.stack([consistency(f13, f31, alpha, beta), consistency(f31, f13, alpha, beta)])
     return {"ok": True, "flow_ends": flows["ends"].astype(np.float16),
-            "flow_middle": np.stack([t1, t3]).astype(np.float16), "oracle_flow": flows["oracle"].astype(np.float16),
+            "oracle_flow": flows["oracle"].astype(np.float16),
             "consistent": consistent,
             "still": still_mask(first, third, t1, t3, settings["still_threshold"]),
             "motion_px": float(magnitude.mean()), "motion_max_px": float(np.percentile(magnitude, 99)),
@@ -155,14 +156,13 @@ def triplet_record(frames_uint8: np.ndarray, estimate, settings: dict) -> dict:
             "warp_error": float(cv2.absdiff(remap(first, f31), third).mean())}  # frame 1 at frame 3's pixels
 
 
-ARRAYS = {"flow_ends": np.float16, "flow_middle": np.float16, "consistent": np.uint8, "still": np.uint8,
-          "oracle_flow": np.float16}
+ARRAYS = {"flow_ends": np.float16, "consistent": np.uint8, "still": np.uint8, "oracle_flow": np.float16}
 
 
 def array_shapes(height: int, width: int) -> dict[str, tuple[int, ...]]:
     """Each array's shape for one triplet (module docstring)."""
-    return {"flow_ends": (2, height, width, 2), "flow_middle": (2, height, width, 2), "consistent": (2, height, width),
-            "still": (height, width), "oracle_flow": (2, height, width, 2)}
+    return {"flow_ends": (2, height, width, 2), "consistent": (2, height, width), "still": (height, width),
+            "oracle_flow": (2, height, width, 2)}
 
 
 def compute_split_flow(*, frames, flow, table, split: str, settings: dict | None = None, on_error: str = "skip",
@@ -238,26 +238,29 @@ def compute_split_flow(*, frames, flow, table, split: str, settings: dict | None
 def read_rows(group, start: int, stop: int) -> dict[str, np.ndarray]:
     """The flow arrays of triplets [start, stop) that the methods warp with."""
     return {name: group[name][start:stop]
-            for name in ("flow_ends", "flow_middle", "consistent", "still", "oracle_flow")}
+            for name in ("flow_ends", "consistent", "still", "oracle_flow")}
 
 
-def motion_inputs(rows: dict[str, np.ndarray], kind: str, settings: dict):
-    """(F_t->1, F_t->3, weight of end 1, still) [B, 2 | 2 | 1 | 1, H, W] float32 tensors for ``kind`` ``estimated``
-    (from frames 1 and 3: the weight from ``warp.visibility_middle``, the store's still mask) or ``oracle`` (F_2->1
-    and F_2->3, estimated from frame 2: equal weights and no still mask, as its motion is right by construction;
-    weighting it by the oracle flows' own consistency measured 0.5 dB worse on the demo's test split)."""
+def motion_inputs(rows: dict[str, np.ndarray], kind: str, settings: dict, times=None):
+    """(F_t->1, F_t->3, weight of end 1, still) [B, 2 | 2 | 1 | 1, H, W] float32 tensors at the in-betweens' ``times``
+    (None: the midpoint; a number; or one per triplet [B]) for ``kind`` ``estimated`` (Super SloMo's flows at t from
+    the stored end flows, the weight from ``warp.visibility_middle``, the store's still mask) or ``oracle`` (F_2->1
+    and F_2->3, estimated from frame 2 itself, so at its own time whatever ``times`` says: weights 1 - t and t, and
+    no still mask, as its motion is right by construction; weighting it by the oracle flows' own consistency measured
+    0.5 dB worse on the demo's test split)."""
     settings = settings_with_defaults(settings)
+    flow_13, flow_31 = (_channels_first(rows["flow_ends"][:, k]) for k in (0, 1))
+    t = warp.times_of(times, flow_13)
     if kind == "oracle":
         flow_t1, flow_t3 = (_channels_first(rows["oracle_flow"][:, k]) for k in (0, 1))
-        return flow_t1, flow_t3, torch.full_like(flow_t1[:, :1], 0.5), torch.zeros_like(flow_t1[:, :1])
+        return flow_t1, flow_t3, torch.zeros_like(flow_t1[:, :1]) + (1 - t), torch.zeros_like(flow_t1[:, :1])
     if kind != "estimated":
         raise ValueError(f"motion kind {kind!r}: expected 'estimated' or 'oracle'")
-    flow_t1, flow_t3 = (_channels_first(rows["flow_middle"][:, k]) for k in (0, 1))
-    flow_13, flow_31 = (_channels_first(rows["flow_ends"][:, k]) for k in (0, 1))
+    flow_t1, flow_t3 = warp.intermediate_flows(flow_13, flow_31, t)
     consistent_13, consistent_31 = (torch.from_numpy(rows["consistent"][:, k:k + 1].astype(np.float32))
                                     for k in (0, 1))
     with torch.no_grad():
         visible_1, visible_3 = warp.visibility_middle(flow_t1, flow_t3, flow_13, flow_31, consistent_13,
-                                                      consistent_31, tolerance=settings["visibility_tolerance"])
+                                                      consistent_31, t=t, tolerance=settings["visibility_tolerance"])
     still = torch.from_numpy(rows["still"][:, None].astype(np.float32))
-    return flow_t1, flow_t3, warp.blend_weights(visible_1, visible_3), still
+    return flow_t1, flow_t3, warp.blend_weights(visible_1, visible_3, t), still

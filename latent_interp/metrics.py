@@ -326,6 +326,17 @@ def pooled_psnr(mse: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / max(float(np.mean(mse)), 1e-20)))
 
 
+def study_rows(interp_table: pd.DataFrame) -> pd.DataFrame:
+    """An interp table's rows of the study: each triplet predicted at its own t (at the midpoint for every triplet
+    under ``interp.time: midpoint``), without the second scoring of the off-midpoint triplets at the midpoint, which
+    only the comparison of the two reads (column ``at``). Here, not in the interp package, so that the readers of
+    these tables need no torch."""
+    if "at" not in interp_table:  # a table made by hand: one row per method and triplet
+        return interp_table
+    main = "t" if (interp_table["at"] == "t").any() else "midpoint"
+    return interp_table[interp_table["at"] == main]
+
+
 def bootstrap_ci(numerator: np.ndarray, denominator: np.ndarray, picks: np.ndarray, transform=None):
     """95% percentile interval of sum(numerator) / sum(denominator) over resampled triplets (rows of ``picks``)."""
     if picks.size == 0:

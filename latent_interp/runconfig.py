@@ -134,7 +134,7 @@ class RunConfig:
     def interp_settings(self) -> InterpSettings:
         interp = self.config["interp"]
         return InterpSettings(interp["gallery_triplets"], interp["sample_triplets"], interp["seed"],
-                              dict(interp["lpips"]), tuple(self.config["metrics"]["protocol"]))
+                              dict(interp["lpips"]), tuple(self.config["metrics"]["protocol"]), interp["time"])
 
     @property
     def embed_settings(self) -> EmbedSettings:

@@ -44,6 +44,7 @@ class InterpSettings(NamedTuple):
     seed: int = _INTERP["seed"]
     lpips: dict = {}  # interp.lpips: backbone, linear; never changed
     protocols: tuple = tuple(schema.defaults("metrics")["protocol"])
+    time: bool | str = _INTERP["time"]  # interp.time: true, or "midpoint"
 
 
 class EmbedSettings(NamedTuple):

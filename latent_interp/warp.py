@@ -6,19 +6,45 @@ pixels) to where that content is in image b, so ``a(p) ~ b(p + F_a->b(p))``. Bac
 so a zero flow returns the image exactly; ``padding_mode="border"``: a sample outside the picture takes the nearest
 edge pixel, as MoG warps its latents).
 
-The in-between at t = 0.5 follows Super SloMo (Jiang et al. 2018): the flows from the middle frame to its ends are
-approximated from the two end flows, ``F_t->1 = -t(1-t) F_1->3 + t^2 F_3->1`` and ``F_t->3 = (1-t)^2 F_1->3 -
-t(1-t) F_3->1`` (at t = 0.5: coefficients 0.25), and the two backward warps are blended with occlusion-aware weights
-(``blend_weights``). A latent grid of downsampling f is warped with the same flows averaged over each f x f cell and
-divided by f (``to_latent_grid``), as MoG does.
+The in-between at time t (0 at frame 1, 1 at frame 3) follows Super SloMo (Jiang et al. 2018): the flows from the
+in-between to its ends are approximated from the two end flows, ``F_t->1 = -t(1-t) F_1->3 + t^2 F_3->1`` and
+``F_t->3 = (1-t)^2 F_1->3 - t(1-t) F_3->1`` (at t = 0.5: coefficients 0.25; for a pure translation d, -t d and
+(1-t) d), and the two backward warps are blended with occlusion-aware weights (``blend_weights``). ``t`` is a number
+or, for a batch whose triplets have their own times, a tensor [B, 1, 1, 1] (``times_of``). A latent grid of
+downsampling f is warped with the same flows averaged over each f x f cell and divided by f (``to_latent_grid``), as
+MoG does.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 T_MIDDLE = 0.5
+
+
+def snapped(times: np.ndarray) -> np.ndarray:
+    """Times [N] with those within 1e-6 of the midpoint set to 0.5 exactly: a video's t is a ratio of timestamps
+    rounded to float, so a drawing on even timing can come out 0.5 plus or minus 1e-16, and it is the midpoint."""
+    times = np.asarray(times, dtype=np.float64)
+    return np.where(np.abs(times - T_MIDDLE) < 1e-6, T_MIDDLE, times)
+
+
+def times_of(times, like: torch.Tensor) -> torch.Tensor | float:
+    """``times`` (None: the midpoint; a number; or one per triplet [B]) as what the functions below take: a number
+    stays one, one per triplet becomes a [B, 1, 1, 1] tensor of ``like``'s dtype and device."""
+    if times is None:
+        return T_MIDDLE
+    if isinstance(times, (int, float)):
+        return float(times)
+    return torch.as_tensor(times, dtype=like.dtype, device=like.device).reshape(-1, 1, 1, 1)
+
+
+def lerp(first, third, t=T_MIDDLE):
+    """(1 - t) first + t third. At t = 0.5 it is (first + third) / 2 to the bit: halving is exact in binary floating
+    point, so both round the same sum."""
+    return (1 - t) * first + t * third
 
 
 def backward_warp(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -56,7 +82,7 @@ def blend_weights(visible_1: torch.Tensor, visible_3: torch.Tensor, t: float = T
     """The weight of end 1 (end 3 gets 1 minus it): (1 - t) v1 / ((1 - t) v1 + t v3), so a sample trusted on one side
     only is taken from that side, and 1 - t where neither or both are trusted."""
     numerator, total = (1 - t) * visible_1, (1 - t) * visible_1 + t * visible_3
-    return torch.where(total > 0, numerator / total.clamp_min(1e-8), torch.full_like(total, 1 - t))
+    return torch.where(total > 0, numerator / total.clamp_min(1e-8), torch.zeros_like(total) + (1 - t))
 
 
 def to_latent_grid(field: torch.Tensor, downsampling: int, flow: bool = True) -> torch.Tensor:
@@ -76,12 +102,12 @@ def motion_to_latent_grid(motion: tuple, downsampling: int) -> tuple:
 
 
 def warp_blend(first: torch.Tensor, third: torch.Tensor, flow_t1: torch.Tensor, flow_t3: torch.Tensor,
-               weight_1: torch.Tensor, still: torch.Tensor | None = None) -> torch.Tensor:
-    """The in-between [B, C, H, W] of ``first`` and ``third`` (frames in [0, 1] or latents): both warped to the middle
-    and blended with ``weight_1`` (``blend_weights``); the plain average where ``still`` (the flow store's still mask,
-    ``flow.still_mask``) is 1."""
+               weight_1: torch.Tensor, still: torch.Tensor | None = None, t=T_MIDDLE) -> torch.Tensor:
+    """The in-between [B, C, H, W] of ``first`` and ``third`` (frames in [0, 1] or latents) at time ``t``: both warped
+    to it along F_t->1, F_t->3 and blended with ``weight_1`` (``blend_weights``); the plain blend at t (``lerp``) where
+    ``still`` (the flow store's still mask, ``flow.still_mask``) is 1."""
     warped_1, warped_3 = backward_warp(first, flow_t1), backward_warp(third, flow_t3)
     blended = weight_1 * warped_1 + (1 - weight_1) * warped_3
     if still is None:
         return blended
-    return torch.where(still > 0.5, (first + third) / 2, blended)
+    return torch.where(still > 0.5, lerp(first, third, t), blended)

@@ -15,13 +15,13 @@ from test_perceptual import write_lpips_weights
 
 def test_slerp_of_identical_vectors_is_that_vector():
     a = np.random.default_rng(0).normal(size=(3, 4, 2, 2)).astype(np.float32)
-    np.testing.assert_allclose(interp.slerp_midpoint(a, a.copy()), a, rtol=1e-6)
+    np.testing.assert_allclose(interp.slerp(a, a.copy()), a, rtol=1e-6)
 
 
 def test_slerp_of_orthogonal_equal_norm_vectors_keeps_the_norm():
     a, b = np.zeros((1, 4, 2, 2)), np.zeros((1, 4, 2, 2))
     a[0, 0, 0, 0], b[0, 1, 1, 1] = 3.0, 3.0
-    middle = interp.slerp_midpoint(a, b)
+    middle = interp.slerp(a, b)
     assert np.linalg.norm(middle) == pytest.approx(3.0)
     np.testing.assert_allclose(middle, (a + b) / np.sqrt(2))  # on the arc, not the chord (whose norm is 3 / sqrt 2)
 
@@ -30,7 +30,7 @@ def test_slerp_of_orthogonal_equal_norm_vectors_keeps_the_norm():
 def test_slerp_of_parallel_opposite_or_zero_vectors_falls_back_to_lerp(scale):
     a = np.random.default_rng(1).normal(size=(2, 8)).astype(np.float32)
     b = a * scale
-    np.testing.assert_allclose(interp.slerp_midpoint(a, b), interp.lerp_midpoint(a, b), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(interp.slerp(a, b), interp.lerp(a, b), rtol=1e-6, atol=1e-7)
 
 
 def _tensors(count=16, shape=(4, 8, 8), seed=0):
@@ -79,6 +79,7 @@ def scored(frame_tree, micro_vae_dir, tmp_path_factory):
               "mlp": {"epochs": 3}, "unet": {"epochs": 3}, "flow_unet": {"epochs": 3}}
     record = predictors.train_predictors(train=root / "latents-train.zarr", val=root / "latents-val.zarr",
                                          predictors=root / "predictors", settings=config, device="cpu",
+                                         frames=(root / "frames-train.zarr", root / "frames-val.zarr"),
                                          flow=(root / "flow-train.zarr", root / "flow-val.zarr"))
     backbone, linear = write_lpips_weights(root)
     lpips = {"backbone": str(backbone), "linear": str(linear)}
@@ -111,9 +112,9 @@ def test_the_table_has_every_method_per_triplet_and_the_ceiling_is_the_reconstru
     root, table, _ = scored
     names = store.names(store.open_store(root / "frames-val.zarr"))
     scored_columns, roi_columns = interp.table_columns(metrics.PROTOCOLS, annotated=False)
-    assert list(table.columns) == [*interp.KEY_COLUMNS, *scored_columns, "motion_px", "t"] and roi_columns == []
-    assert len(table) == len(names) * len(interp.METHODS)
-    assert (table["t"] == 0.5).all()  # triplet folders: the assumed middle
+    assert list(table.columns) == [*interp.KEY_COLUMNS, "at", *scored_columns, "motion_px", "t"]
+    assert roi_columns == [] and len(table) == len(names) * len(interp.METHODS)
+    assert (table["t"] == 0.5).all() and (table["at"] == "t").all()  # triplet folders: every t is the middle
     assert set(table["method"]) == set(interp.METHODS)
     frame_2 = pd.read_csv(root / "m.csv").query("frame == 2").set_index("triplet")
     on_disk = pd.read_csv(root / "val.csv")  # both tables written with 8 significant digits

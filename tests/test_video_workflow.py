@@ -70,8 +70,18 @@ def test_the_example_goes_from_videos_to_the_report(video_run):
     np.testing.assert_allclose(table["t"], table["triplet"].map(expected))
     irregular = table[table["triplet"].str.startswith("Disney_test_002.avi")]
     assert len(irregular) and (irregular["t"] != 0.5).any() and (table["t"] == 0.5).any()
+    # every method at each triplet's t, and the off-midpoint triplets once more at the midpoint for the comparison
+    main, again = table[table["at"] == "t"], table[table["at"] == "midpoint"]
+    assert len(main) == len(store.names(test)) * main["method"].nunique()
+    assert set(again["triplet"]) == set(main.loc[(main["t"] - 0.5).abs() > 1e-6, "triplet"])
+    summary = pd.read_csv(results / "interp" / "summary.csv", keep_default_na=False, na_values=[""])
+    overall = summary[(summary["split"] == "test") & (summary["origin"] == "all") & (summary["motion"] == "all")]
+    assert (overall["n_off_midpoint"] == again["triplet"].nunique()).all()
+    assert overall.set_index("method").loc["pixel_blend", "psnr_vs_midpoint"] != 0
+    assert overall["n_triplets"].eq(main["triplet"].nunique()).all()
     report = (results / "report.html").read_text()
     assert "<h3>Videos</h3>" in report and "Disney_train_000.mp4" in report and "cut 2, cap 8" in report
+    assert "test: at the true time against the midpoint" in report and "off the midpoint" in report
     assert (results / "figures" / "video_middle_time.png").is_file()
     assert read_payload(report)  # the page's data parses
 

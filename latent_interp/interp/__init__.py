@@ -3,11 +3,11 @@
 Methods (``METHODS``, in table order; each one registered ``Method``: what it reads, whether it sees frame 2, whether it
 is learned, so that adding one touches no scoring loop):
     ``repeat``        frame 1 itself (its latent: latent1)
-    ``pixel_blend``   the mean of frames 1 and 3 in pixel space, rounded to uint8 (no VAE, no latent)
-    ``pixel_flow``    frames 1 and 3 warped to the middle along the estimated flow and blended (``latent_interp.warp``:
+    ``pixel_blend``   (1 - t) frame 1 + t frame 3 in pixel space, rounded to uint8 (no VAE, no latent)
+    ``pixel_flow``    frames 1 and 3 warped to time t along the estimated flow and blended (``latent_interp.warp``:
                       Super SloMo's intermediate flows, occlusion-aware weights, the blend kept where nothing moves)
-    ``latent_lerp``   decode of (latent1 + latent3) / 2, latents being posterior means
-    ``latent_slerp``  decode of the spherical midpoint over the flattened latent (``slerp_midpoint``)
+    ``latent_lerp``   decode of (1 - t) latent1 + t latent3, latents being posterior means
+    ``latent_slerp``  decode of the spherical interpolation at t over the flattened latent (``slerp``)
     ``linear``, ``mlp``, ``unet``   decode of a learned predictor's latent2 (``latent_interp.predictors``)
     ``latent_flow``   decode of latent1 and latent3 warped like ``pixel_flow``, with the flows averaged over each
                       latent cell and divided by the VAE's downsampling
@@ -47,14 +47,14 @@ from latent_interp.interp.depth import MAX_LEVELS, DecoderWarps
 from latent_interp.interp.methods import (HIGHER_IS_BETTER, KEY_COLUMNS, LATENT_METHODS, LPIPS_INPUTS, METHODS,
                                           PARALLEL_TOLERANCE, PROTOCOL_COLUMNS, PROTOCOL_ROI_COLUMNS, REGISTRY,
                                           SEES_FRAME2, SUMMARY_METRICS, Chunk, Method, active_methods, decoder_level,
-                                          lerp_midpoint, pixel_blend, slerp_midpoint, table_columns)
+                                          lerp, pixel_blend, slerp, table_columns)
 from latent_interp.interp.scoring import (GalleryKeeper, InterpInputs, InterpOutputs, Scorer, _predict_chunk,
                                           gallery_order, interp_spec, score_split)
 from latent_interp.interp.summary import SUMMARY_KEYS, motion_bins, summarize_interp
 
 __all__ = ["MAX_LEVELS", "DecoderWarps", "decoder_level", "HIGHER_IS_BETTER", "KEY_COLUMNS", "LATENT_METHODS",
            "LPIPS_INPUTS", "METHODS", "PARALLEL_TOLERANCE", "PROTOCOL_COLUMNS", "PROTOCOL_ROI_COLUMNS", "REGISTRY",
-           "SEES_FRAME2", "SUMMARY_METRICS", "Chunk", "Method", "active_methods", "lerp_midpoint", "pixel_blend",
-           "slerp_midpoint", "table_columns", "GalleryKeeper",
+           "SEES_FRAME2", "SUMMARY_METRICS", "Chunk", "Method", "active_methods", "lerp", "pixel_blend",
+           "slerp", "table_columns", "GalleryKeeper",
            "InterpInputs", "InterpOutputs", "Scorer", "_predict_chunk", "gallery_order", "interp_spec", "score_split",
            "SUMMARY_KEYS", "motion_bins", "summarize_interp"]

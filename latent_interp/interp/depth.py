@@ -1,6 +1,6 @@
 """``decoder_flow@k``: the in-between warped inside the decoder, at level k (``latent_interp.levels``).
 
-latent1 and latent3 run through the decoder together up to level k; both feature maps are warped to the middle
+latent1 and latent3 run through the decoder together up to level k; both feature maps are warped to the in-between
 along the intermediate flows (``pixel_flow``'s: Super SloMo's F_t->1, F_t->3, its occlusion weights and still mask)
 taken to that level's grid (averaged over each stride x stride cell and divided by the stride, as ``latent_flow``
 takes them to the latent grid), blended, and the blend finishes decoding. The features of the ends are computed
@@ -61,9 +61,11 @@ class DecoderWarps:
         return [ends[p] if p in ends else (self.chain.levels[p], self.chain.strides[p]) for p in points]
 
     @torch.inference_mode()
-    def frames(self, latents: np.ndarray, motions: dict[str, tuple], points=None) -> dict[tuple, np.ndarray]:
+    def frames(self, latents: np.ndarray, motions: dict[str, tuple], points=None,
+               times=None) -> dict[tuple, np.ndarray]:
         """(kind, point) -> uint8 frames [B, H, W, 3] for latents [B, 3, C, h, w] (ends 0 and 2 are read) and
-        ``motions`` (kind -> pixel-grid motion on the device, ``Chunk.motion``); ``points`` default every level."""
+        ``motions`` (kind -> pixel-grid motion on the device at ``times``, ``Chunk.motion``); ``points`` default
+        every level; ``times`` the in-betweens' t [B] (None: the midpoint), for the plain blend where still."""
         points = list(range(self.count)) if points is None else list(points)
         # one pass down the chain: shallowest first
         placed = sorted(zip(points, self.split_points(points)), key=lambda pair: pair[1][0])
@@ -73,9 +75,10 @@ class DecoderWarps:
         for batch in encode.batch_slices(len(latents), self.batch_size):
             ends = torch.from_numpy(np.ascontiguousarray(latents[batch][:, [0, 2]])).to(device)
             batch_motions = {kind: tuple(field[batch] for field in motion) for kind, motion in motions.items()}
+            batch_times = None if times is None else np.asarray(times)[batch]
             try:
-                images = encode.guarded(lambda x: self._warped(x, batch_motions, where), ends, device, self.dtype,
-                                        self.guard, "decoder (decoder_flow)")
+                images = encode.guarded(lambda x: self._warped(x, batch_motions, where, batch_times), ends, device,
+                                        self.dtype, self.guard, "decoder (decoder_flow)")
             except encode.NonFiniteError as error:
                 raise encode.NonFiniteError(str(error), [batch.start + i for i in error.frames]) from None
             for (kind, point), image in zip(((k, p) for p in points for k in motions), images):
@@ -83,7 +86,8 @@ class DecoderWarps:
                 out.setdefault((kind, point), np.empty((len(latents), *decoded.shape[1:]), np.uint8))[batch] = decoded
         return out
 
-    def _warped(self, ends: torch.Tensor, motions: dict[str, tuple], where: list[tuple[int, int]]) -> tuple:
+    def _warped(self, ends: torch.Tensor, motions: dict[str, tuple], where: list[tuple[int, int]],
+                times=None) -> tuple:
         """The images of every (point, kind), points outer: the ends [B, 2, C, h, w] decoded together up to each
         point, warped, blended, and the blend decoded from there."""
         count = len(ends)
@@ -96,6 +100,7 @@ class DecoderWarps:
             if stop == len(self.chain.pieces):  # past the output layers the features are the picture, as stored
                 first, third = first.clamp(-1, 1), third.clamp(-1, 1)
             for motion in motions.values():
-                blended = warp.warp_blend(first, third, *motion_on_grid(motion, stride, tuple(first.shape[-2:])))
+                blended = warp.warp_blend(first, third, *motion_on_grid(motion, stride, tuple(first.shape[-2:])),
+                                          warp.times_of(times, first))
                 images.append(self.chain.run(blended.to(features.dtype), stop))
         return tuple(images)

@@ -46,32 +46,48 @@ LPIPS_INPUTS = {"lpips": data.to_model_range,
 PARALLEL_TOLERANCE = 1e-6  # sin(angle) below this: the vectors are (anti)parallel and slerp falls back to lerp
 
 
-def lerp_midpoint(first: np.ndarray, third: np.ndarray) -> np.ndarray:
-    return (first + third) / 2
+def _per_row(times, count: int) -> np.ndarray:
+    """t per row [B] float32 (``times``: None for the midpoint, a number, or one per row)."""
+    return np.broadcast_to(np.asarray(0.5 if times is None else times, np.float32), (count,))
 
 
-def slerp_midpoint(first: np.ndarray, third: np.ndarray) -> np.ndarray:
-    """Spherical midpoint of each pair of latents [B, ...], over the whole flattened latent.
+def lerp(first: np.ndarray, third: np.ndarray, times=None) -> np.ndarray:
+    """(1 - t) latent1 + t latent3 per row [B, ...] (at t = 0.5 the midpoint (latent1 + latent3) / 2 to the bit,
+    ``warp.lerp``)."""
+    t = _per_row(times, len(first)).reshape(-1, *([1] * (first.ndim - 1)))
+    return warp.lerp(first, third, t).astype(first.dtype, copy=False)
 
-    slerp(a, b, 1/2) = sin(w/2) / sin(w) * (a + b) with w the angle between a and b: it follows the great circle
-    (equal-norm vectors keep their norm) rather than the chord. Where the angle is undefined or the formula
-    degenerates (a zero vector, or a and b parallel or opposite: sin w ~ 0) it falls back to the lerp midpoint, which
-    for equal vectors is that vector.
+
+def slerp(first: np.ndarray, third: np.ndarray, times=None) -> np.ndarray:
+    """Spherical interpolation of each pair of latents [B, ...] at t (None: the midpoint), over the whole flattened
+    latent: sin((1 - t) w) / sin(w) a + sin(t w) / sin(w) b, with w the angle between a and b.
+
+    It follows the great circle (equal-norm vectors keep their norm) rather than the chord; at t = 0.5 both weights
+    are sin(w/2) / sin(w) and it is computed as that weight times (a + b), the midpoint's formula. Where the angle is
+    undefined or the formula degenerates (a zero vector, or a and b parallel or opposite: sin w ~ 0) it falls back to
+    the lerp at t, which for equal vectors is that vector.
     """
+    t = _per_row(times, len(first)).astype(np.float64)
     flat_first = first.reshape(len(first), -1).astype(np.float64)
     flat_third = third.reshape(len(third), -1).astype(np.float64)
     norms = np.linalg.norm(flat_first, axis=1) * np.linalg.norm(flat_third, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         cosine = np.clip(np.einsum("ij,ij->i", flat_first, flat_third) / norms, -1.0, 1.0)
         angle = np.arccos(cosine)
-        weight = np.sin(angle / 2) / np.sin(angle)
-    degenerate = (norms == 0) | ~np.isfinite(weight) | (np.sin(angle) < PARALLEL_TOLERANCE)
-    weight = np.where(degenerate, 0.5, weight)  # 0.5 * (a + b): lerp
-    return (weight[:, None] * (flat_first + flat_third)).reshape(first.shape).astype(first.dtype)
+        weight_first, weight_third = np.sin((1 - t) * angle) / np.sin(angle), np.sin(t * angle) / np.sin(angle)
+    degenerate = ((norms == 0) | ~np.isfinite(weight_first) | ~np.isfinite(weight_third)
+                  | (np.sin(angle) < PARALLEL_TOLERANCE))
+    weight_first, weight_third = np.where(degenerate, 1 - t, weight_first), np.where(degenerate, t, weight_third)
+    middle = t == 0.5
+    blended = np.where(middle[:, None], weight_first[:, None] * (flat_first + flat_third),
+                       weight_first[:, None] * flat_first + weight_third[:, None] * flat_third)
+    return blended.reshape(first.shape).astype(first.dtype)
 
 
-def pixel_blend(first_uint8: np.ndarray, third_uint8: np.ndarray) -> np.ndarray:
-    return np.rint((first_uint8.astype(np.float32) + third_uint8.astype(np.float32)) / 2).astype(np.uint8)
+def pixel_blend(first_uint8: np.ndarray, third_uint8: np.ndarray, times=None) -> np.ndarray:
+    """rint((1 - t) frame1 + t frame3) per frame [B, H, W, 3] uint8 (at t = 0.5: rint((frame1 + frame3) / 2))."""
+    t = _per_row(times, len(first_uint8)).reshape(-1, 1, 1, 1)
+    return np.rint(warp.lerp(first_uint8.astype(np.float32), third_uint8.astype(np.float32), t)).astype(np.uint8)
 
 
 @dataclass
@@ -86,41 +102,47 @@ class Chunk:
     flow_settings: dict = field(default_factory=dict)  # the flow store's settings
     downsampling: int = 8            # the VAE's (frame size over latent size, before the pad to its multiple)
     decoder: DecoderWarps | None = None  # the model's decoder, for the warps inside it (decoder_flow@k)
+    times: np.ndarray | None = None  # t of each triplet's in-between [B] (None: the midpoint, 0.5)
     _motion: dict = field(default_factory=dict, init=False, repr=False)  # (kind, latent grid?) -> motion
     _decoder_frames: dict = field(default_factory=dict, init=False, repr=False)  # (kind, level) -> frames
 
     def motion(self, kind: str, latent: bool = False) -> tuple[torch.Tensor, ...]:
-        """(F_t->1, F_t->3, weight of end 1, still) of ``kind`` ``estimated`` or ``oracle`` (``flow.motion_inputs``),
-        on the pixel or the latent grid."""
+        """(F_t->1, F_t->3, weight of end 1, still) of ``kind`` ``estimated`` or ``oracle`` (``flow.motion_inputs``)
+        at the triplets' times, on the pixel or the latent grid."""
         key = (kind, latent)
         if key not in self._motion:
             self._motion[key] = (warp.motion_to_latent_grid(self.motion(kind), self.downsampling) if latent else
                                  tuple(t.to(self.device) for t in flow.motion_inputs(self.flow_rows, kind,
-                                                                                     self.flow_settings)))
+                                                                                     self.flow_settings, self.times)))
         return self._motion[key]
 
+    def t(self, like: torch.Tensor):
+        """The triplets' times as ``warp`` takes them, on ``like``'s device."""
+        return warp.times_of(self.times, like)
+
     def warp_frames(self, frames_uint8: np.ndarray, kind: str) -> np.ndarray:
-        """Frames [B, 3, H, W, 3] uint8: 1 and 3 warped to the middle and blended (``warp.warp_blend``)."""
+        """Frames [B, 3, H, W, 3] uint8: 1 and 3 warped to the in-between and blended (``warp.warp_blend``)."""
         ends = [torch.from_numpy(np.moveaxis(frames_uint8[:, k], -1, 1).astype(np.float32) / 255).to(self.device)
                 for k in (0, 2)]
-        middle = warp.warp_blend(*ends, *self.motion(kind))
+        middle = warp.warp_blend(*ends, *self.motion(kind), self.t(ends[0]))
         return np.rint(np.moveaxis(middle.clamp(0, 1).cpu().numpy(), 1, -1) * 255).astype(np.uint8)
 
     def warp_latents(self, kind: str) -> np.ndarray:
         first, third = (torch.from_numpy(np.ascontiguousarray(self.latents[:, k])).to(self.device) for k in (0, 2))
-        return warp.warp_blend(first, third, *self.motion(kind, latent=True)).cpu().numpy()
+        return warp.warp_blend(first, third, *self.motion(kind, latent=True), self.t(first)).cpu().numpy()
 
     def decoder_flow(self, kind: str, level: int) -> np.ndarray:
         """Frames [B, H, W, 3] uint8 of ``decoder_flow@level`` along ``kind`` flows; every level and kind comes from
         one pass over the ends (``DecoderWarps``), on the first ask."""
         if not self._decoder_frames:
-            self._decoder_frames = self.decoder.frames(self.latents, {k: self.motion(k) for k in FLOW_KINDS})
+            self._decoder_frames = self.decoder.frames(self.latents, {k: self.motion(k) for k in FLOW_KINDS},
+                                                       times=self.times)
         return self._decoder_frames[kind, level]
 
     def learned_latents(self, name: str) -> np.ndarray:
         first, third = (torch.from_numpy(np.ascontiguousarray(self.latents[:, k])).to(self.device) for k in (0, 2))
         extra = self.motion("estimated", latent=True) if name in predictors.FLOW_PREDICTORS else ()
-        return predictors.predict(self.learned[name], first, third, *extra).cpu().numpy()
+        return predictors.predict(self.learned[name], first, third, *extra, times=self.times).cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -166,18 +188,19 @@ def _learned(name: str, reads: tuple[str, ...], formula: str) -> Method:
 
 REGISTRY: dict[str, Method] = {method.name: method for method in (
     Method("repeat", "frame", ("frames",), "frame 1", lambda c: c.frames[:, 0], stands_for=0),
-    Method("pixel_blend", "frame", ("frames",), "rint((frame1 + frame3) / 2) in pixel space",
-           lambda c: pixel_blend(c.frames[:, 0], c.frames[:, 2])),
+    Method("pixel_blend", "frame", ("frames",), "rint((1 - t) frame1 + t frame3) in pixel space",
+           lambda c: pixel_blend(c.frames[:, 0], c.frames[:, 2], c.times)),
     Method("pixel_flow", "frame", ("frames", "flow"),
-           "frames 1 and 3 backward-warped along F_t->1, F_t->3 (Super SloMo, t = 0.5), occlusion-weighted blend, "
-           "the plain blend kept where nothing moves (the flow store's still mask; latent_interp.warp)",
+           "frames 1 and 3 backward-warped along F_t->1, F_t->3 (Super SloMo's, at the triplet's t), "
+           "occlusion-weighted blend, the plain blend kept where nothing moves (the flow store's still mask; "
+           "latent_interp.warp)",
            lambda c: c.warp_frames(c.frames, "estimated")),
-    Method("latent_lerp", "latent", ("latents",), "decode((latent1 + latent3) / 2), posterior means, unscaled",
-           lambda c: lerp_midpoint(c.latents[:, 0], c.latents[:, 2])),
+    Method("latent_lerp", "latent", ("latents",), "decode((1 - t) latent1 + t latent3), posterior means, unscaled",
+           lambda c: lerp(c.latents[:, 0], c.latents[:, 2], c.times)),
     Method("latent_slerp", "latent", ("latents",),
-           "decode(sin(w/2)/sin(w) * (latent1 + latent3)), w the angle of the flattened latents; lerp where "
-           f"sin(w) < {PARALLEL_TOLERANCE} or a latent is zero",
-           lambda c: slerp_midpoint(c.latents[:, 0], c.latents[:, 2])),
+           "decode(sin((1-t)w)/sin(w) latent1 + sin(tw)/sin(w) latent3), w the angle of the flattened latents; lerp "
+           f"where sin(w) < {PARALLEL_TOLERANCE} or a latent is zero",
+           lambda c: slerp(c.latents[:, 0], c.latents[:, 2], c.times)),
     *(_learned(name, ("latents", "predictor"), f"decode of predictor {name}") for name in predictors.LATENT_PREDICTORS),
     Method("latent_flow", "latent", ("latents", "flow"),
            "decode of latent1 and latent3 warped like pixel_flow, flows and weights averaged over each latent cell "
@@ -189,11 +212,12 @@ REGISTRY: dict[str, Method] = {method.name: method for method in (
            lambda c: c.warp_frames(c.recon, "estimated")),
     *(_decoder_flow(level, "estimated") for level in range(MAX_LEVELS)),
     Method("pixel_flow_oracle", "frame", ("frames", "oracle_flow"),
-           "ORACLE: frames 1 and 3 warped along F_2->1, F_2->3 (estimated from frame 2) and averaged",
+           "ORACLE: frames 1 and 3 warped along F_2->1, F_2->3 (estimated from frame 2) and blended with weights "
+           "1 - t, t",
            lambda c: c.warp_frames(c.frames, "oracle"), sees_frame2=True),
     Method("latent_flow_oracle", "latent", ("latents", "oracle_flow"),
            "ORACLE: latent1 and latent3 warped along F_2->1, F_2->3 (estimated from frame 2) on the latent grid and "
-           "averaged", lambda c: c.warp_latents("oracle"), sees_frame2=True),
+           "blended with weights 1 - t, t", lambda c: c.warp_latents("oracle"), sees_frame2=True),
     *(_decoder_flow(level, "oracle") for level in range(MAX_LEVELS)),
     Method("vae_ceiling", "frame", ("recon",), "the reconstruction of frame 2 (decode of the true latent2)",
            lambda c: c.recon[:, 1], sees_frame2=True, stands_for=1),

@@ -14,13 +14,19 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from latent_interp import encode, metrics, perceptual, store, vae
+from latent_interp import encode, metrics, perceptual, store, vae, warp
 # by other names: rule interp's inputs are called flow and predictors
 from latent_interp import flow as optical_flow, predictors as learned_predictors
 from latent_interp.settings import InterpSettings, VaeRun
 from latent_interp.interp.depth import DecoderWarps
 from latent_interp.interp.methods import (HIGHER_IS_BETTER, KEY_COLUMNS, LPIPS_INPUTS, PROTOCOL_ROI_COLUMNS,
                                           REGISTRY, Chunk, active_methods, table_columns)
+
+
+def at_true(time) -> bool:
+    """Config ``interp.time``: true (YAML's reading of the word, or the string) for each triplet's true t, else
+    ``midpoint``."""
+    return time is True or time == "true"
 
 
 class InterpInputs(NamedTuple):
@@ -161,13 +167,14 @@ def score_split(*, inputs: InterpInputs, outputs: InterpOutputs, model: str, spl
     origins = store.origins(frames_group)
     flow_ok = flow_group["ok"][:] if flow_group is not None else np.ones(len(names), bool)
     motion = flow_group["motion_px"][:] if flow_group is not None else np.full(len(names), np.nan)
-    middle_times = store.middle_times(frames_group)
+    middle_times = warp.snapped(store.middle_times(frames_group))
     group = store.create(store_path, "interp", split, {
         "model": model_name, "methods": methods, "latent_methods": latent_methods,
         "sees_frame2": [m for m in methods if REGISTRY[m].sees_frame2], "vae": vae_record,
         "latents_vae": dict(latents_group.attrs["vae"]), "flow": flow_settings,
         "predictors": {"folder": str(predictors_dir),
                        "selected": {k: v["selected"] for k, v in predictors_record["predictors"].items()}},
+        "time": "true" if at_true(settings.time) else "midpoint",
         "provenance": store.provenance("interp", {"batch_size": batch_size, "device": torch_device.type,
                                                   "compile": compiled,
                                                   "gallery_triplets": gallery_triplets,
@@ -176,33 +183,50 @@ def score_split(*, inputs: InterpInputs, outputs: InterpOutputs, model: str, spl
         names, origins)
     predicted_store = store.add_array(group, "predicted_latents", (len(latent_methods), *mean.shape[2:]), np.float32)
     keeper = GalleryKeeper(names, gallery_triplets, sample_triplets, seed)
-    columns = [*KEY_COLUMNS, *scorer.columns, "motion_px", "t", *scorer.roi_columns]
+    columns = [*KEY_COLUMNS, "at", *scorer.columns, "motion_px", "t", *scorer.roi_columns]
+    at_true_time = at_true(settings.time)
     rows = []
+
+    def score_rows(chunk: Chunk, images: dict, latent_errors: dict, indices: np.ndarray, at: str) -> None:
+        """The table's rows of ``chunk``'s triplets (``indices`` in the split), method by method, predicted ``at``
+        their own t (``t``) or the ``midpoint``."""
+        truth = chunk.frames[:, 1]
+        for method in methods:
+            lpips = scorer.lpips(truth, images[method])
+            unscored = REGISTRY[method].reads_flow
+            for offset, index in enumerate(indices):
+                scores = ({} if unscored and not flow_ok[index] else  # a failed flow: no score
+                          scorer.scores(index, truth[offset], images[method][offset], latent_errors[method][offset],
+                                        {column: values[offset] for column, values in lpips.items()}))
+                rows.append({"model": model_name, "split": split, "triplet": names[index], "origin": origins[index],
+                             "method": method, "at": at, "motion_px": motion[index], "t": middle_times[index],
+                             **scores})
+
+    def chunk_of(start: int, stop: int, times, subset=slice(None)) -> Chunk:
+        flow_rows = optical_flow.read_rows(flow_group, start, stop) if flow_group is not None else None
+        return Chunk(frames[start:stop][subset], recon[start:stop][subset], mean[start:stop][subset],
+                     None if flow_rows is None else {k: v[subset] for k, v in flow_rows.items()}, learned,
+                     torch_device, flow_settings or {}, vae_record["downsampling"], decoder, times)
+
     with tqdm(total=len(names), desc=f"interp {model_name}/{split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(mean):
-            chunk = Chunk(frames[start:stop], recon[start:stop], mean[start:stop],
-                          optical_flow.read_rows(flow_group, start, stop) if flow_group is not None else None,
-                          learned, torch_device, flow_settings or {}, vae_record["downsampling"], decoder)
+            times = middle_times[start:stop]
+            off_middle = np.flatnonzero(times != warp.T_MIDDLE) if at_true_time else np.empty(0, int)
+            # at the midpoint every method runs as it always has: no per-triplet times at all
+            chunk = chunk_of(start, stop, times if len(off_middle) else None)
             images, latent_errors, predicted = _predict_chunk(chunk, methods, model, batch_size, vae_record["dtype"],
                                                               guard, names[start:stop])
             predicted_store[start:stop] = np.stack([predicted[m] for m in latent_methods], axis=1)
-            truth = chunk.frames[:, 1]
             lerp_first = len(rows) + methods.index("latent_lerp") * (stop - start)  # rows go method by method
-            for method in methods:
-                lpips = scorer.lpips(truth, images[method])
-                unscored = REGISTRY[method].reads_flow
-                for offset in range(stop - start):
-                    index = start + offset
-                    scores = ({} if unscored and not flow_ok[index] else  # a failed flow: no score
-                              scorer.scores(index, truth[offset], images[method][offset],
-                                            latent_errors[method][offset],
-                                            {column: values[offset] for column, values in lpips.items()}))
-                    rows.append({"model": model_name, "split": split, "triplet": names[index],
-                                 "origin": origins[index], "method": method, "motion_px": motion[index],
-                                 "t": middle_times[index], **scores})
+            score_rows(chunk, images, latent_errors, np.arange(start, stop), "t" if at_true_time else "midpoint")
             for offset, row in enumerate(rows[lerp_first:lerp_first + stop - start]):
                 keeper.offer(names[start + offset], row.get("psnr", np.nan),
                              lambda offset=offset: np.stack([images[m][offset] for m in methods]))
+            if len(off_middle):  # the same methods at the midpoint, for the paired comparison (summary, report)
+                midpoint = chunk_of(start, stop, None, off_middle)
+                scored = _predict_chunk(midpoint, methods, model, batch_size, vae_record["dtype"], guard,
+                                        [names[start + i] for i in off_middle])
+                score_rows(midpoint, scored[0], scored[1], start + off_middle, "midpoint")
             progress.update(stop - start)
     table = pd.DataFrame(rows, columns=columns)
     if annotations is not None:

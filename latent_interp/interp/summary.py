@@ -1,6 +1,7 @@
 """Rule interp_summary: every interp table -> ``results/interp/summary.csv`` (columns in docs/outputs.md): per model,
-method, split and group, the means with bootstrap CIs, the paired differences to lerp and to the ceiling, and the
-share of lerp's gap to the ceiling each method closes."""
+method, split and group, the means with bootstrap CIs, the paired differences to lerp and to the ceiling, the
+share of lerp's gap to the ceiling each method closes, and (``interp.time: true``, on the triplets whose t is not
+0.5) each method at t against the same method at the midpoint."""
 
 from __future__ import annotations
 
@@ -60,6 +61,35 @@ def _gap_closed(psnr: pd.DataFrame | None, method: str, picks: np.ndarray) -> tu
     return float(gained.sum() / gap.sum()), low, high
 
 
+MIDPOINT_METRICS = ("psnr", "ssim")  # compared at t and at the midpoint
+
+
+def _midpoint_columns(at_t: pd.DataFrame, at_midpoint: pd.DataFrame, method: str, resamples: int,
+                      seed: int) -> dict:
+    """The triplets scored both at their t and at the midpoint (those off it): ``n_off_midpoint``, and per metric of
+    ``MIDPOINT_METRICS`` the mean at t (``{metric}_off_midpoint``), at the midpoint (``{metric}_at_midpoint``) and
+    their paired difference with its bootstrap CI (``{metric}_vs_midpoint``)."""
+    mine = [frame[frame["method"] == method].set_index("triplet") for frame in (at_t, at_midpoint)]
+    both = mine[0].index.intersection(mine[1].index)
+    row = {"n_off_midpoint": len(both)}
+    if not len(both):
+        return row
+    picks = np.random.default_rng(seed).integers(len(both), size=(resamples, len(both))) if len(both) > 1 \
+        else np.empty((0, 0), int)
+    for metric in MIDPOINT_METRICS:
+        if metric not in at_t:
+            continue
+        values = [frame.loc[both, metric].replace([np.inf, -np.inf], np.nan).to_numpy(float) for frame in mine]
+        finite = np.isfinite(values[0]) & np.isfinite(values[1])
+        row[f"{metric}_off_midpoint"], row[f"{metric}_at_midpoint"] = (
+            (float(v[finite].mean()) if finite.any() else np.nan) for v in values)
+        difference = np.where(finite, values[0] - values[1], 0.0)
+        row[f"{metric}_vs_midpoint"] = float(difference.sum() / finite.sum()) if finite.any() else np.nan
+        row[f"{metric}_vs_midpoint_ci_low"], row[f"{metric}_vs_midpoint_ci_high"] = (
+            metrics.bootstrap_ci(difference, finite.astype(float), picks) if finite.any() else (np.nan, np.nan))
+    return row
+
+
 def motion_bins(motion: pd.Series, bins: int) -> pd.Series:
     """Each triplet's quantile bin of its motion (``q1`` the stillest), named with its range in px; empty where the
     motion is unknown. Fewer bins where the motions do not have ``bins`` distinct quantiles."""
@@ -87,6 +117,9 @@ def summarize_interp(*, tables: list[str], summary, resamples: int = RESAMPLES, 
         if table.empty:
             continue
         model, split = table["model"].iloc[0], table["split"].iloc[0]
+        study = metrics.study_rows(table)
+        at_midpoint = table.drop(index=study.index)  # the off-midpoint triplets again at the midpoint
+        table = study
         base = {"model": model, "split": split, "origin": "all", "level": "all", "motion": "all"}
         groups = [(base, table)]
         groups += [({**base, "origin": origin}, g) for origin, g in table.groupby("origin", sort=True)]
@@ -101,7 +134,11 @@ def summarize_interp(*, tables: list[str], summary, resamples: int = RESAMPLES, 
                 low, high = g["motion_px"].min(), g["motion_px"].max()
                 groups.append(({**base, "motion": label, "motion_low": low, "motion_high": high}, g))
         for key, group in groups:
-            rows += _group_rows(group, key, resamples, seed)
+            group_rows = _group_rows(group, key, resamples, seed)
+            if key is base and not at_midpoint.empty:
+                for row in group_rows:
+                    row.update(_midpoint_columns(group, at_midpoint, row["method"], resamples, seed))
+            rows += group_rows
     summary = pd.DataFrame(rows) if rows else pd.DataFrame(columns=SUMMARY_KEYS + ["n_triplets"])  # no triplets
     first = [c for c in SUMMARY_KEYS + ["motion_low", "motion_high", "n_triplets", "sees_frame2"] if c in summary]
     summary = summary[first + [c for c in summary.columns if c not in first]]

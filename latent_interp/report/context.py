@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from latent_interp import store
+from latent_interp import metrics, store
 from latent_interp.report.figures import FigureWriter
 
 
@@ -92,7 +92,8 @@ class Context:
         """Every model's per-triplet interpolation table (interp stage columns)."""
         if not self.inputs.interp_tables:
             return None
-        return pd.concat([pd.read_csv(path) for path in self.inputs.interp_tables.values()], ignore_index=True)
+        return pd.concat([metrics.study_rows(pd.read_csv(path)) for path in self.inputs.interp_tables.values()],
+                         ignore_index=True)
 
     def frames_store(self, split: str):
         return store.open_store(self.inputs.frames[split], "frames")

@@ -1,7 +1,7 @@
 # Frame 2 from frames 1 and 3 (latent_interp/interp.py). Leak-free by construction: interp_train's only inputs are
-# the train and val latents (and, for flow_unet, their flow), so no test triplet can reach the predictors
-# (tests/test_workflow.py checks the DAG).
-TRAINING_KEYS = ("predictors", "seed", "augment_time_reversal", "linear", "mlp", "unet", "flow_unet")
+# the train and val latents (their frames stores for each triplet's t, and, for flow_unet, their flow), so no test
+# triplet can reach the predictors (tests/test_workflow.py checks the DAG).
+TRAINING_KEYS = ("predictors", "seed", "augment_time_reversal", "time", "linear", "mlp", "unet", "flow_unet")
 FLOW_PREDICTED = "flow_unet" in RUN.config["interp"]["predictors"]
 
 
@@ -9,6 +9,7 @@ rule interp_train:
     input:
         train="results/latents/{model}/train.zarr",
         val=f"results/latents/{{model}}/{VAL_SPLIT}.zarr",
+        frames=expand("results/frames/{split}.zarr", split=["train", VAL_SPLIT]),
         flow=expand("results/flow/{split}.zarr", split=["train", VAL_SPLIT]) if FLOW_PREDICTED else [],
         code=code("interp_train"),
     output:
