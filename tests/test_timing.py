@@ -198,6 +198,8 @@ def test_off_midpoint_triplets_are_scored_at_t_and_again_at_the_midpoint(scored,
     pd.testing.assert_frame_equal(on_t, at_midpoint.set_index(key).loc[on_t.index, columns])
     blend = main[(main["method"] == "pixel_blend") & main["triplet"].isin(off)].set_index("triplet")["psnr"]
     assert not np.allclose(blend, reference.loc[[(name, "pixel_blend") for name in blend.index], "psnr"])
+    gallery = store.open_store(tmp_path / "val.zarr", "interp")  # the gallery keeps the in-betweens at t
+    assert [str(v) for v in gallery["gallery_triplets"][:]] == interp.gallery_order(main, 2)[0]
     summary = interp.summarize_interp(tables=[tmp_path / "val.csv"], summary=tmp_path / "summary.csv", resamples=50)
     overall = summary[(summary["origin"] == "all") & (summary["motion"] == "all")].set_index("method")
     assert (overall["n_off_midpoint"] == 2).all() and (overall["n_triplets"] == count).all()

@@ -306,6 +306,7 @@ def gallery_order(table: pd.DataFrame, count, sample: int = 0, seed: int = 0) ->
     (the largest interpolation error), ``count`` of them or all with ``count == "all"``, ties by name; then
     ``sample`` names drawn with ``seed`` from all triplets (so every model keeps the same typical ones), less those
     already picked, by name."""
+    table = metrics.study_rows(table)  # the rows at each triplet's t, those the gallery keeps
     lerp = table[table["method"] == "latent_lerp"].sort_values(["psnr", "triplet"])
     ordered = lerp["triplet"].tolist()
     worst = ordered if count == "all" else ordered[:int(count)]
