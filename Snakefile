@@ -37,6 +37,7 @@ include: "workflow/rules/interp.smk"
 include: "workflow/rules/geometry.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/inbetween.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -134,6 +134,19 @@ def still_mask(first: np.ndarray, third: np.ndarray, flow_t1: np.ndarray, flow_t
     return ((plain_gap < 3 * threshold) & (plain_gap <= warped_gap)).astype(np.uint8)
 
 
+def end_masks(first_uint8: np.ndarray, third_uint8: np.ndarray, flow_13: np.ndarray, flow_31: np.ndarray,
+              settings: dict) -> dict[str, np.ndarray]:
+    """The masks the methods read beside the end flows of a pair of frames [H, W, 3]: ``consistent`` [2, H, W] (the
+    forward-backward check of each end flow) and ``still`` [H, W] (``still_mask``, with the flows to the pair's
+    midpoint: whether anything moves between the two is a property of the pair, whatever t)."""
+    alpha, beta = settings["consistency_alpha"], settings["consistency_beta"]
+    t1, t3 = warp.intermediate_flows(flow_13, flow_31)  # plain arithmetic: numpy arrays work as tensors do
+    first, third = (frame.astype(np.float32) * np.float32(1 / 255) for frame in (first_uint8, third_uint8))
+    return {"consistent": np.stack([consistency(flow_13, flow_31, alpha, beta),
+                                    consistency(flow_31, flow_13, alpha, beta)]),
+            "still": still_mask(first, third, t1, t3, settings["still_threshold"])}
+
+
 def triplet_record(frames_uint8: np.ndarray, estimate, settings: dict) -> dict:
     """Everything the store and the table hold for one triplet [3, H, W, 3] (module docstring), the arrays in their
     store dtypes (``ARRAYS``); ``ok`` False, with every array zero, where a flow is not finite."""
@@ -141,19 +154,36 @@ def triplet_record(frames_uint8: np.ndarray, estimate, settings: dict) -> dict:
     if not all(np.isfinite(f).all() for f in flows.values()):
         return {"ok": False, **{name: np.zeros(shape, ARRAYS[name])
                                 for name, shape in array_shapes(*frames_uint8.shape[1:3]).items()}}
-    alpha, beta = settings["consistency_alpha"], settings["consistency_beta"]
     f13, f31 = flows["ends"]
-    t1, t3 = warp.intermediate_flows(f13, f31)  # plain arithmetic: numpy arrays work as tensors do
-    first, third = (frames_uint8[k].astype(np.float32) * np.float32(1 / 255) for k in (0, 2))
+    masks = end_masks(frames_uint8[0], frames_uint8[2], f13, f31, settings)
     magnitude = np.hypot(f13[..., 0], f13[..., 1])
-    consistent = np.stack([consistency(f13, f31, alpha, beta), consistency(f31, f13, alpha, beta)])
-    return {"ok": True, "flow_ends": flows["ends"].astype(np.float16),
-            "oracle_flow": flows["oracle"].astype(np.float16),
-            "consistent": consistent,
-            "still": still_mask(first, third, t1, t3, settings["still_threshold"]),
-            "motion_px": float(magnitude.mean()), "motion_max_px": float(np.percentile(magnitude, 99)),
-            "consistent_share": float(consistent.mean()),
+    first, third = (frames_uint8[k].astype(np.float32) * np.float32(1 / 255) for k in (0, 2))
+    return {"ok": True, "flow_ends": flows["ends"].astype(np.float16), "oracle_flow": flows["oracle"].astype(np.float16),
+            **masks, "motion_px": float(magnitude.mean()), "motion_max_px": float(np.percentile(magnitude, 99)),
+            "consistent_share": float(masks["consistent"].mean()),
             "warp_error": float(cv2.absdiff(remap(first, f31), third).mean())}  # frame 1 at frame 3's pixels
+
+
+def pair_rows(pairs_uint8: np.ndarray, settings: dict | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The flow arrays ``read_rows`` gives, for pairs of frames [P, 2, H, W, 3] that no flow store holds (the
+    drawings of a video that ``inbetween`` re-times): the two end flows and their masks, no oracle (there is no
+    frame between them); and ``ok`` [P], false where a flow is not finite (its arrays zero)."""
+    settings = settings_with_defaults(settings)
+    estimate = estimator(settings)
+    height, width = pairs_uint8.shape[2:4]
+    shapes = array_shapes(height, width)
+    rows = {name: np.zeros((len(pairs_uint8), *shapes[name]), dtype) for name, dtype in ARRAYS.items()}
+    ok = np.zeros(len(pairs_uint8), bool)
+    for index, (first, third) in enumerate(pairs_uint8):
+        greys = grey(first), grey(third)
+        ends = np.stack([estimate(greys[0], greys[1]), estimate(greys[1], greys[0])])
+        if not np.isfinite(ends).all():
+            continue
+        ok[index] = True
+        rows["flow_ends"][index] = ends
+        for name, mask in end_masks(first, third, ends[0], ends[1], settings).items():
+            rows[name][index] = mask
+    return rows, ok
 
 
 ARRAYS = {"flow_ends": np.float16, "consistent": np.uint8, "still": np.uint8, "oracle_flow": np.float16}

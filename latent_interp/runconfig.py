@@ -205,7 +205,24 @@ def resolve(config: dict) -> RunConfig:
         if others:
             raise ValueError(f"config key data.video.assign: hash draws splits train, val and test; data.splits also "
                              f"names {others}")
+    check_inbetween(config)
     return run
+
+
+def check_inbetween(config: dict) -> None:
+    """Refuse, before any job, clips that could not be made: a learned method this run does not train, or a split it
+    does not have (clips are made of videos: other layouts make none, whatever the section says). An oracle or the
+    ceiling is refused by the schema: inbetween.method lists the others."""
+    inbetween, splits = config["inbetween"], config["data"]["splits"]
+    if config["data"]["layout"] != "video":
+        return
+    learned = schema.section("interp.predictors")["items"]["enum"]
+    if inbetween["method"] in learned and inbetween["method"] not in config["interp"]["predictors"]:
+        raise ValueError(f"config key inbetween.method: {inbetween['method']} is a learned predictor, and "
+                         f"interp.predictors ({config['interp']['predictors']}) does not train it")
+    missing = [split for split in inbetween["splits"] if split not in splits]
+    if missing:
+        raise ValueError(f"config key inbetween.splits: {missing} not in data.splits ({splits})")
 
 
 def check_frame_size(size, vaes: dict[str, dict]) -> None:

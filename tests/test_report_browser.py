@@ -166,6 +166,40 @@ def test_searching_a_triplet_shows_its_panel_with_images_and_error_maps(page):
     driver.find_element(By.ID, "panel-close").click()
 
 
+def test_every_in_between_plays_between_its_ends_and_the_controls_pause_and_step(page):
+    """Offline: each method's tile of a gallery row cycles frame 1 -> in-between -> frame 3 -> in-between on one clock
+    (its image is one of the three the page holds for it), pause stops every preview, step moves them one phase."""
+    driver, _ = page
+
+    def frames():
+        return driver.execute_script("""
+            return [...document.querySelectorAll('.gallery img.previewing')].map(
+                (img) => [img.dataset.frame, img.previewFrames.indexOf(img.getAttribute('src'))]);""")
+
+    first = frames()
+    rows = len(driver.find_elements(By.CSS_SELECTOR, ".gallery[data-kind=interp] .row"))
+    assert rows and len(first) >= rows * 3
+    assert all(int(frame) == index for frame, index in first)  # the image shown is the phase's own
+    seen = {first[0][0]}
+    for _ in range(8):  # playing: the phase advances (450 ms a step)
+        time.sleep(0.3)
+        seen.add(frames()[0][0])
+    assert seen == {"0", "1", "2"}
+    play = driver.find_element(By.CSS_SELECTOR, ".gallery .preview-play")
+    driver.execute_script("arguments[0].scrollIntoView()", play)
+    play.click()  # pause
+    paused = frames()
+    time.sleep(1.0)
+    assert frames() == paused and len({frame for frame, _ in paused}) == 1  # stopped, and all in step
+    driver.find_element(By.CSS_SELECTOR, ".gallery .preview-step").click()
+    order = ["0", "1", "2", "1"]
+    stepped = frames()[0][0]
+    assert stepped in {order[(k + 1) % 4] for k, phase in enumerate(order) if phase == paused[0][0]}
+    assert "play previews" in play.text
+    play.click()  # playing again for the tests after this one
+    assert browser.console_errors(driver) == []
+
+
 def test_a_table_row_opens_its_triplet_and_tables_sort(page):
     driver, _ = page
     table = driver.find_element(By.CSS_SELECTOR, "#recon-triplets table")

@@ -5,14 +5,16 @@ new video extracts alone and reruns only its split, and a broken one stops a dat
 The example runs laid over a tiny copy of the demo config (one VAE, no fine-tune, PCA only) with a last overlay that
 keeps it small: 96 x 54 videos, at most 4 triplets each."""
 
+import json
 import shutil
 
+import av
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from latent_interp import store, video
+from latent_interp import inbetween, store, video
 from latent_interp.report.page import read_payload
 from conftest import REPO, job_counts, new_workdir, snakemake, tiny_config
 
@@ -82,6 +84,18 @@ def test_the_example_goes_from_videos_to_the_report(video_run):
     report = (results / "report.html").read_text()
     assert "<h3>Videos</h3>" in report and "Disney_train_000.mp4" in report and "cut 2, cap 8" in report
     assert "test: at the true time against the midpoint" in report and "off the midpoint" in report
+    # every test video re-timed at factor 2: (n - 1) 2 + 1 frames for n drawings, the drawings where the manifest says
+    for name in ("Disney_test_000.mp4", "Disney_test_002.avi", "Japan_test_001.mkv"):
+        clip = results / "inbetween" / "tiny-kl" / name
+        drawings = video.read_drawings(results / "videos" / "test" / name)
+        manifest = pd.read_csv(clip / inbetween.MANIFEST, keep_default_na=False)
+        with av.open(str(clip / inbetween.CLIP)) as container:
+            count = sum(1 for _ in container.decode(video=0))
+        assert count == len(manifest) == 2 * (len(drawings) - 1) + 1
+        assert manifest.loc[manifest["kind"] == "drawing", "drawing"].tolist() == drawings["drawing"].tolist()
+        assert (clip / inbetween.COMPARE).stat().st_size > 0
+        assert json.loads((clip / inbetween.RECORD).read_text())["settings"]["method"] == "latent_flow"
+    assert '<h3 id="interp-clips">Re-timed clips</h3>' in report and "Disney_test_002.avi" in report
     assert (results / "figures" / "video_middle_time.png").is_file()
     assert read_payload(report)  # the page's data parses
 
@@ -99,6 +113,7 @@ def test_a_new_video_extracts_alone_and_reruns_only_its_split(video_run):
     jobs = job_counts(dry_run)
     assert jobs["extract_video"] == 1 and jobs["ingest"] == 1 and "results/videos/test/Japan_added.mkv" in dry_run
     assert "encode" in jobs and not {"interp_train", "synthesize_test"} & set(jobs)
+    assert jobs["inbetween"] == 1 and "results/inbetween/tiny-kl/Japan_added.mkv" in dry_run  # its clip alone
     assert "split=test" in dry_run and "split=train" not in dry_run and "split=val" not in dry_run
     # a broken file: with data.on_error fail the extraction stops naming it
     (folder / "Disney_broken.mp4").write_bytes(b"")

@@ -455,6 +455,12 @@ def _edit_one_test_frame_and_rerun(run):
     (lambda c: c["vaes"].update(missing="no/such/folder/here"), "config key vaes.missing"),
     (lambda c: c["preprocess"].update(size=[96, 55]), "config key preprocess.size: the height 55 is odd"),
     (lambda c: c["metrics"].update(protocol=["standard", "eisia"]), "protocol"),
+    # the re-timed clips: an oracle sees a frame 2 a clip does not have; a predictor the run does not train
+    (lambda c: c.update(inbetween={"method": "pixel_flow_oracle"}), "instance['inbetween']['method']"),
+    (lambda c: c.update(inbetween={"method": "vae_ceiling"}), "instance['inbetween']['method']"),
+    (lambda c: (c["interp"].update(predictors=["linear"]), c.update(inbetween={"method": "unet"})),
+     "config key inbetween.method: unet is a learned predictor"),
+    (lambda c: c.update(inbetween={"splits": ["holdout"]}), "config key inbetween.splits: ['holdout']"),
 ])
 def test_config_mistakes_fail_before_any_job_naming_the_key(tmp_path_factory, edit, key):
     config = tiny_config()

@@ -57,6 +57,7 @@ class ReportInputs:
     flow: dict[str, str] = field(default_factory=dict)          # split -> flow store (results/flow/{split}.zarr)
     flow_tables: dict[str, str] = field(default_factory=dict)   # split -> flow table
     equivariance: dict[str, dict[str, str]] = field(default_factory=dict)   # latent space -> curve/triplets/summary
+    clips: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, video) -> its re-timed clip's folder
     twins: dict[str, str] = field(default_factory=dict)   # model -> the model whose latents it shares
     lpips_skipped: bool = True
     settings: ReportSettings = field(default_factory=ReportSettings)
@@ -68,7 +69,8 @@ class Context:
     def __init__(self, inputs: ReportInputs, figures_dir, report_path, linked_figures_dir=None, workers: int = 2):
         self.inputs = inputs
         self.settings = inputs.settings
-        self.figures = FigureWriter(figures_dir, Path(report_path).parent, linked_figures_dir, workers)
+        self.report_dir = Path(report_path).parent  # where the page is: it links files relative to it
+        self.figures = FigureWriter(figures_dir, self.report_dir, linked_figures_dir, workers)
         self.payload: dict = {"tables": {}, "embeddings": [], "thumbs": {}, "images": {}}
         self.panel_keys: list[str] = []  # the triplets whose images are embedded (triplets.panel_keys)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from latent_interp import interp, store
-from latent_interp.report import field, motion, tables
+from latent_interp.report import clips, field, motion, tables
 from latent_interp.report.context import Context
 from latent_interp.report.page import Section
 from latent_interp.report.triplets import interp_gallery
@@ -294,9 +294,11 @@ def section(ctx: Context) -> Section | None:
     ctx.payload["tables"]["interp-triplets"] = triplet_table(ctx)
     reported = splits[0]  # test where the run has it: the split the field reports
     field_rows = field.field_table(summary, reported, field.run_geometry(ctx.frames_store(reported)))
+    clip_table, clips_skipped = clips.clips_table(ctx)
     return Section("interpolation", "Interpolation: frame 2 from frames 1 and 3", "interpolation.html.j2", {
         "blocks": blocks, "galleries": galleries, "curves": curves, "lpips_skipped": ctx.inputs.lpips_skipped,
-        "models": ctx.inputs.models, "field": field_rows},
+        "models": ctx.inputs.models, "field": field_rows, "clips": clip_table, "clips_skipped": clips_skipped},
         parts=[("interp-methods", "Methods"), ("interp-field", "The field's table"),
                ("interp-triplets", "Every triplet"),
-               ("interp-gallery", "Worst interpolated"), ("interp-predictors", "Learned predictors")])
+               ("interp-gallery", "Worst interpolated"), ("interp-predictors", "Learned predictors")]
+        + ([("interp-clips", "Re-timed clips")] if ctx.inputs.clips else []))

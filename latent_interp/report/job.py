@@ -11,21 +11,21 @@ from latent_interp.report.context import ReportInputs, ReportSettings
 # Rule report's inputs by name (every one a list in the rule's expand() order, or one file)
 INPUTS = ("frames", "skipped", "recon", "latents", "tables", "spec", "summary", "comparison", "collapse", "finetuned",
           "finetune_effects", "compare_table", "compare_summary", "embeddings", "settings", "interp_summary",
-          "interp_tables", "interp_stores", "predictors", "geometry", "flow", "flow_tables", "equivariance")
+          "interp_tables", "interp_stores", "predictors", "geometry", "flow", "flow_tables", "equivariance", "clips")
 
 
 def report_job(*, report, figures, linked_figures, layout: dict, threads: int = 2, **inputs) -> None:
     """Write ``report`` and its ``figures`` (which the page links as ``linked_figures``, the folder's final name)
     from rule report's ``INPUTS``. ``layout``: the run's config, VAE sources, models, latent spaces, splits,
     interpolation splits, embedding methods, twins, fine-tunes, the names of the geometry and equivariance outputs,
-    whether LPIPS was skipped and the report's settings; the rule expands every list with models outer, then splits,
+    the videos with re-timed clips, whether LPIPS was skipped and the report's settings; the rule expands every list with models outer, then splits,
     methods or names inner. ``threads``: the processes that draw the figures."""
     missing, unknown = [name for name in INPUTS if name not in inputs], sorted(set(inputs) - set(INPUTS))
     if missing or unknown:
         raise TypeError(f"rule report: inputs missing {missing}, not known {unknown} (latent_interp.report.job)")
     (frames, skipped, recon, latents, tables, spec, summary, comparison, collapse, finetuned, finetune_effects,
      compare_table, compare_summary, embeddings, settings, interp_summary, interp_tables, interp_stores, predictors,
-     geometry, flow, flow_tables, equivariance) = (inputs[name] for name in INPUTS)
+     geometry, flow, flow_tables, equivariance, clips) = (inputs[name] for name in INPUTS)
     models, spaces, splits = list(layout["models"]), list(layout["latent_models"]), list(layout["splits"])
     by_model_split = list(itertools.product(models, splits))
     by_space_split = list(itertools.product(spaces, splits))  # latents exist per latent space
@@ -49,6 +49,7 @@ def report_job(*, report, figures, linked_figures, layout: dict, threads: int = 
         interp_stores=dict(zip(by_model_interp, interp_stores)), predictor_dirs=dict(zip(spaces, predictors)),
         geometry=per_space(geometry, layout["geometry_names"]), flow=dict(zip(splits, flow)),
         flow_tables=dict(zip(splits, flow_tables)), equivariance=per_space(equivariance, layout["equivariance_names"]),
+        clips=dict(zip(itertools.product(models, layout.get("clip_videos", [])), clips)),
         twins=dict(layout["twins"]), lpips_skipped=layout["lpips_skipped"],
         settings=ReportSettings(**layout["settings"]))
     build_report(report, figures, inputs, linked_figures_dir=linked_figures, workers=threads)

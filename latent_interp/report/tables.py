@@ -15,6 +15,7 @@ class Cell:
     tone: str = ""                    # "good", "bad" or "": green or red text
     numeric: bool = True
     title: str = ""                   # shown on hover (a full sha256, say)
+    links: list = field(default_factory=list)  # (label, href) pairs shown as links instead of the text
 
 
 @dataclass

@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from latent_interp import atomic, store
 from latent_interp.video.display import display_operations, displayed, displayed_size
-from latent_interp.video.files import (DETECTORS, DROP_REASONS, INFO, MANIFEST, MANIFEST_COLUMNS, TRIPLETS,
+from latent_interp.video.files import (DETECTORS, DRAWING_COLUMNS, DRAWINGS, DROP_REASONS, INFO, MANIFEST,
+                                       MANIFEST_COLUMNS, TRIPLETS,
                                        WRITES_AHEAD, settings_of)
 
 class VideoFault(Exception):
@@ -323,6 +324,26 @@ def _scan(container, stream, out_dir: Path, video_id: str, settings: dict, durat
         raise
 
 
+def frames_at(path: str | Path, indices) -> list[np.ndarray]:
+    """The frames of the video ``path`` at decoded-frame ``indices`` (as the extraction counts them: every decoded
+    frame, in presentation order), as displayed (``video.display``), RGB uint8 [H, W, 3], in the order asked; one
+    pass, stopping after the last one asked."""
+    wanted, found = set(int(i) for i in indices), {}
+    if not wanted:
+        return []
+    container, stream = _open(Path(path))
+    with container:
+        for index, frame in enumerate(_decoded(container, stream)):
+            if index in wanted:
+                found[index] = displayed(frame.to_ndarray(format="rgb24"), display_operations(frame))
+            if index >= max(wanted):
+                break
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise VideoFault(f"{path}: frames {missing[:5]} were not decoded (the video changed since its extraction?)")
+    return [found[int(i)] for i in indices]
+
+
 def _video_record(path: Path, container, stream, duration) -> dict:
     context = stream.codec_context
     return {"path": str(path), "bytes": path.stat().st_size, "sha256": None,  # hashed beside the decode
@@ -374,6 +395,8 @@ def extract_video(*, video: str | Path, extraction: str | Path, settings: dict, 
     record["video"]["sha256"] = digest.result()
     table = pd.DataFrame(scan.rows, columns=MANIFEST_COLUMNS)
     table.to_csv(out_dir / MANIFEST, index=False)
+    pd.DataFrame([[d.index, d.frame, d.time, sum(cut <= d.frame for cut in scan.cuts)] for d in scan.drawings],
+                 columns=DRAWING_COLUMNS).to_csv(out_dir / DRAWINGS, index=False)
     kept = table[table["kept"].astype(bool)]
     dropped = {reason: int((table["drop_reason"] == reason).sum()) for reason in DROP_REASONS}
     record.update(

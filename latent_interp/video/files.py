@@ -20,7 +20,8 @@ DROP_REASONS = ("cut", "too_still", "too_far", "stride", "cap")
 DEFAULTS = schema.defaults("data.video")
 MANIFEST_COLUMNS = ["triplet", "kept", "drop_reason", "frame1", "frame2", "frame3", "time1", "time2", "time3", "t",
                     "scene", "difference12", "difference23", "motion"]
-MANIFEST, INFO, TRIPLETS = "manifest.csv", "video.json", "triplets"
+MANIFEST, INFO, TRIPLETS, DRAWINGS = "manifest.csv", "video.json", "triplets", "drawings.csv"
+DRAWING_COLUMNS = ["drawing", "frame", "time", "scene"]  # drawings.csv: every drawing the extraction found
 WRITES_AHEAD = 16  # frames queued for the PNG writer at most (each holds a decoded frame in memory)
 
 
@@ -87,6 +88,16 @@ def read_record(extraction: str | Path) -> dict:
 def read_manifest(extraction: str | Path) -> pd.DataFrame:
     return pd.read_csv(Path(extraction) / MANIFEST, keep_default_na=False,
                        dtype={"triplet": str, "drop_reason": str, "kept": bool})
+
+
+def read_drawings(extraction: str | Path) -> pd.DataFrame:
+    """Every drawing of an extraction, in order: its number (0, 1, ..: its position), its first decoded frame, its
+    time (s) and its scene."""
+    drawings = pd.read_csv(Path(extraction) / DRAWINGS)
+    if drawings["drawing"].tolist() != list(range(len(drawings))):
+        raise ValueError(f"{Path(extraction) / DRAWINGS}: the drawings are not numbered 0, 1, .. in order: rerun "
+                         "rule extract_video")
+    return drawings
 
 
 def read_extractions(extractions) -> tuple[list[dict], dict[str, float]]:

@@ -103,6 +103,23 @@ def split_video_files(split):
 VIDEOS = {split: {path.name: str(path) for path in split_video_files(split)} for split in SPLITS if VIDEO_LAYOUT}
 
 
+def clip_videos():
+    """Video name -> its split, for the videos of inbetween.splits (rule inbetween); a name in two of those splits
+    would be one clip folder for two videos, so it is refused."""
+    named = {}
+    for split in RUN.config["inbetween"]["splits"] if VIDEO_LAYOUT else []:
+        for name in VIDEOS[split]:
+            if name in named:
+                raise ValueError(f"config key inbetween.splits: a video named {name} is in both {named[name]} and "
+                                 f"{split}; its clip (results/inbetween/<model>/{name}/) would be both's")
+            named[name] = split
+    return named
+
+
+CLIP_VIDEOS = clip_videos()
+CLIPS = expand("results/inbetween/{model}/{video}", model=list(MODELS), video=list(CLIP_VIDEOS))
+
+
 def triplets_listed(split):
     """How many triplets the split's source holds, known before ingest (which may skip some)."""
     if SYNTHETIC:
@@ -206,6 +223,15 @@ def latents_of_space(wildcards):
 
 def predictors_of_space(wildcards):
     return f"results/predictors/{LATENT_SPACE[wildcards.model]}"
+
+
+def clip_inputs(wildcards):
+    """Rule inbetween's video file and extraction, and the model's predictors where inbetween.method is one."""
+    split = CLIP_VIDEOS[wildcards.video]
+    learned = RUN.config["inbetween"]["method"] in RUN.config["interp"]["predictors"]
+    return {"video_file": VIDEOS[split][wildcards.video],
+            "extraction": video.extraction_dir(split, wildcards.video),
+            **({"predictors": predictors_of_space(wildcards)} if learned else {})}
 
 
 def stage_benchmarks(stage, model):

@@ -23,6 +23,7 @@ rule report:
         flow=expand("results/flow/{split}.zarr", split=SPLITS),
         flow_tables=expand("results/flow/{split}.csv", split=SPLITS),
         equivariance=expand("results/geometry/{model}/{file}", model=LATENT_MODELS, file=EQUIVARIANCE_OUTPUTS.values()),
+        clips=CLIPS,
         code=code("report"),
     output:
         report="results/report.html",
@@ -48,6 +49,7 @@ rule report:
             finetunes=FINETUNES,
             geometry_names=list(GEOMETRY_OUTPUTS),
             equivariance_names=list(EQUIVARIANCE_OUTPUTS),
+            clip_videos=list(CLIP_VIDEOS),
             lpips_skipped=not lpips_files(None),
             settings=RUN.config["report"],
         ),

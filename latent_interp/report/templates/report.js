@@ -173,6 +173,53 @@ function tile(uri, label, truthUri = null, extraClass = "") {
             truthUri ? errorCanvas(uri, truthUri) : null, el("div", {class: "label", text: label}));
 }
 
+// ---------- previews: each in-between played between its ends, frame 1 → in-between → frame 3 → back ----------
+// One clock for the page, so every preview shows the same phase and a row reads as one motion; the frames are the
+// images the page already holds, so playing costs no bytes. Playing unless the reader asked for reduced motion.
+const PREVIEW_PHASES = [0, 1, 2, 1];  // frame 1, the in-between, frame 3, the in-between
+const PREVIEW_NAMES = ["frame 1", "in-between", "frame 3"];
+const player = {phase: 1, playing: !window.matchMedia("(prefers-reduced-motion: reduce)").matches, timer: null};
+
+function previewTile(first, middle, third, label, truthUri) {
+  const node = tile(middle, label, truthUri, "preview");
+  const image = node.querySelector("img");
+  if (!image || !first || !third) return node;
+  image.previewFrames = [first, middle, third];
+  image.classList.add("previewing");
+  node.append(el("div", {class: "phase"}));
+  showPhase(image);
+  return node;
+}
+
+function showPhase(image) {
+  const frame = PREVIEW_PHASES[player.phase];
+  image.src = image.previewFrames[frame];
+  image.dataset.frame = String(frame);
+  image.parentElement.querySelector(".phase").textContent = PREVIEW_NAMES[frame];
+}
+
+function stepPreviews() {
+  player.phase = (player.phase + 1) % PREVIEW_PHASES.length;
+  document.querySelectorAll("img.previewing").forEach(showPhase);
+}
+
+function setPlaying(playing) {
+  player.playing = playing;
+  clearInterval(player.timer);
+  player.timer = playing ? setInterval(stepPreviews, 450) : null;
+  document.querySelectorAll(".preview-play").forEach((button) => {
+    button.textContent = playing ? "⏸ pause previews" : "▶ play previews";
+  });
+}
+
+function previewControls() {
+  return el("div", {class: "preview-controls"},
+            el("button", {class: "preview-play", type: "button", onclick: () => setPlaying(!player.playing),
+                          text: player.playing ? "⏸ pause previews" : "▶ play previews"}),
+            el("button", {class: "preview-step", type: "button", text: "step ⏭",
+                          onclick: () => { setPlaying(false); stepPreviews(); }}));
+}
+
 // In-betweens the payload does not store twice: repeat is frame 1, vae_ceiling the reconstruction of frame 2, and
 // an image equal to an earlier model's ({as: that model}: the pixel-space methods) is that model's.
 function inBetween(images, model, method) {
@@ -195,6 +242,7 @@ function interpLabel(record, model, method) {
 // ---------- worst-first galleries ----------
 function gallery(container) {
   const keys = container.dataset.keys ? container.dataset.keys.split(",") : [];
+  if (container.dataset.kind === "interp" && keys.length) container.append(previewControls());
   for (const key of keys) {
     const record = TRIPLETS[KEY_INDEX.get(key)], images = DATA.images[key];
     if (!record || !images) continue;
@@ -213,7 +261,8 @@ function gallery(container) {
       row.append(tile(images.frames[0], "frame 1"), tile(images.frames[1], "frame 2 (truth)", null, "truth"),
                  tile(images.frames[2], "frame 3"));
       for (const method of DATA.methods) {
-        row.append(tile(inBetween(images, model, method), interpLabel(record, model, method), images.frames[1]));
+        row.append(previewTile(images.frames[0], inBetween(images, model, method), images.frames[2],
+                               interpLabel(record, model, method), images.frames[1]));
       }
     }
     container.append(row);
@@ -265,12 +314,14 @@ function openTriplet(key) {
   const interpolated = DATA.models.filter((m) => record.interp[m]);
   if (interpolated.length) {
     body.append(el("h3", {text: "In-betweens: frame 2 from frames 1 and 3"}));
+    if (images) body.append(previewControls());
     for (const model of interpolated) {
       if (images && images.interp[model]) {
         body.append(el("h4", {text: model}), el("div", {class: "row"},
           tile(images.frames[1], "frame 2 (truth)", null, "truth"),
-          ...(DATA.panel_methods || DATA.methods).map((method) => tile(inBetween(images, model, method),
-                                                 interpLabel(record, model, method), images.frames[1]))));
+          ...(DATA.panel_methods || DATA.methods).map((method) => previewTile(
+            images.frames[0], inBetween(images, model, method), images.frames[2],
+            interpLabel(record, model, method), images.frames[1]))));
       }
       body.append(scoreTable([`${model}: method`, "PSNR dB ↑", "SSIM ↑", "chamfer ×10³ ↓", "latent MSE ↓", "LPIPS ↓"],
         DATA.methods.map((method, k) => {
@@ -460,6 +511,7 @@ document.addEventListener("keydown", (event) => { if (event.key === "Escape") cl
 document.querySelectorAll("table.sortable").forEach(enhanceTable);
 document.querySelectorAll(".data-table").forEach(dataTable);
 document.querySelectorAll(".gallery").forEach(gallery);
+setPlaying(player.playing);
 setUpSearch();
 setUpEmbeddings();
 setUpVaeSwitch();
