@@ -309,9 +309,18 @@ def write_video(path: str | Path, frames: list[np.ndarray], codec: str = "libx26
             container.mux(packet)
 
 
+def drawing_positions(timing: str, count: int = DRAWINGS_PER_SHOT) -> np.ndarray:
+    """Where each of a shot's drawings is along its motion (0 the first, 1 the last): where its time puts it, the shot
+    moving at one speed, as an animator spaces the drawings of an even motion on uneven timing. So a triplet's t (when
+    its middle drawing appears, from the timestamps) is also where that drawing is; on twos and threes, evenly."""
+    pattern = VIDEO_TIMINGS[timing]
+    starts = np.cumsum([0, *(pattern[k % len(pattern)] for k in range(count - 1))], dtype=np.float64)
+    return starts / starts[-1]
+
+
 def render_video(spec: VideoSpec, path: str | Path, width: int, height: int) -> None:
-    """Write ``spec`` to ``path``: its shots' drawings, each held by the video's timing."""
-    times = np.linspace(0.0, 1.0, DRAWINGS_PER_SHOT)
+    """Write ``spec`` to ``path``: its shots' drawings (``drawing_positions``), each held by the video's timing."""
+    times = drawing_positions(spec.timing)
     shots = [render_drawings(shot, width, height, times) for shot in spec.shots]
     write_video(path, [frame for drawings in shots for frame in held_frames(drawings, spec.timing)], spec.codec)
 

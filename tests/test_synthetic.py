@@ -1,6 +1,7 @@
 import re
 
 import numpy as np
+import pytest
 
 from latent_interp import synthetic
 
@@ -112,3 +113,19 @@ def test_the_output_folders_snakemake_makes_before_a_job_do_not_stop_the_drawer(
     (tmp_path / "atd" / "val" / "Japan_v1_0" / "frame2.png").write_bytes(b"")
     with pytest.raises(ValueError, match=r"holds files the synthetic drawer did not make \(val\)"):
         synthetic.check_root(tmp_path / "atd")
+
+
+@pytest.mark.parametrize("timing", list(synthetic.VIDEO_TIMINGS))
+def test_a_demo_videos_drawings_sit_where_their_times_put_them(timing):
+    """One speed along a shot: each drawing's position is its first frame over the last drawing's, so a triplet's t
+    from the timestamps, (frame2 - frame1) / (frame3 - frame1), is where its middle drawing is."""
+    positions = synthetic.drawing_positions(timing)
+    pattern = synthetic.VIDEO_TIMINGS[timing]
+    starts = np.cumsum([0] + [pattern[k % len(pattern)] for k in range(len(positions) - 1)])
+    for k in range(len(positions) - 2):
+        t = (starts[k + 1] - starts[k]) / (starts[k + 2] - starts[k])
+        assert (positions[k + 1] - positions[k]) / (positions[k + 2] - positions[k]) == pytest.approx(t)
+    if len(set(pattern)) == 1:
+        np.testing.assert_allclose(positions, np.linspace(0, 1, len(positions)))
+    else:
+        assert len({round(b - a, 9) for a, b in zip(positions, positions[1:])}) > 1  # uneven spacing

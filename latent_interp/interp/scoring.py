@@ -108,6 +108,9 @@ def interp_spec(lpips_record: str | None, predictors_dir, methods: list[str], fl
         "eisai_lpips": (lpips_record + "; inputs uint8 / 255 in [0, 1], fed as they are, as EISAI's evaluate.py does")
         if lpips_record else "skipped: no LPIPS backbone configured (interp.lpips.backbone)",
         "motion_px": "the flow table's motion_px of the triplet: mean |F_1->3| in pixels",
+        "at": "t: predicted at the triplet's own time t (column t, the frames store's; interp.time: true); midpoint: "
+              "at 0.5, every row under interp.time: midpoint, and under true a second row for each triplet whose t "
+              "is not 0.5, which only the comparison with the midpoint reads",
         "better": {metric: "higher" if up else "lower" for metric, up in HIGHER_IS_BETTER.items()},
     }
 
