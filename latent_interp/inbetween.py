@@ -68,7 +68,7 @@ def plan(drawings: pd.DataFrame, factor: int) -> pd.DataFrame:
                          "kind": "held" if cut else "inbetween", "drawing": drawing.drawing,
                          "next_drawing": int(following["drawing"]), "t": t,
                          "note": "a scene cut: no in-between across it" if cut else ""})
-    table = pd.DataFrame(rows, columns=MANIFEST_COLUMNS[1:])
+    table = pd.DataFrame(rows, columns=MANIFEST_COLUMNS[1:]).astype({"drawing": int, "next_drawing": "Int64"})
     table.insert(0, "frame", np.arange(len(table)))
     return table
 

@@ -77,6 +77,8 @@ def test_a_video_on_twos_at_factor_2_has_2n_minus_1_frames_with_the_drawings_whe
                for image in video.frames_at(path, drawings["frame"])]
     for row in manifest[manifest["kind"] == "drawing"].itertuples():
         np.testing.assert_array_equal(frames[row.frame], sources[row.drawing])  # lossless: the drawing itself
+    assert manifest.loc[1, ["drawing", "next_drawing"]].tolist() == [0, "1"]  # whole numbers, empty for drawings
+    assert manifest.loc[0, "next_drawing"] == ""
     held = manifest[manifest["kind"] == "held"].iloc[0]
     np.testing.assert_array_equal(frames[held["frame"]], sources[7])
     assert "scene cut" in held["note"]
