@@ -30,7 +30,8 @@ WHAT_MADE_IT = {
     "P9": "128 px and short fine-tunes, started first; without a GPU two half-core jobs overlap; galleries drawn as "
           "one image; the report's figures drawn by two processes",
     "P10": "batches prepared once on the device; what is left is the per-epoch val check",
-    "P11": "a pool of threads each with its own DIS; OpenCV's remap for the masks; the store written behind",
+    "P11": "a pool of threads each with its own DIS; OpenCV's remap for the masks; the store written behind; the "
+           "flows at t computed where used, not stored",
     "P12": "every stage about linear in the pixels it sees",
     "P13": "the decode in a thread of its own, the PNGs written by another, the sha256 beside the decode",
     "P14": "each GPU job's log breaks its time down (set-up, first batch, model, waits), which P14 reports",
