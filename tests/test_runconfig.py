@@ -71,6 +71,13 @@ def test_the_demo_and_the_seed_recipe():
                                 splits=["train", "val", "holdout"]), "config key data.video.assign: hash draws"),
     (lambda c: c["data"].update(layout="video", video={"assign": "hash"}),
      "config key data.video.assign: the demo videos are drawn one folder per split"),
+    # re-timed clips (the video example): a predictor the run does not train, a split it does not have
+    (lambda c: (update_config(c, yaml.safe_load((REPO / "config/video-example.yaml").read_text())),
+                c["interp"].update(predictors=["linear"]), c.update(inbetween={"method": "unet"})),
+     "config key inbetween.method: unet is a learned predictor, and interp.predictors (['linear']) does not train it"),
+    (lambda c: (update_config(c, yaml.safe_load((REPO / "config/video-example.yaml").read_text())),
+                c.update(inbetween={"splits": ["test", "holdout"]})),
+     "config key inbetween.splits: ['holdout'] not in data.splits"),
 ])
 def test_mistakes_name_the_key(edit, key):
     config = merged()
@@ -177,3 +184,12 @@ def test_a_job_holds_a_gpu_where_it_runs_on_one(monkeypatch):
 def test_cuda_visible_devices_hides_the_gpu(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert not runconfig.gpu_visible()
+
+
+def test_triplet_folders_make_no_clips_whatever_inbetween_says():
+    """inbetween applies to videos: a folders config without a test split is not refused for the default
+    inbetween.splits, and no clip is planned."""
+    config = merged()
+    config["data"]["splits"] = ["train", "val"]
+    config["data"]["synthetic"]["triplets"].pop("test")
+    assert runconfig.resolve(config).config["inbetween"]["splits"] == ["test"]

@@ -112,8 +112,9 @@ def test_the_latent_study_scores_every_method_on_val_and_test_for_both_models(ru
         for split in ("val", "test"):
             table = pd.read_csv(results / "interp" / model / f"{split}.csv")
             scored, _ = interp.table_columns(metrics.PROTOCOLS, annotated=False)  # the demo's three protocols
-            assert list(table.columns) == [*interp.KEY_COLUMNS, *scored, "motion_px", "t"]
+            assert list(table.columns) == [*interp.KEY_COLUMNS, "at", *scored, "motion_px", "t"]
             assert len(table) == TRIPLETS[split] * len(interp.METHODS) and (table["t"] == 0.5).all()
+            assert (table["at"] == "t").all()  # triplet folders: every t is the midpoint, scored once
             ceiling = table[table["method"] == "vae_ceiling"].set_index("triplet")["psnr"]
             frame_2 = pd.read_csv(results / "metrics" / model / f"{split}.csv").query("frame == 2")
             assert (ceiling.loc[frame_2["triplet"]].to_numpy() == frame_2["psnr"].to_numpy()).all()
@@ -148,8 +149,9 @@ def test_the_predictors_cannot_see_test_triplets(run):
     job = dry_run.split("rule interp_train:")[1].split("\n\n")[0]
     inputs = re.search(r"input: (.*)", job).group(1).split(", ")
     data = [path for path in inputs if not path.startswith(str(REPO / "latent_interp"))]  # the rest: its code
-    # flow_unet also reads the motion of those two splits, never another's
+    # each triplet's t from those two splits' frames stores; flow_unet also reads their motion, never another's
     assert data == ["results/latents/tiny-kl/train.zarr", "results/latents/tiny-kl/val.zarr",
+                    "results/frames/train.zarr", "results/frames/val.zarr",
                     "results/flow/train.zarr", "results/flow/val.zarr"]
     record = json.loads((run / "results" / "predictors" / "tiny-kl" / "predictors.json").read_text())
     results = run / "results" / "frames"
@@ -455,12 +457,10 @@ def _edit_one_test_frame_and_rerun(run):
     (lambda c: c["vaes"].update(missing="no/such/folder/here"), "config key vaes.missing"),
     (lambda c: c["preprocess"].update(size=[96, 55]), "config key preprocess.size: the height 55 is odd"),
     (lambda c: c["metrics"].update(protocol=["standard", "eisia"]), "protocol"),
-    # the re-timed clips: an oracle sees a frame 2 a clip does not have; a predictor the run does not train
+    # the re-timed clips: an oracle or the ceiling sees a frame 2 a clip does not have (the other refusals of
+    # inbetween, which need a video config: tests/test_runconfig.py)
     (lambda c: c.update(inbetween={"method": "pixel_flow_oracle"}), "instance['inbetween']['method']"),
     (lambda c: c.update(inbetween={"method": "vae_ceiling"}), "instance['inbetween']['method']"),
-    (lambda c: (c["interp"].update(predictors=["linear"]), c.update(inbetween={"method": "unet"})),
-     "config key inbetween.method: unet is a learned predictor"),
-    (lambda c: c.update(inbetween={"splits": ["holdout"]}), "config key inbetween.splits: ['holdout']"),
 ])
 def test_config_mistakes_fail_before_any_job_naming_the_key(tmp_path_factory, edit, key):
     config = tiny_config()

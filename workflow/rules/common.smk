@@ -110,8 +110,10 @@ def clip_videos():
     for split in RUN.config["inbetween"]["splits"] if VIDEO_LAYOUT else []:
         for name in VIDEOS[split]:
             if name in named:
-                raise ValueError(f"config key inbetween.splits: a video named {name} is in both {named[name]} and "
-                                 f"{split}; its clip (results/inbetween/<model>/{name}/) would be both's")
+                raise ValueError(
+                    f"config key inbetween.splits: a video named {name} is in both {named[name]} and "
+                    f"{split}; its clip (results/inbetween/<model>/{name}/) would be both's"
+                )
             named[name] = split
     return named
 
@@ -229,9 +231,11 @@ def clip_inputs(wildcards):
     """Rule inbetween's video file and extraction, and the model's predictors where inbetween.method is one."""
     split = CLIP_VIDEOS[wildcards.video]
     learned = RUN.config["inbetween"]["method"] in RUN.config["interp"]["predictors"]
-    return {"video_file": VIDEOS[split][wildcards.video],
-            "extraction": video.extraction_dir(split, wildcards.video),
-            **({"predictors": predictors_of_space(wildcards)} if learned else {})}
+    return {
+        "video_file": VIDEOS[split][wildcards.video],
+        "extraction": video.extraction_dir(split, wildcards.video),
+        **({"predictors": predictors_of_space(wildcards)} if learned else {}),
+    }
 
 
 def stage_benchmarks(stage, model):
