@@ -45,7 +45,7 @@ from latent_interp.settings import Preprocess, VaeRun
 
 CODECS = {"h264": ("libx264", "yuv420p", {"crf": "18"}), "lossless": ("libx264rgb", "rgb24", {"crf": "0"})}
 MANIFEST_COLUMNS = ["frame", "time", "kind", "drawing", "next_drawing", "t", "note"]
-CLIP, COMPARE, MANIFEST, RECORD = "inbetween.mp4", "compare.mp4", "manifest.csv", "clip.json"
+CLIP, COMPARE, MANIFEST, RECORD = video.CLIP, video.COMPARE, video.CLIP_MANIFEST, video.CLIP_RECORD
 PAIRS_PER_BATCH = 16  # pairs of drawings predicted together: the memory of a chunk of rule interp
 TIME_BASE = Fraction(1, 90000)  # the clips' timestamps: MPEG's clock, fine enough for any factor
 LABEL_BAND = 16  # px above each panel of the comparison, for its label

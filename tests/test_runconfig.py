@@ -188,7 +188,7 @@ def test_cuda_visible_devices_hides_the_gpu(monkeypatch):
 
 def test_triplet_folders_make_no_clips_whatever_inbetween_says():
     """inbetween applies to videos: a folders config without a test split is not refused for the default
-    inbetween.splits, and no clip is planned."""
+    inbetween.splits."""
     config = merged()
     config["data"]["splits"] = ["train", "val"]
     config["data"]["synthetic"]["triplets"].pop("test")

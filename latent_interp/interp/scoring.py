@@ -205,18 +205,18 @@ def score_split(*, inputs: InterpInputs, outputs: InterpOutputs, model: str, spl
                              "method": method, "at": at, "motion_px": motion[index], "t": middle_times[index],
                              **scores})
 
-    def chunk_of(start: int, stop: int, times, subset=slice(None)) -> Chunk:
-        flow_rows = optical_flow.read_rows(flow_group, start, stop) if flow_group is not None else None
-        return Chunk(frames[start:stop][subset], recon[start:stop][subset], mean[start:stop][subset],
-                     None if flow_rows is None else {k: v[subset] for k, v in flow_rows.items()}, learned,
-                     torch_device, flow_settings or {}, vae_record["downsampling"], decoder, times)
+    def chunk_of(frames_rows, recon_rows, latent_rows, flow_rows, times) -> Chunk:
+        return Chunk(frames_rows, recon_rows, latent_rows, flow_rows, learned, torch_device, flow_settings or {},
+                     vae_record["downsampling"], decoder, times)
 
     with tqdm(total=len(names), desc=f"interp {model_name}/{split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(mean):
             times = middle_times[start:stop]
             off_middle = np.flatnonzero(times != warp.T_MIDDLE) if at_true_time else np.empty(0, int)
             # at the midpoint every method runs as it always has: no per-triplet times at all
-            chunk = chunk_of(start, stop, times if len(off_middle) else None)
+            chunk = chunk_of(frames[start:stop], recon[start:stop], mean[start:stop],
+                             optical_flow.read_rows(flow_group, start, stop) if flow_group is not None else None,
+                             times if len(off_middle) else None)
             images, latent_errors, predicted = _predict_chunk(chunk, methods, model, batch_size, vae_record["dtype"],
                                                               guard, names[start:stop])
             predicted_store[start:stop] = np.stack([predicted[m] for m in latent_methods], axis=1)
@@ -226,7 +226,10 @@ def score_split(*, inputs: InterpInputs, outputs: InterpOutputs, model: str, spl
                 keeper.offer(names[start + offset], row.get("psnr", np.nan),
                              lambda offset=offset: np.stack([images[m][offset] for m in methods]))
             if len(off_middle):  # the same methods at the midpoint, for the paired comparison (summary, report)
-                midpoint = chunk_of(start, stop, None, off_middle)
+                # the same rows, already read, at the midpoint
+                midpoint = chunk_of(chunk.frames[off_middle], chunk.recon[off_middle], chunk.latents[off_middle],
+                                    None if chunk.flow_rows is None else
+                                    {name: rows[off_middle] for name, rows in chunk.flow_rows.items()}, None)
                 scored = _predict_chunk(midpoint, methods, model, batch_size, vae_record["dtype"], guard,
                                         [names[start + i] for i in off_middle])
                 score_rows(midpoint, scored[0], scored[1], start + off_middle, "midpoint")

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from latent_interp import inbetween
+from latent_interp import video
 from latent_interp.report import tables
 from latent_interp.report.context import Context
 
@@ -23,16 +23,16 @@ def clips_table(ctx: Context) -> tuple[tables.Table | None, list[str]]:
                                  "side by side.")
     skipped = []
     for (model, name), folder in sorted(ctx.inputs.clips.items(), key=lambda item: (item[0][1], item[0][0])):
-        record = json.loads((Path(folder) / inbetween.RECORD).read_text())
+        record = json.loads((Path(folder) / video.CLIP_RECORD).read_text())
         if record["skipped"]:
             skipped.append(f"{name} ({model}): no clip, {record['skipped']}.")
             continue
         counts, settings = record["counts"], record["settings"]
         links = [(file, os.path.relpath(Path(folder) / file, ctx.report_dir))
-                 for file in (inbetween.CLIP, inbetween.COMPARE, inbetween.MANIFEST)]
+                 for file in (video.CLIP, video.COMPARE, video.CLIP_MANIFEST)]
         table.rows.append([tables.text(name), tables.text(model)]
                           + [tables.Cell(str(counts[key]), counts[key])
                              for key in ("drawings", "frames", "inbetweens", "held")]
                           + [tables.text(settings["method"]), tables.Cell(str(settings["factor"]), settings["factor"]),
-                             tables.Cell(inbetween.CLIP, None, numeric=False, links=links)])
+                             tables.Cell(video.CLIP, None, numeric=False, links=links)])
     return (table if table.rows else None), skipped

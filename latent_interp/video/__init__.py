@@ -22,13 +22,15 @@ Modules: ``files`` (where videos are, their splits, reading an extraction; what 
 (rule extract_video). Their public names are available from this package.
 """
 
-from latent_interp.video.files import (DEFAULTS, DETECTORS, DRAWING_COLUMNS, DRAWINGS, DROP_REASONS, INFO, MANIFEST,
-                                       MANIFEST_COLUMNS, TRIPLETS, VIDEO_EXTENSIONS, extraction_dir, is_video_file,
-                                       read_drawings, read_extractions, read_manifest, read_record, settings_of,
-                                       split_of, split_videos, summary, video_folder, videos_in)
+from latent_interp.video.files import (CLIP, CLIP_MANIFEST, CLIP_RECORD, COMPARE, DEFAULTS, DETECTORS,
+                                       DRAWING_COLUMNS, DRAWINGS, DROP_REASONS, INFO, MANIFEST, MANIFEST_COLUMNS,
+                                       TRIPLETS, VIDEO_EXTENSIONS, extraction_dir, is_video_file, read_drawings,
+                                       read_extractions, read_manifest, read_record, settings_of, split_of,
+                                       split_videos, summary, video_folder, videos_in)
 from latent_interp.video.extract import VideoFault, extract_video, frames_at
 
-__all__ = ["DEFAULTS", "DETECTORS", "DRAWING_COLUMNS", "DRAWINGS", "DROP_REASONS", "INFO", "MANIFEST",
-           "MANIFEST_COLUMNS", "TRIPLETS", "VIDEO_EXTENSIONS", "extraction_dir", "is_video_file", "read_drawings",
-           "read_extractions", "read_manifest", "read_record", "settings_of", "split_of", "split_videos", "summary",
-           "video_folder", "videos_in", "VideoFault", "extract_video", "frames_at"]
+__all__ = ["CLIP", "CLIP_MANIFEST", "CLIP_RECORD", "COMPARE", "DEFAULTS", "DETECTORS", "DRAWING_COLUMNS",
+           "DRAWINGS", "DROP_REASONS", "INFO", "MANIFEST", "MANIFEST_COLUMNS", "TRIPLETS", "VIDEO_EXTENSIONS",
+           "extraction_dir", "is_video_file", "read_drawings", "read_extractions", "read_manifest", "read_record",
+           "settings_of", "split_of", "split_videos", "summary", "video_folder", "videos_in", "VideoFault",
+           "extract_video", "frames_at"]

@@ -22,6 +22,9 @@ MANIFEST_COLUMNS = ["triplet", "kept", "drop_reason", "frame1", "frame2", "frame
                     "scene", "difference12", "difference23", "motion"]
 MANIFEST, INFO, TRIPLETS, DRAWINGS = "manifest.csv", "video.json", "triplets", "drawings.csv"
 DRAWING_COLUMNS = ["drawing", "frame", "time", "scene"]  # drawings.csv: every drawing the extraction found
+# rule inbetween's folder (latent_interp.inbetween): the clip, the comparison, the manifest, the record; named here,
+# torch-free, for the report that lists them
+CLIP, COMPARE, CLIP_MANIFEST, CLIP_RECORD = "inbetween.mp4", "compare.mp4", "manifest.csv", "clip.json"
 WRITES_AHEAD = 16  # frames queued for the PNG writer at most (each holds a decoded frame in memory)
 
 
