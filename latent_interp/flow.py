@@ -158,8 +158,9 @@ def triplet_record(frames_uint8: np.ndarray, estimate, settings: dict) -> dict:
     masks = end_masks(frames_uint8[0], frames_uint8[2], f13, f31, settings)
     magnitude = np.hypot(f13[..., 0], f13[..., 1])
     first, third = (frames_uint8[k].astype(np.float32) * np.float32(1 / 255) for k in (0, 2))
-    return {"ok": True, "flow_ends": flows["ends"].astype(np.float16), "oracle_flow": flows["oracle"].astype(np.float16),
-            **masks, "motion_px": float(magnitude.mean()), "motion_max_px": float(np.percentile(magnitude, 99)),
+    return {"ok": True, "flow_ends": flows["ends"].astype(np.float16),
+            "oracle_flow": flows["oracle"].astype(np.float16), **masks, "motion_px": float(magnitude.mean()),
+            "motion_max_px": float(np.percentile(magnitude, 99)),
             "consistent_share": float(masks["consistent"].mean()),
             "warp_error": float(cv2.absdiff(remap(first, f31), third).mean())}  # frame 1 at frame 3's pixels
 
@@ -279,13 +280,14 @@ def motion_inputs(rows: dict[str, np.ndarray], kind: str, settings: dict, times=
     no still mask, as its motion is right by construction; weighting it by the oracle flows' own consistency measured
     0.5 dB worse on the demo's test split)."""
     settings = settings_with_defaults(settings)
-    flow_13, flow_31 = (_channels_first(rows["flow_ends"][:, k]) for k in (0, 1))
-    t = warp.times_of(times, flow_13)
     if kind == "oracle":
         flow_t1, flow_t3 = (_channels_first(rows["oracle_flow"][:, k]) for k in (0, 1))
-        return flow_t1, flow_t3, torch.zeros_like(flow_t1[:, :1]) + (1 - t), torch.zeros_like(flow_t1[:, :1])
+        weight_1 = torch.zeros_like(flow_t1[:, :1]) + (1 - warp.times_of(times, flow_t1))
+        return flow_t1, flow_t3, weight_1, torch.zeros_like(flow_t1[:, :1])
     if kind != "estimated":
         raise ValueError(f"motion kind {kind!r}: expected 'estimated' or 'oracle'")
+    flow_13, flow_31 = (_channels_first(rows["flow_ends"][:, k]) for k in (0, 1))
+    t = warp.times_of(times, flow_13)
     flow_t1, flow_t3 = warp.intermediate_flows(flow_13, flow_31, t)
     consistent_13, consistent_31 = (torch.from_numpy(rows["consistent"][:, k:k + 1].astype(np.float32))
                                     for k in (0, 1))

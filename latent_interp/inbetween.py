@@ -19,8 +19,9 @@ Folder ``results/inbetween/{model}/{video}/``:
                        the same t, side by side, labelled
     ``manifest.csv``   one row per frame of the clip (``MANIFEST_COLUMNS``): ``frame`` (0-based), ``time`` (s),
                        ``kind`` (``drawing``, ``inbetween`` or ``held``), ``drawing`` (the drawing shown or the
-                       pair's first), ``next_drawing`` (the pair's second; empty for a drawing), ``t`` (0 for a drawing),
-                       ``note`` (why a slot is held)
+                       pair's first), ``next_drawing`` (the pair's second; empty for a drawing), ``t`` (0 for a
+                       drawing), ``note`` (why a slot is held, or that the pair's flow is not finite and
+                       ``pixel_blend`` stands in)
     ``clip.json``      the counts, the settings, the model's VAE record and provenance; ``skipped``: why the video has
                        no clip (fewer than two drawings), the folder then holding nothing else
 """

@@ -54,6 +54,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from latent_interp import schema, store, vae, warp
+from latent_interp.settings import at_true_time
 
 LATENT_PREDICTORS = ("linear", "mlp", "unet")  # read latent1 and latent3 only
 FLOW_PREDICTORS = ("flow_unet",)  # also read the estimated flow on the latent grid
@@ -78,7 +79,8 @@ def time_offsets(times, first: torch.Tensor) -> torch.Tensor:
 
 def _with_time(output: torch.Tensor, offsets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """A first layer's ``output`` [B, K, ...] plus (t - 1/2) ``weight`` [K] (module docstring)."""
-    return output + offsets.reshape(-1, *([1] * (output.dim() - 1))) * weight.reshape(1, -1, *([1] * (output.dim() - 2)))
+    spatial = [1] * (output.dim() - 2)
+    return output + offsets.reshape(-1, 1, *spatial) * weight.reshape(1, -1, *spatial)
 
 
 class Predictor(torch.nn.Module):
@@ -331,10 +333,10 @@ def read_latent_motion(flow_path, names: list[str], downsampling: int, device: t
     return tuple(torch.cat([p[k] for p in parts]).to(device) for k in range(4))
 
 
-def triplet_times(frames_path, names: list[str], mode) -> np.ndarray | None:
+def triplet_times(frames_path, names: list[str], time=True) -> np.ndarray | None:
     """Each triplet's t from its split's frames store, in the order of ``names`` (the latents store's); None (the
-    midpoint) where ``mode`` (config ``interp.time``) is ``midpoint``."""
-    if mode == "midpoint":
+    midpoint) where ``time`` (config ``interp.time``, ``at_true_time``) is ``midpoint``."""
+    if not at_true_time(time):
         return None
     group = store.open_store(frames_path, "frames")
     if store.names(group) != names:
@@ -362,8 +364,8 @@ def train_predictors(*, train, val, predictors, settings: dict, frames: tuple | 
         raise ValueError(f"the predictors need train and val triplets; found {len(train_names)} in {train_path} "
                          f"and {len(val_names)} in {val_path}")
     settings_by_name = predictor_settings(interp_config)
-    time_mode = interp_config.get("time", True)
-    train_times, val_times = ((triplet_times(path, names, time_mode) if frames else None)
+    time = interp_config.get("time", True)
+    train_times, val_times = ((triplet_times(path, names, time) if frames else None)
                               for path, names in zip(tuple(frames) or (None, None), (train_names, val_names)))
     train_motion = val_motion = ()
     if any(name in FLOW_PREDICTORS for name in settings_by_name):

@@ -44,7 +44,13 @@ class InterpSettings(NamedTuple):
     seed: int = _INTERP["seed"]
     lpips: dict = {}  # interp.lpips: backbone, linear; never changed
     protocols: tuple = tuple(schema.defaults("metrics")["protocol"])
-    time: bool | str = _INTERP["time"]  # interp.time: true, or "midpoint"
+    time: bool | str = _INTERP["time"]  # interp.time: true, or "midpoint" (``at_true_time``)
+
+
+def at_true_time(time=_INTERP["time"]) -> bool:
+    """Config ``interp.time``: true (YAML's reading of the word, or the string) predicts each triplet at its own t,
+    ``midpoint`` at 0.5. The one reading of the key, for rule interp and the predictors' training alike."""
+    return time is True or time == "true"
 
 
 class EmbedSettings(NamedTuple):

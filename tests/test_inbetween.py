@@ -106,6 +106,32 @@ def test_flow_methods_at_thirds_give_3n_minus_2_frames_in_h264(twos, micro_vae_d
     assert sorted(manifest.loc[manifest["kind"] == "inbetween", "t"].round(4).unique()) == [0.3333, 0.6667]
 
 
+def test_pairs_whose_flow_is_not_finite_fall_back_to_the_pixel_blend_and_say_so(twos, micro_vae_dir, tmp_path,
+                                                                                monkeypatch):
+    """A flow that fails for a pair of drawings cannot be known before the job: its in-betweens are pixel_blend's,
+    the manifest notes each one and the record counts the pairs."""
+    from latent_interp import flow
+
+    real = flow.estimator
+
+    def failing(settings):  # the flow of the pairs from drawing 4 on (first frame 8) is NaN
+        estimate = real(settings)
+        calls = iter(range(10 ** 6))
+        return lambda a, b: estimate(a, b) if next(calls) < 2 * 4 else np.full((*a.shape, 2), np.nan, np.float32)
+
+    monkeypatch.setattr(flow, "estimator", failing)
+    record = retime(twos, micro_vae_dir, tmp_path / "clip", method="pixel_flow")
+    manifest = pd.read_csv(tmp_path / "clip" / inbetween.MANIFEST, keep_default_na=False)
+    frames, _ = decoded(tmp_path / "clip" / inbetween.CLIP)
+    sources = np.stack([frames[row.frame] for row in manifest[manifest["kind"] == "drawing"].itertuples()])
+    noted = manifest[manifest["note"].str.contains("pixel_blend")]
+    assert record["counts"]["pairs_without_flow"] == 14 - 4  # 14 pairs within the two scenes, 4 with a flow
+    assert sorted(noted["drawing"]) == [k for k in range(4, 15) if k != 7] and (noted["kind"] == "inbetween").all()
+    for row in noted.itertuples():
+        blend = interp.pixel_blend(sources[row.drawing][None], sources[row.drawing + 1][None], np.array([0.5]))[0]
+        np.testing.assert_array_equal(frames[row.frame], blend)
+
+
 def test_a_video_of_one_drawing_gets_no_clip_and_says_why(micro_vae_dir, tmp_path):
     path = tmp_path / "still.mp4"
     write_held(path, [shots(1)[0][:1]], "twos", "libx264")

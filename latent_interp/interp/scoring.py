@@ -17,16 +17,10 @@ from tqdm import tqdm
 from latent_interp import encode, metrics, perceptual, store, vae, warp
 # by other names: rule interp's inputs are called flow and predictors
 from latent_interp import flow as optical_flow, predictors as learned_predictors
-from latent_interp.settings import InterpSettings, VaeRun
+from latent_interp.settings import InterpSettings, VaeRun, at_true_time
 from latent_interp.interp.depth import DecoderWarps
 from latent_interp.interp.methods import (HIGHER_IS_BETTER, KEY_COLUMNS, LPIPS_INPUTS, PROTOCOL_ROI_COLUMNS,
                                           REGISTRY, Chunk, active_methods, table_columns)
-
-
-def at_true(time) -> bool:
-    """Config ``interp.time``: true (YAML's reading of the word, or the string) for each triplet's true t, else
-    ``midpoint``."""
-    return time is True or time == "true"
 
 
 class InterpInputs(NamedTuple):
@@ -177,7 +171,7 @@ def score_split(*, inputs: InterpInputs, outputs: InterpOutputs, model: str, spl
         "latents_vae": dict(latents_group.attrs["vae"]), "flow": flow_settings,
         "predictors": {"folder": str(predictors_dir),
                        "selected": {k: v["selected"] for k, v in predictors_record["predictors"].items()}},
-        "time": "true" if at_true(settings.time) else "midpoint",
+        "time": "true" if at_true_time(settings.time) else "midpoint",
         "provenance": store.provenance("interp", {"batch_size": batch_size, "device": torch_device.type,
                                                   "compile": compiled,
                                                   "gallery_triplets": gallery_triplets,
@@ -187,7 +181,7 @@ def score_split(*, inputs: InterpInputs, outputs: InterpOutputs, model: str, spl
     predicted_store = store.add_array(group, "predicted_latents", (len(latent_methods), *mean.shape[2:]), np.float32)
     keeper = GalleryKeeper(names, gallery_triplets, sample_triplets, seed)
     columns = [*KEY_COLUMNS, "at", *scorer.columns, "motion_px", "t", *scorer.roi_columns]
-    at_true_time = at_true(settings.time)
+    at_true = at_true_time(settings.time)
     rows = []
 
     def score_rows(chunk: Chunk, images: dict, latent_errors: dict, indices: np.ndarray, at: str) -> None:
@@ -212,7 +206,7 @@ def score_split(*, inputs: InterpInputs, outputs: InterpOutputs, model: str, spl
     with tqdm(total=len(names), desc=f"interp {model_name}/{split}", unit="triplet") as progress:
         for start, stop in store.chunk_ranges(mean):
             times = middle_times[start:stop]
-            off_middle = np.flatnonzero(times != warp.T_MIDDLE) if at_true_time else np.empty(0, int)
+            off_middle = np.flatnonzero(times != warp.T_MIDDLE) if at_true else np.empty(0, int)
             # at the midpoint every method runs as it always has: no per-triplet times at all
             chunk = chunk_of(frames[start:stop], recon[start:stop], mean[start:stop],
                              optical_flow.read_rows(flow_group, start, stop) if flow_group is not None else None,
@@ -221,15 +215,15 @@ def score_split(*, inputs: InterpInputs, outputs: InterpOutputs, model: str, spl
                                                               guard, names[start:stop])
             predicted_store[start:stop] = np.stack([predicted[m] for m in latent_methods], axis=1)
             lerp_first = len(rows) + methods.index("latent_lerp") * (stop - start)  # rows go method by method
-            score_rows(chunk, images, latent_errors, np.arange(start, stop), "t" if at_true_time else "midpoint")
+            score_rows(chunk, images, latent_errors, np.arange(start, stop), "t" if at_true else "midpoint")
             for offset, row in enumerate(rows[lerp_first:lerp_first + stop - start]):
                 keeper.offer(names[start + offset], row.get("psnr", np.nan),
                              lambda offset=offset: np.stack([images[m][offset] for m in methods]))
-            if len(off_middle):  # the same methods at the midpoint, for the paired comparison (summary, report)
-                # the same rows, already read, at the midpoint
+            if len(off_middle):  # the same methods at the midpoint, for the paired comparison (summary, report),
+                # on the chunk's rows already read
                 midpoint = chunk_of(chunk.frames[off_middle], chunk.recon[off_middle], chunk.latents[off_middle],
                                     None if chunk.flow_rows is None else
-                                    {name: rows[off_middle] for name, rows in chunk.flow_rows.items()}, None)
+                                    {name: values[off_middle] for name, values in chunk.flow_rows.items()}, None)
                 scored = _predict_chunk(midpoint, methods, model, batch_size, vae_record["dtype"], guard,
                                         [names[start + i] for i in off_middle])
                 score_rows(midpoint, scored[0], scored[1], start + off_middle, "midpoint")

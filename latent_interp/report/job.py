@@ -18,8 +18,8 @@ def report_job(*, report, figures, linked_figures, layout: dict, threads: int = 
     """Write ``report`` and its ``figures`` (which the page links as ``linked_figures``, the folder's final name)
     from rule report's ``INPUTS``. ``layout``: the run's config, VAE sources, models, latent spaces, splits,
     interpolation splits, embedding methods, twins, fine-tunes, the names of the geometry and equivariance outputs,
-    the videos with re-timed clips, whether LPIPS was skipped and the report's settings; the rule expands every list with models outer, then splits,
-    methods or names inner. ``threads``: the processes that draw the figures."""
+    the videos with re-timed clips, whether LPIPS was skipped and the report's settings; the rule expands every list
+    with models outer, then splits, methods or names inner. ``threads``: the processes that draw the figures."""
     missing, unknown = [name for name in INPUTS if name not in inputs], sorted(set(inputs) - set(INPUTS))
     if missing or unknown:
         raise TypeError(f"rule report: inputs missing {missing}, not known {unknown} (latent_interp.report.job)")

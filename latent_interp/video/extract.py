@@ -331,12 +331,13 @@ def frames_at(path: str | Path, indices) -> list[np.ndarray]:
     wanted, found = set(int(i) for i in indices), {}
     if not wanted:
         return []
+    last = max(wanted)
     container, stream = _open(Path(path))
     with container:
         for index, frame in enumerate(_decoded(container, stream)):
             if index in wanted:
                 found[index] = displayed(frame.to_ndarray(format="rgb24"), display_operations(frame))
-            if index >= max(wanted):
+            if index >= last:
                 break
     missing = sorted(wanted - set(found))
     if missing:
